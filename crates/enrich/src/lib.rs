@@ -1,0 +1,11 @@
+//! Enrichment stages over canonical data — pure functions, no I/O:
+//! identity dedupe ([`identity`]), categorization ([`categorize`]) and daily
+//! totals with reconciliation against source-reported totals ([`daily_totals`]).
+
+pub mod accounts;
+pub mod categorize;
+pub mod daily_totals;
+pub mod identity;
+
+pub use daily_totals::{DailyTotalsBuilder, Walk};
+pub use identity::IdentityIndex;

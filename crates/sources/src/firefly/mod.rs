@@ -1,0 +1,9 @@
+//! Firefly III transaction groups (`GET /api/v1/transactions`), seed 004 and
+//! the API facts in seeds/README.md.
+
+pub mod chain;
+mod normalize;
+mod wire;
+
+pub use chain::FireflyChain;
+pub use normalize::{normalize_page, FireflyCursor};

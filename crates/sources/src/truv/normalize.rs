@@ -1,0 +1,237 @@
+//! Truv page → canonical accounts, transactions and reported daily totals.
+//!
+//! Semantics (DESIGN §3, seeds 001/002): the sign comes from `type` whatever
+//! the sign of the string (`"100.00"` DEBIT and `"-4.75"` DEBIT are both
+//! debits); `POSTED` → posted, `PENDING`/`AUTHORIZATION` → pending; `MEMO`
+//! (as status or type) is kept but never counts as money.
+
+use std::borrow::Cow;
+
+use bankpipe_model::account::mask_account_number;
+use bankpipe_model::{
+    Account, CanonicalId, CategorySource, Kind, Mcc, ReportedDailyTotal, SourceFields, Status, Transaction,
+};
+use serde_json::value::RawValue;
+
+use super::wire;
+use crate::context::NormalizeContext;
+use crate::error::{malformed_page, PageError};
+use crate::json::{non_empty, scalar_text};
+use crate::page::NormalizedPage;
+use crate::reject::{currency_field, money_field, parse_record, Reject};
+use crate::time::{date_in, parse_date, parse_utc};
+
+/// The pagination fields of one Truv page (`count`, `next`, `previous`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TruvCursor {
+    /// Total number of transactions in the whole result.
+    pub count: Option<u64>,
+    /// URL of the next page; `None` on the last page.
+    pub next: Option<String>,
+    /// URL of the previous page; `None` on the first page.
+    pub previous: Option<String>,
+}
+
+/// Normalize one Truv response page.
+///
+/// `file` names the page (path or URL) in errors and quarantine records.
+///
+/// # Errors
+/// [`PageError::Malformed`] when the page itself is not a Truv response
+/// (not JSON, `transactions` missing, wrong type at top level). Malformed
+/// records do not fail the page: they are returned in `quarantine`.
+pub fn normalize_page(
+    ctx: &NormalizeContext,
+    file: &str,
+    bytes: &[u8],
+) -> Result<(NormalizedPage, TruvCursor), PageError> {
+    let page: wire::Page<'_> = match serde_json::from_slice(bytes) {
+        Ok(p) => p,
+        Err(_) => return Err(malformed_page::<wire::Page<'_>>(file, bytes)),
+    };
+    let mut out = NormalizedPage { records_read: page.transactions.len() as u64, ..NormalizedPage::default() };
+    for (i, raw) in page.accounts.iter().flatten().enumerate() {
+        match normalize_account(ctx, raw) {
+            Ok(a) => out.accounts.push(a),
+            Err(r) => out.quarantine.push(r.into_record(ctx, file, format!("/accounts/{i}"))),
+        }
+    }
+    out.transactions.reserve(page.transactions.len());
+    for (i, raw) in page.transactions.iter().enumerate() {
+        match normalize_transaction(ctx, raw) {
+            Ok(t) => out.transactions.push(t),
+            Err(r) => out.quarantine.push(r.into_record(ctx, file, format!("/transactions/{i}"))),
+        }
+    }
+    for (i, raw) in page.daily_totals.iter().flatten().enumerate() {
+        let pointer = format!("/daily_totals/{i}");
+        match normalize_daily_total(ctx, raw, file, &pointer) {
+            Ok(t) => out.reported_totals.push(t),
+            Err(r) => out.quarantine.push(r.into_record(ctx, file, pointer)),
+        }
+    }
+    let cursor = TruvCursor {
+        count: page.count,
+        next: page.next.map(Cow::into_owned),
+        previous: page.previous.map(Cow::into_owned),
+    };
+    Ok((out, cursor))
+}
+
+fn normalize_transaction(ctx: &NormalizeContext, raw: &RawValue) -> Result<Transaction, Reject> {
+    let w: wire::Txn<'_> = parse_record(raw)?;
+    let id = non_empty(w.id).ok_or_else(|| Reject::missing("id"))?;
+    let account_id = non_empty(w.account_id).ok_or_else(|| Reject::missing("account_id"))?;
+    let currency = currency_field(w.currency_code.as_deref(), "currency_code")?;
+    let amount = money_field(w.amount, "amount", currency)?.ok_or_else(|| Reject::missing("amount"))?;
+
+    let type_word = w.kind.as_deref().ok_or_else(|| Reject::missing("type"))?;
+    let status_word = w.status.as_deref().ok_or_else(|| Reject::missing("status"))?;
+    let (amount, type_memo) = match_ascii(type_word, &["DEBIT", "CREDIT", "MEMO"])
+        .map(|i| match i {
+            0 => (amount.abs().negated(), false),
+            1 => (amount.abs(), false),
+            _ => (amount, true),
+        })
+        .ok_or_else(|| Reject::new("type", type_word, "type must be CREDIT, DEBIT or MEMO"))?;
+    let (status, status_memo) = match_ascii(status_word, &["POSTED", "PENDING", "AUTHORIZATION", "MEMO"])
+        .map(|i| match i {
+            0 => (Status::Posted, false),
+            1 | 2 => (Status::Pending, false),
+            _ => (Status::Posted, true),
+        })
+        .ok_or_else(|| Reject::new("status", status_word, "status must be POSTED, PENDING, AUTHORIZATION or MEMO"))?;
+
+    let posted_at = optional_instant(w.posted_at.as_deref(), "posted_at")?;
+    let transacted_at = optional_instant(w.transacted_at.as_deref(), "transacted_at")?;
+    let booked = posted_at.or(transacted_at).ok_or_else(|| {
+        Reject::new("transacted_at", "null", "neither posted_at nor transacted_at is given: no booking date")
+    })?;
+    let updated_at = optional_instant(w.updated_at.as_deref(), "updated_at")?;
+    let mcc = mcc_field(w.merchant_category_code)?;
+    let check_number = match w.check_number {
+        None => None,
+        Some(raw) => scalar_text(raw)
+            .map_err(|v| Reject::new("check_number", v, "check_number must be a string or number"))?
+            .filter(|s| !s.trim().is_empty())
+            .map(Cow::into_owned),
+    };
+    let memo_only = type_memo || status_memo;
+    let kind = if memo_only {
+        Kind::Other
+    } else if check_number.is_some() {
+        Kind::Check
+    } else if matches!(mcc.map(|m| m.get()), Some(6010 | 6011)) {
+        Kind::Atm
+    } else if amount.is_negative() {
+        Kind::Purchase
+    } else {
+        Kind::Deposit
+    };
+    Ok(Transaction {
+        id: CanonicalId::for_transaction(&ctx.source, &account_id, &id),
+        source: ctx.source.clone(),
+        source_account_id: account_id,
+        source_transaction_id: id,
+        external_id: non_empty(w.external_id),
+        group_id: None,
+        status,
+        source_status: status_word.to_owned(),
+        source_type: type_word.to_owned(),
+        memo_only,
+        amount,
+        transacted_at,
+        posted_at,
+        booking_date: date_in(booked, ctx.timezone),
+        updated_at,
+        description: w.description.map(Cow::into_owned).unwrap_or_default(),
+        merchant_name: non_empty(w.merchant_name),
+        mcc,
+        source_categories: w.categories.unwrap_or_default().into_iter().map(Cow::into_owned).collect(),
+        memo: non_empty(w.memo),
+        check_number,
+        kind,
+        category: None,
+        category_source: CategorySource::Default,
+        duplicate_of: None,
+        superseded_by: None,
+        source_fields: SourceFields::default(),
+    })
+}
+
+fn normalize_account(ctx: &NormalizeContext, raw: &RawValue) -> Result<Account, Reject> {
+    let w: wire::Account<'_> = parse_record(raw)?;
+    let id = non_empty(w.id).ok_or_else(|| Reject::missing("id"))?;
+    let mut account = Account::bare(ctx.source.clone(), id);
+    account.account_type = non_empty(w.kind);
+    account.subtype = non_empty(w.subtype);
+    account.name = non_empty(w.nickname);
+    account.mask = non_empty(w.mask).map(|m| mask_account_number(&m));
+    account.updated_at = optional_instant(w.updated_at.as_deref(), "updated_at")?;
+    if let Some(b) = w.balances {
+        if let Some(code) = b.currency_code.as_deref().filter(|c| !c.is_empty()) {
+            let currency = currency_field(Some(code), "balances.currency_code")?;
+            account.currency = Some(currency);
+            account.balance = money_field(b.balance, "balances.balance", currency)?;
+            account.available_balance = money_field(b.available_balance, "balances.available_balance", currency)?;
+            account.credit_limit = money_field(b.credit_limit, "balances.credit_limit", currency)?;
+        } else if b.balance.is_some_and(|r| r.get() != "null") {
+            return Err(Reject::missing("balances.currency_code"));
+        }
+    }
+    Ok(account)
+}
+
+fn normalize_daily_total(
+    ctx: &NormalizeContext,
+    raw: &RawValue,
+    file: &str,
+    pointer: &str,
+) -> Result<ReportedDailyTotal, Reject> {
+    let w: wire::DailyTotal<'_> = parse_record(raw)?;
+    let date_text = w.date.as_deref().ok_or_else(|| Reject::missing("date"))?;
+    let date = parse_date(date_text).map_err(|e| Reject::new("date", date_text, e))?;
+    let net_raw = w.net_total.ok_or_else(|| Reject::missing("net_total"))?;
+    let net_text = scalar_text(net_raw)
+        .map_err(|v| Reject::new("net_total", v, "expected a decimal string"))?
+        .ok_or_else(|| Reject::missing("net_total"))?;
+    let net_total = bankpipe_model::parse_decimal(&net_text)
+        .map_err(|e| Reject::new("net_total", net_text.as_ref(), e.to_string()))?;
+    let transaction_count = w.transaction_count.ok_or_else(|| Reject::missing("transaction_count"))?;
+    let currency = match w.currency_code.as_deref().filter(|c| !c.is_empty()) {
+        Some(code) => Some(currency_field(Some(code), "currency_code")?),
+        None => None,
+    };
+    Ok(ReportedDailyTotal {
+        source: ctx.source.clone(),
+        account_id: non_empty(w.account_id),
+        currency,
+        date,
+        net_total,
+        transaction_count,
+        file: file.to_owned(),
+        pointer: pointer.to_owned(),
+    })
+}
+
+fn match_ascii(word: &str, options: &[&str]) -> Option<usize> {
+    options.iter().position(|o| o.eq_ignore_ascii_case(word))
+}
+
+fn optional_instant(text: Option<&str>, field: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, Reject> {
+    match text {
+        None => Ok(None),
+        Some("") => Ok(None),
+        Some(t) => parse_utc(t).map(Some).map_err(|e| Reject::new(field, t, e)),
+    }
+}
+
+fn mcc_field(raw: Option<&RawValue>) -> Result<Option<Mcc>, Reject> {
+    let Some(raw) = raw else { return Ok(None) };
+    let bad = |v: &str| Reject::new("merchant_category_code", v, "merchant_category_code must be an integer 0-9999");
+    match scalar_text(raw).map_err(|v| bad(&v))? {
+        None => Ok(None),
+        Some(t) if t.is_empty() => Ok(None),
+        Some(t) => t.parse::<u64>().ok().and_then(Mcc::new).map(Some).ok_or_else(|| bad(&t)),
+    }
+}

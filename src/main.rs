@@ -1,0 +1,24 @@
+//! `bankpipe` — the command line. Parsing and dispatch only; each command's
+//! work lives in `commands/` over the stage crates.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Replay(args) => commands::replay::run(&args),
+        cli::Command::Gen(args) => commands::gen::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bankpipe: error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

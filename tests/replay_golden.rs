@@ -1,0 +1,93 @@
+//! Golden replays of the bundled fixtures.
+//!
+//! Every expected file under `fixtures/golden/<case>/` was checked by hand
+//! against the fixture pages (see fixtures/README.md for the reasoning per
+//! case). On an intended change, regenerate with `BANKPIPE_BLESS=1 cargo test
+//! --test replay_golden` and review the diff line by line before committing.
+
+mod support;
+
+use std::path::Path;
+
+const FILES: &[&str] =
+    &["transactions.csv", "transactions.jsonl", "accounts.csv", "daily_totals.csv", "quarantine.jsonl", "summary.json"];
+
+fn normalized(name: &str, text: &str) -> String {
+    if name != "summary.json" {
+        return text.to_owned();
+    }
+    // Wall time differs per run; everything else in the summary is compared.
+    let mut v: serde_json::Value = serde_json::from_str(text).expect("summary is JSON");
+    v.as_object_mut().expect("object").remove("elapsed_seconds");
+    serde_json::to_string_pretty(&v).expect("json") + "\n"
+}
+
+fn first_difference(expected: &str, actual: &str) -> String {
+    for (i, (e, a)) in expected.lines().zip(actual.lines()).enumerate() {
+        if e != a {
+            return format!("line {}:\n  expected: {e}\n  actual:   {a}", i + 1);
+        }
+    }
+    format!("line counts differ: expected {}, actual {}", expected.lines().count(), actual.lines().count())
+}
+
+fn golden(case: &str, args: &[&str]) {
+    let (out, _) = support::replay_ok(args);
+    let golden = support::root().join("fixtures/golden").join(case);
+    let bless = std::env::var_os("BANKPIPE_BLESS").is_some();
+    let mut failures = Vec::new();
+    for name in FILES {
+        let actual = normalized(name, &std::fs::read_to_string(out.path().join(name)).expect("output file"));
+        let path = golden.join(name);
+        if bless {
+            std::fs::create_dir_all(&golden).unwrap();
+            std::fs::write(&path, &actual).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if expected != actual {
+            failures.push(format!("{}: {}", Path::new(case).join(name).display(), first_difference(&expected, &actual)));
+        }
+    }
+    assert!(failures.is_empty(), "golden mismatch:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn truv_seed_001_example() {
+    golden("truv-doc-001", &["--truv", "fixtures/truv/doc-001"]);
+}
+
+#[test]
+fn truv_seed_002_example() {
+    golden("truv-doc-002", &["--truv", "fixtures/truv/doc-002"]);
+}
+
+#[test]
+fn truv_multipage() {
+    golden("truv-multipage", &["--truv", "fixtures/truv/multipage"]);
+}
+
+#[test]
+fn truv_multipage_booked_in_new_york() {
+    golden("truv-multipage-new-york", &["--truv", "fixtures/truv/multipage", "--tz", "America/New_York"]);
+}
+
+#[test]
+fn truv_currencies() {
+    golden("truv-currencies", &["--truv", "fixtures/truv/currencies"]);
+}
+
+#[test]
+fn truv_malformed_records() {
+    golden("truv-malformed", &["--truv", "fixtures/truv/malformed"]);
+}
+
+#[test]
+fn firefly_groups() {
+    golden("firefly-groups", &["--firefly", "fixtures/firefly/groups"]);
+}
+
+#[test]
+fn truv_and_firefly_together() {
+    golden("combined", &["--truv", "fixtures/truv/multipage", "--firefly", "fixtures/firefly/groups"]);
+}
