@@ -46,7 +46,11 @@ fn golden(case: &str, args: &[&str]) {
         }
         let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         if expected != actual {
-            failures.push(format!("{}: {}", Path::new(case).join(name).display(), first_difference(&expected, &actual)));
+            failures.push(format!(
+                "{}: {}",
+                Path::new(case).join(name).display(),
+                first_difference(&expected, &actual)
+            ));
         }
     }
     assert!(failures.is_empty(), "golden mismatch:\n{}", failures.join("\n"));

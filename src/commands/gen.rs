@@ -1,9 +1,23 @@
 //! `bankpipe gen`: write a large, realistic recorded page set.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use bankpipe_sources::generator::{write_pages, FireflyGenerator, GenConfig, TruvGenerator};
 
-use crate::cli::GenArgs;
+use crate::cli::{GenArgs, GenKind};
 
-pub fn run(_args: &GenArgs) -> Result<()> {
-    anyhow::bail!("not yet")
+pub fn run(args: &GenArgs) -> Result<()> {
+    let cfg = GenConfig {
+        accounts: args.accounts,
+        transactions: args.transactions,
+        page_size: args.page_size,
+        seed: args.seed,
+        ..GenConfig::default()
+    };
+    let pages = match args.kind {
+        GenKind::Truv => write_pages(&args.out, TruvGenerator::new(cfg)),
+        GenKind::Firefly => write_pages(&args.out, FireflyGenerator::new(cfg)),
+    }
+    .with_context(|| format!("writing pages into {}", args.out.display()))?;
+    eprintln!("wrote {pages} pages ({} records) into {}", args.transactions, args.out.display());
+    Ok(())
 }

@@ -37,3 +37,16 @@ pub(crate) fn malformed_page<'a, T: serde::Deserialize<'a>>(file: &str, bytes: &
         }
     }
 }
+
+/// The page as UTF-8 text (validated once for the whole page, so that the
+/// JSON parser need not re-validate every string).
+///
+/// # Errors
+/// [`PageError::Malformed`] naming the byte offset of the invalid UTF-8.
+pub(crate) fn page_text<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, PageError> {
+    std::str::from_utf8(bytes).map_err(|e| PageError::Malformed {
+        file: file.to_owned(),
+        path: "/".into(),
+        problem: format!("not UTF-8 text (invalid byte at offset {})", e.valid_up_to()),
+    })
+}

@@ -19,10 +19,40 @@ pub fn parse_offset_datetime(text: &str) -> Result<DateTime<FixedOffset>, String
 
 /// [`parse_offset_datetime`] converted to UTC.
 ///
+/// The two UTC forms Truv sends (`…T11:30:00Z`, `… 11:30:00+00:00`) take a
+/// fast path; every other form goes through chrono's RFC 3339 parser.
+///
 /// # Errors
 /// As [`parse_offset_datetime`].
 pub fn parse_utc(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Some(t) = parse_plain_utc(text.as_bytes()) {
+        return Ok(t);
+    }
     parse_offset_datetime(text).map(|t| t.with_timezone(&Utc))
+}
+
+/// `YYYY-MM-DD[T ]HH:MM:SS(Z|+00:00)` without fractions, or `None`.
+fn parse_plain_utc(b: &[u8]) -> Option<DateTime<Utc>> {
+    let utc_suffix = match b.len() {
+        20 => b[19] == b'Z',
+        25 => &b[19..] == b"+00:00",
+        _ => false,
+    };
+    if !utc_suffix
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, d| d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0')))
+    };
+    let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let time = chrono::NaiveTime::from_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?;
+    Some(date.and_time(time).and_utc())
 }
 
 /// The calendar date of a UTC instant in `tz` (the configured booking zone).
@@ -52,6 +82,22 @@ mod tests {
         let b = parse_utc("2022-05-04 11:30:00+00:00").unwrap();
         assert_eq!(a, b);
         assert_eq!(parse_utc("2022-05-04T13:30:00.250+02:00").unwrap().timestamp_millis(), a.timestamp_millis() + 250);
+    }
+
+    #[test]
+    fn fast_path_agrees_with_chrono() {
+        for text in
+            ["2022-05-04T11:30:00Z", "2022-05-04 11:30:00+00:00", "1999-12-31T23:59:59Z", "2024-02-29 00:00:00+00:00"]
+        {
+            let slow = DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc);
+            assert_eq!(parse_plain_utc(text.as_bytes()), Some(slow), "{text}");
+        }
+        for text in
+            ["2023-02-29T00:00:00Z", "2022-05-04T24:00:00Z", "2022-05-04X11:30:00Z", "2022-05-04T11:30:00+01:00"]
+        {
+            assert_eq!(parse_plain_utc(text.as_bytes()), None, "{text}");
+        }
+        assert!(parse_utc("2023-02-29T00:00:00Z").is_err());
     }
 
     #[test]

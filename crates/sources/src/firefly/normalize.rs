@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 
 use super::wire;
 use crate::context::NormalizeContext;
-use crate::error::{malformed_page, PageError};
+use crate::error::{malformed_page, page_text, PageError};
 use crate::json::{non_empty, scalar_text};
 use crate::page::NormalizedPage;
 use crate::reject::{currency_field, parse_record, Reject};
@@ -56,7 +56,8 @@ pub fn normalize_page(
     file: &str,
     bytes: &[u8],
 ) -> Result<(NormalizedPage, FireflyCursor), PageError> {
-    let page: wire::Page<'_> = match serde_json::from_slice(bytes) {
+    let text = page_text(file, bytes)?;
+    let page: wire::Page<'_> = match serde_json::from_str(text) {
         Ok(p) => p,
         Err(_) => return Err(malformed_page::<wire::Page<'_>>(file, bytes)),
     };

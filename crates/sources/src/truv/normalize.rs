@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::wire;
 use crate::context::NormalizeContext;
-use crate::error::{malformed_page, PageError};
+use crate::error::{malformed_page, page_text, PageError};
 use crate::json::{non_empty, scalar_text};
 use crate::page::NormalizedPage;
 use crate::reject::{currency_field, money_field, parse_record, Reject};
@@ -45,41 +45,74 @@ pub fn normalize_page(
     file: &str,
     bytes: &[u8],
 ) -> Result<(NormalizedPage, TruvCursor), PageError> {
-    let page: wire::Page<'_> = match serde_json::from_slice(bytes) {
+    let text = page_text(file, bytes)?;
+    if let Ok(page) = serde_json::from_str::<wire::TypedPage<'_>>(text) {
+        return Ok(normalize_typed(ctx, file, page));
+    }
+    let page: wire::Page<'_> = match serde_json::from_str(text) {
         Ok(p) => p,
         Err(_) => return Err(malformed_page::<wire::Page<'_>>(file, bytes)),
     };
     let mut out = NormalizedPage { records_read: page.transactions.len() as u64, ..NormalizedPage::default() };
     for (i, raw) in page.accounts.iter().flatten().enumerate() {
-        match normalize_account(ctx, raw) {
-            Ok(a) => out.accounts.push(a),
-            Err(r) => out.quarantine.push(r.into_record(ctx, file, format!("/accounts/{i}"))),
-        }
+        let account = parse_record(raw).and_then(|w| normalize_account(ctx, w));
+        collect(&mut out.accounts, &mut out.quarantine, account, || (ctx, file, format!("/accounts/{i}")));
     }
     out.transactions.reserve(page.transactions.len());
     for (i, raw) in page.transactions.iter().enumerate() {
-        match normalize_transaction(ctx, raw) {
-            Ok(t) => out.transactions.push(t),
-            Err(r) => out.quarantine.push(r.into_record(ctx, file, format!("/transactions/{i}"))),
-        }
+        let tx = parse_record(raw).and_then(|w| normalize_transaction(ctx, w));
+        collect(&mut out.transactions, &mut out.quarantine, tx, || (ctx, file, format!("/transactions/{i}")));
     }
     for (i, raw) in page.daily_totals.iter().flatten().enumerate() {
         let pointer = format!("/daily_totals/{i}");
-        match normalize_daily_total(ctx, raw, file, &pointer) {
-            Ok(t) => out.reported_totals.push(t),
-            Err(r) => out.quarantine.push(r.into_record(ctx, file, pointer)),
-        }
+        let total = parse_record(raw).and_then(|w| normalize_daily_total(ctx, w, file, &pointer));
+        collect(&mut out.reported_totals, &mut out.quarantine, total, || (ctx, file, pointer.clone()));
     }
-    let cursor = TruvCursor {
-        count: page.count,
-        next: page.next.map(Cow::into_owned),
-        previous: page.previous.map(Cow::into_owned),
-    };
+    let cursor = cursor(page.count, page.next, page.previous);
     Ok((out, cursor))
 }
 
-fn normalize_transaction(ctx: &NormalizeContext, raw: &RawValue) -> Result<Transaction, Reject> {
-    let w: wire::Txn<'_> = parse_record(raw)?;
+/// The fast path: every record already parsed with the expected types.
+fn normalize_typed(ctx: &NormalizeContext, file: &str, page: wire::TypedPage<'_>) -> (NormalizedPage, TruvCursor) {
+    let mut out = NormalizedPage { records_read: page.transactions.len() as u64, ..NormalizedPage::default() };
+    for (i, w) in page.accounts.into_iter().flatten().enumerate() {
+        let account = normalize_account(ctx, w);
+        collect(&mut out.accounts, &mut out.quarantine, account, || (ctx, file, format!("/accounts/{i}")));
+    }
+    out.transactions.reserve(page.transactions.len());
+    for (i, w) in page.transactions.into_iter().enumerate() {
+        let tx = normalize_transaction(ctx, w);
+        collect(&mut out.transactions, &mut out.quarantine, tx, || (ctx, file, format!("/transactions/{i}")));
+    }
+    for (i, w) in page.daily_totals.into_iter().flatten().enumerate() {
+        let pointer = format!("/daily_totals/{i}");
+        let total = normalize_daily_total(ctx, w, file, &pointer);
+        collect(&mut out.reported_totals, &mut out.quarantine, total, || (ctx, file, pointer.clone()));
+    }
+    (out, cursor(page.count, page.next, page.previous))
+}
+
+/// Push a normalized record, or its quarantine record (location built lazily).
+fn collect<'c, T>(
+    ok: &mut Vec<T>,
+    quarantine: &mut Vec<bankpipe_model::QuarantineRecord>,
+    result: Result<T, Reject>,
+    at: impl FnOnce() -> (&'c NormalizeContext, &'c str, String),
+) {
+    match result {
+        Ok(v) => ok.push(v),
+        Err(r) => {
+            let (ctx, file, pointer) = at();
+            quarantine.push(r.into_record(ctx, file, pointer));
+        }
+    }
+}
+
+fn cursor(count: Option<u64>, next: Option<Cow<'_, str>>, previous: Option<Cow<'_, str>>) -> TruvCursor {
+    TruvCursor { count, next: next.map(Cow::into_owned), previous: previous.map(Cow::into_owned) }
+}
+
+fn normalize_transaction(ctx: &NormalizeContext, w: wire::Txn<'_>) -> Result<Transaction, Reject> {
     let id = non_empty(w.id).ok_or_else(|| Reject::missing("id"))?;
     let account_id = non_empty(w.account_id).ok_or_else(|| Reject::missing("account_id"))?;
     let currency = currency_field(w.currency_code.as_deref(), "currency_code")?;
@@ -159,8 +192,7 @@ fn normalize_transaction(ctx: &NormalizeContext, raw: &RawValue) -> Result<Trans
     })
 }
 
-fn normalize_account(ctx: &NormalizeContext, raw: &RawValue) -> Result<Account, Reject> {
-    let w: wire::Account<'_> = parse_record(raw)?;
+fn normalize_account(ctx: &NormalizeContext, w: wire::Account<'_>) -> Result<Account, Reject> {
     let id = non_empty(w.id).ok_or_else(|| Reject::missing("id"))?;
     let mut account = Account::bare(ctx.source.clone(), id);
     account.account_type = non_empty(w.kind);
@@ -184,11 +216,10 @@ fn normalize_account(ctx: &NormalizeContext, raw: &RawValue) -> Result<Account, 
 
 fn normalize_daily_total(
     ctx: &NormalizeContext,
-    raw: &RawValue,
+    w: wire::DailyTotal<'_>,
     file: &str,
     pointer: &str,
 ) -> Result<ReportedDailyTotal, Reject> {
-    let w: wire::DailyTotal<'_> = parse_record(raw)?;
     let date_text = w.date.as_deref().ok_or_else(|| Reject::missing("date"))?;
     let date = parse_date(date_text).map_err(|e| Reject::new("date", date_text, e))?;
     let net_raw = w.net_total.ok_or_else(|| Reject::missing("net_total"))?;

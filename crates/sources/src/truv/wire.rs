@@ -26,6 +26,25 @@ pub(super) struct Page<'a> {
     pub daily_totals: Option<Vec<&'a RawValue>>,
 }
 
+/// The same response with records parsed in one pass: the fast path, used
+/// when every record has the expected JSON types. When any record does not,
+/// the page is read again as [`Page`] so that only that record is quarantined.
+#[derive(Deserialize)]
+pub(super) struct TypedPage<'a> {
+    #[serde(default)]
+    pub count: Option<u64>,
+    #[serde(default, borrow)]
+    pub next: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub previous: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub accounts: Option<Vec<Account<'a>>>,
+    #[serde(borrow)]
+    pub transactions: Vec<Txn<'a>>,
+    #[serde(default, borrow)]
+    pub daily_totals: Option<Vec<DailyTotal<'a>>>,
+}
+
 /// A transaction record (seed 001 "Transactions object").
 #[derive(Deserialize)]
 pub(super) struct Txn<'a> {
