@@ -2,10 +2,11 @@
 //!
 //! Two streaming passes over the recorded pages keep memory flat whatever
 //! the history length: pass 1 indexes every identity's winning occurrence
-//! (newest `updated_at`, DESIGN §4 rule 1); pass 2 normalizes again and
-//! writes only the winners, accumulating daily totals on the way. Only the
-//! identity index (~40 B per transaction), the accounts and the daily totals
-//! are held in memory.
+//! (newest `updated_at`, DESIGN §4 rule 1) and keeps the ordinals of the
+//! losing re-reads; pass 2 normalizes again and writes every occurrence that
+//! did not lose, accumulating daily totals on the way. Held in memory: the
+//! identity index during pass 1 (~40 B per transaction), then only the
+//! losers (8 B per re-read), the accounts and the daily totals.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -111,8 +112,10 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary> {
     }
 
     // Pass 2: write the winners, accumulate totals, accounts and quarantine.
+    let losers = index.into_losers();
+    let duplicates = losers.len();
     let mut files = CanonicalFiles::create(&args.out)?;
-    let mut summary = Summary { duplicates: index.duplicates(), ..Summary::default() };
+    let mut summary = Summary { duplicates, ..Summary::default() };
     let mut totals = DailyTotalsBuilder::new();
     let mut accounts: BTreeMap<(Arc<str>, String), Account> = BTreeMap::new();
     let mut walks = Vec::new();
@@ -135,6 +138,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary> {
                 }
             }
             walk.reported.extend(page.reported_totals);
+            let mut winners = Vec::with_capacity(page.transactions.len());
             for mut tx in page.transactions {
                 let this = ordinal;
                 ordinal += 1;
@@ -147,7 +151,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary> {
                         walk.accounts.entry(tx.source_account_id.clone()).or_default().insert(currency);
                     }
                 }
-                if !index.is_winner(tx.id, this) {
+                if losers.contains(this) {
                     continue;
                 }
                 categorize::categorize(&mut tx);
@@ -156,8 +160,9 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary> {
                 summary.counted += u64::from(tx.counts());
                 summary.pending += u64::from(tx.status == Status::Pending);
                 summary.memo += u64::from(tx.memo_only);
-                files.write_transaction(&tx)?;
+                winners.push(tx);
             }
+            files.write_batch(winners)?;
             Ok::<(), anyhow::Error>(())
         })
         .with_context(|| format!("replaying {}", input.dir.display()))?;

@@ -142,46 +142,69 @@ impl DailyTotalsBuilder {
             }
         }
 
-        let mut rows: BTreeMap<RowKey, (Acc, Option<SourceDailyTotal>)> = BTreeMap::new();
-        for (source, accounts) in &self.by_account {
+        // Response-wide ("*") rows sum their scope's accounts; compute them
+        // before the per-account map is drained.
+        let mut totals: Vec<DailyTotal> = Vec::new();
+        let mut per_account: HashMap<RowKey, SourceDailyTotal> = HashMap::new();
+        for ((source, label, date, currency), (reported, scope, _)) in targets {
+            if label != ALL_ACCOUNTS {
+                per_account.insert((source, label, date, currency), reported);
+                continue;
+            }
+            let mut acc = Acc::default();
+            let accounts = self.by_account.get(&source);
+            for account in &scope {
+                if let Some(a) = accounts.and_then(|m| m.get(account)).and_then(|d| d.get(&(date, currency))) {
+                    acc.add(a);
+                }
+            }
+            totals.push(row(source, label, date, currency, &acc, Some(reported)));
+        }
+        for (source, accounts) in self.by_account {
             for (account, days) in accounts {
                 for ((date, currency), acc) in days {
-                    rows.insert((source.clone(), account.clone(), *date, *currency), (*acc, None));
+                    let key = (source.clone(), account.clone(), date, currency);
+                    let reported = per_account.remove(&key);
+                    totals.push(row(key.0, key.1, date, currency, &acc, reported));
                 }
             }
         }
-        for ((source, label, date, currency), (reported, scope, _)) in targets {
-            let mut acc = Acc::default();
-            if label == ALL_ACCOUNTS {
-                for account in &scope {
-                    if let Some(a) =
-                        self.by_account.get(&source).and_then(|m| m.get(account)).and_then(|d| d.get(&(date, currency)))
-                    {
-                        acc.add(a);
-                    }
-                }
-            }
-            let row = rows.entry((source, label, date, currency)).or_insert((acc, None));
-            row.1 = Some(reported);
+        // Reported days with no counted transaction: computed zero.
+        for ((source, account, date, currency), reported) in per_account {
+            totals.push(row(source, account, date, currency, &Acc::default(), Some(reported)));
         }
-        let totals = rows
-            .into_iter()
-            .map(|((source, account, date, currency), (acc, reported))| {
-                let money = |d: Decimal| Money::new(d, currency).expect("sums of exact amounts stay exact");
-                DailyTotal {
-                    source,
-                    source_account_id: account,
-                    date,
-                    currency,
-                    net_total: money(acc.net),
-                    transaction_count: acc.count,
-                    inflow: money(acc.inflow),
-                    outflow: money(acc.outflow),
-                    source_total: reported,
-                }
-            })
-            .collect();
+        totals.sort_unstable_by(|a, b| {
+            (&a.source, &a.source_account_id, a.date, a.currency).cmp(&(
+                &b.source,
+                &b.source_account_id,
+                b.date,
+                b.currency,
+            ))
+        });
         (totals, quarantine)
+    }
+}
+
+fn row(
+    source: Arc<str>,
+    account: String,
+    date: NaiveDate,
+    currency: Currency,
+    acc: &Acc,
+    reported: Option<SourceDailyTotal>,
+) -> DailyTotal {
+    // Sums of amounts exact at the minor units are exact at the minor units.
+    let money = |d: Decimal| Money::new(d, currency).expect("sums of exact amounts stay exact");
+    DailyTotal {
+        source,
+        source_account_id: account,
+        date,
+        currency,
+        net_total: money(acc.net),
+        transaction_count: acc.count,
+        inflow: money(acc.inflow),
+        outflow: money(acc.outflow),
+        source_total: reported,
     }
 }
 

@@ -2,42 +2,50 @@
 //! the occurrence with the newest `updated_at` wins.
 //!
 //! Built for streaming: a first pass [`IdentityIndex::observe`]s every
-//! occurrence (id, `updated_at`, ordinal) in about 40 bytes per identity; a
-//! second pass keeps only the occurrence for which
-//! [`IdentityIndex::is_winner`] is true. No whole-history rows are held.
-
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+//! occurrence as `(id, updated_at, ordinal)` — 32 bytes, appended to one
+//! vector, no hashing — then [`IdentityIndex::into_losers`] sorts it once
+//! (O(n log n)) and keeps only the ordinals of the losing occurrences
+//! ([`Losers`], 8 bytes per re-read). A second pass skips exactly those. No
+//! whole-history rows are held.
 
 use bankpipe_model::CanonicalId;
 use chrono::{DateTime, Utc};
 
-/// Canonical ids are already uniform hashes: hash by their low 64 bits.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(b);
-        }
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64;
-    }
+/// One occurrence: canonical id, `updated_at` in µs since the epoch (or
+/// `i64::MIN` when the source gave none), ordinal in the input.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Occurrence {
+    id: u128,
+    stamp: i64,
+    ordinal: u64,
 }
 
-/// Winner per identity: `(updated_at as µs since epoch, or i64::MIN when the
-/// source gave none; ordinal of the occurrence)`.
+/// Collects occurrences during the first pass.
 #[derive(Default)]
 pub struct IdentityIndex {
-    winners: HashMap<u128, (i64, u64), BuildHasherDefault<IdHasher>>,
-    observations: u64,
+    seen: Vec<Occurrence>,
+}
+
+/// The ordinals of occurrences that lost to a newer sighting of the same
+/// identity, sorted. Produced by [`IdentityIndex::into_losers`].
+#[derive(Debug, Default)]
+pub struct Losers(Vec<u64>);
+
+impl Losers {
+    /// `true` when the occurrence at `ordinal` is a superseded re-read.
+    pub fn contains(&self, ordinal: u64) -> bool {
+        self.0.binary_search(&ordinal).is_ok()
+    }
+
+    /// Number of superseded occurrences (the duplicates dropped).
+    pub fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    /// `true` when nothing was superseded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl IdentityIndex {
@@ -46,36 +54,23 @@ impl IdentityIndex {
         IdentityIndex::default()
     }
 
-    /// Record an occurrence. `ordinal` must increase with every call (the
-    /// position of the occurrence in the input). The newest `updated_at`
-    /// wins; on a tie (or when neither has one) the later occurrence wins,
-    /// since a later page was fetched later.
+    /// Record an occurrence. `ordinal` must be unique per occurrence (its
+    /// position in the input).
     pub fn observe(&mut self, id: CanonicalId, updated_at: Option<DateTime<Utc>>, ordinal: u64) {
-        self.observations += 1;
         let stamp = updated_at.map_or(i64::MIN, |t| t.timestamp_micros());
-        self.winners
-            .entry(id.as_u128())
-            .and_modify(|w| {
-                if stamp >= w.0 {
-                    *w = (stamp, ordinal);
-                }
-            })
-            .or_insert((stamp, ordinal));
+        self.seen.push(Occurrence { id: id.as_u128(), stamp, ordinal });
     }
 
-    /// `true` when the occurrence at `ordinal` is the one kept for `id`.
-    pub fn is_winner(&self, id: CanonicalId, ordinal: u64) -> bool {
-        self.winners.get(&id.as_u128()).is_some_and(|w| w.1 == ordinal)
-    }
-
-    /// Distinct identities seen.
-    pub fn unique(&self) -> u64 {
-        self.winners.len() as u64
-    }
-
-    /// Occurrences dropped as re-reads of an identity already kept.
-    pub fn duplicates(&self) -> u64 {
-        self.observations - self.unique()
+    /// Decide every identity: the newest `updated_at` wins; on a tie (or
+    /// when neither has one) the later occurrence wins, since a later page
+    /// was fetched later. Returns the losers; the index memory is released.
+    pub fn into_losers(mut self) -> Losers {
+        // Sorted by (id, stamp, ordinal): the winner is the last of each id run.
+        self.seen.sort_unstable();
+        let mut losers: Vec<u64> = self.seen.windows(2).filter(|w| w[0].id == w[1].id).map(|w| w[0].ordinal).collect();
+        drop(self.seen);
+        losers.sort_unstable();
+        Losers(losers)
     }
 }
 
@@ -87,15 +82,22 @@ mod tests {
         Some(s.parse().unwrap())
     }
 
+    fn kept(ix: IdentityIndex, n: u64) -> Vec<u64> {
+        let losers = ix.into_losers();
+        (0..n).filter(|o| !losers.contains(*o)).collect()
+    }
+
     #[test]
     fn newest_updated_at_wins_regardless_of_order() {
         let a = CanonicalId::for_transaction("truv", "acc", "1");
         let mut ix = IdentityIndex::new();
         ix.observe(a, t("2024-01-02T00:00:00Z"), 0);
         ix.observe(a, t("2024-01-01T00:00:00Z"), 1);
-        assert!(ix.is_winner(a, 0));
-        assert!(!ix.is_winner(a, 1));
-        assert_eq!(ix.duplicates(), 1);
+        assert_eq!(kept(ix, 2), [0]);
+        let mut ix = IdentityIndex::new();
+        ix.observe(a, t("2024-01-01T00:00:00Z"), 0);
+        ix.observe(a, t("2024-01-02T00:00:00Z"), 1);
+        assert_eq!(kept(ix, 2), [1]);
     }
 
     #[test]
@@ -104,10 +106,13 @@ mod tests {
         let mut ix = IdentityIndex::new();
         ix.observe(a, None, 0);
         ix.observe(a, None, 1);
-        assert!(ix.is_winner(a, 1));
+        assert_eq!(kept(ix, 2), [1]);
+        let mut ix = IdentityIndex::new();
+        ix.observe(a, None, 0);
+        ix.observe(a, t("2024-01-01T00:00:00Z"), 1);
         ix.observe(a, t("2024-01-01T00:00:00Z"), 2);
         ix.observe(a, None, 3);
-        assert!(ix.is_winner(a, 2), "a stamped occurrence beats an unstamped one");
+        assert_eq!(kept(ix, 4), [2], "a stamped occurrence beats unstamped ones; the later of equals wins");
     }
 
     #[test]
@@ -118,7 +123,24 @@ mod tests {
         let mut ix = IdentityIndex::new();
         ix.observe(a, t("2024-01-01T00:00:00Z"), 0);
         ix.observe(b, t("2024-01-01T00:00:00Z"), 1);
-        assert!(ix.is_winner(a, 0) && ix.is_winner(b, 1));
-        assert_eq!((ix.unique(), ix.duplicates()), (2, 0));
+        let losers = ix.into_losers();
+        assert!(losers.is_empty());
+    }
+
+    #[test]
+    fn many_identities_each_keep_exactly_one() {
+        let mut ix = IdentityIndex::new();
+        let mut ordinal = 0;
+        for round in 0..3 {
+            for i in 0..1000u32 {
+                let id = CanonicalId::for_transaction("truv", "acc", &i.to_string());
+                let stamp = chrono::DateTime::from_timestamp(1_700_000_000 + i64::from(round), 0);
+                ix.observe(id, stamp, ordinal);
+                ordinal += 1;
+            }
+        }
+        let losers = ix.into_losers();
+        assert_eq!(losers.len(), 2000);
+        assert!((2000..3000).all(|o| !losers.contains(o)), "the newest round wins");
     }
 }

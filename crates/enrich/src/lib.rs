@@ -8,4 +8,4 @@ pub mod daily_totals;
 pub mod identity;
 
 pub use daily_totals::{DailyTotalsBuilder, Walk};
-pub use identity::IdentityIndex;
+pub use identity::{IdentityIndex, Losers};

@@ -19,6 +19,9 @@ mod transactions;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use bankpipe_model::{Account, DailyTotal, QuarantineRecord, Transaction};
 
@@ -38,18 +41,111 @@ pub struct FileSinkError {
 }
 
 /// Streaming writer of the canonical dataset into one directory.
+///
+/// `transactions.csv` and `transactions.jsonl` are each serialized on a
+/// writer thread of their own, fed whole batches (pages) of rows through a
+/// bounded channel (at most [`BATCHES_IN_FLIGHT`] batches queued per file),
+/// so the caller's thread only does pipeline work. Rows are written in batch
+/// order, and in order within a batch.
 pub struct CanonicalFiles {
     dir: PathBuf,
-    tx_csv: csv::Writer<BufWriter<File>>,
-    tx_jsonl: BufWriter<File>,
+    rows: Vec<RowWriter>,
     quarantine: BufWriter<File>,
-    row: Vec<String>,
 }
+
+/// Batches that may wait for each writer thread before `write_batch` blocks.
+pub const BATCHES_IN_FLIGHT: usize = 4;
 
 const BUF: usize = 1 << 20;
 
+type Batch = Arc<Vec<Transaction>>;
+
+/// One row-per-transaction output format.
+trait RowFormat: Send + 'static {
+    fn write_row(&mut self, tx: &Transaction) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+struct CsvRows {
+    w: csv::Writer<BufWriter<File>>,
+    scratch: String,
+}
+
+impl RowFormat for CsvRows {
+    fn write_row(&mut self, tx: &Transaction) -> io::Result<()> {
+        transactions::write_csv(tx, &mut self.w, &mut self.scratch).map_err(io::Error::other)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+struct JsonRows(BufWriter<File>);
+
+impl RowFormat for JsonRows {
+    fn write_row(&mut self, tx: &Transaction) -> io::Result<()> {
+        transactions::write_json(tx, &mut self.0)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// A file written by its own thread.
+struct RowWriter {
+    path: PathBuf,
+    send: Option<SyncSender<Batch>>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl RowWriter {
+    fn spawn(path: PathBuf, mut format: impl RowFormat) -> Result<RowWriter, FileSinkError> {
+        let (send, receive) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+        let thread = std::thread::Builder::new()
+            .name(format!("write {}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()))
+            .spawn(move || {
+                for batch in receive {
+                    for tx in batch.iter() {
+                        format.write_row(tx)?;
+                    }
+                }
+                format.flush()
+            })
+            .map_err(|source| FileSinkError { path: path.clone(), source })?;
+        Ok(RowWriter { path, send: Some(send), thread: Some(thread) })
+    }
+
+    fn send(&mut self, batch: Batch) -> Result<(), FileSinkError> {
+        if self.send.as_ref().is_some_and(|s| s.send(batch).is_ok()) {
+            return Ok(());
+        }
+        // The thread stopped early: it failed. Surface its error.
+        match self.finish() {
+            Err(e) => Err(e),
+            Ok(()) => Err(FileSinkError { path: self.path.clone(), source: io::Error::other("writer stopped") }),
+        }
+    }
+
+    /// Close the channel, wait for the thread, return its outcome.
+    fn finish(&mut self) -> Result<(), FileSinkError> {
+        drop(self.send.take());
+        let error = |source| FileSinkError { path: self.path.clone(), source };
+        match self.thread.take().map(JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(error(e)),
+            Some(Err(_)) => Err(error(io::Error::other("writer thread panicked"))),
+        }
+    }
+}
+
+impl Drop for RowWriter {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
 impl CanonicalFiles {
-    /// Create `dir` (and parents) and open the streaming outputs.
+    /// Create `dir` (and parents), open the outputs and start the writer threads.
     ///
     /// # Errors
     /// [`FileSinkError`] naming the directory or file that could not be created.
@@ -61,25 +157,29 @@ impl CanonicalFiles {
                 .map(|f| BufWriter::with_capacity(BUF, f))
                 .map_err(|source| FileSinkError { path, source })
         };
-        let mut tx_csv = csv::Writer::from_writer(open("transactions.csv")?);
-        tx_csv.write_record(TRANSACTION_COLUMNS).map_err(|e| csv_error(dir, "transactions.csv", e))?;
-        Ok(CanonicalFiles {
-            dir: dir.to_owned(),
-            tx_csv,
-            tx_jsonl: open("transactions.jsonl")?,
-            quarantine: open("quarantine.jsonl")?,
-            row: Vec::with_capacity(TRANSACTION_COLUMNS.len()),
-        })
+        let mut csv = csv::Writer::from_writer(open("transactions.csv")?);
+        csv.write_record(TRANSACTION_COLUMNS).map_err(|e| csv_error(dir, "transactions.csv", e))?;
+        let rows = vec![
+            RowWriter::spawn(dir.join("transactions.csv"), CsvRows { w: csv, scratch: String::with_capacity(64) })?,
+            RowWriter::spawn(dir.join("transactions.jsonl"), JsonRows(open("transactions.jsonl")?))?,
+        ];
+        Ok(CanonicalFiles { dir: dir.to_owned(), rows, quarantine: open("quarantine.jsonl")? })
     }
 
-    /// Append one transaction to `transactions.csv` and `transactions.jsonl`.
+    /// Queue a batch of transactions for `transactions.csv` and
+    /// `transactions.jsonl`; blocks while the writers are
+    /// [`BATCHES_IN_FLIGHT`] batches behind.
     ///
     /// # Errors
-    /// [`FileSinkError`] on a write failure.
-    pub fn write_transaction(&mut self, tx: &Transaction) -> Result<(), FileSinkError> {
-        transactions::fill_row(tx, &mut self.row);
-        self.tx_csv.write_record(&self.row).map_err(|e| csv_error(&self.dir, "transactions.csv", e))?;
-        transactions::write_json(tx, &mut self.tx_jsonl).map_err(|e| self.io("transactions.jsonl", e))?;
+    /// [`FileSinkError`] when a writer thread failed (the first failure).
+    pub fn write_batch(&mut self, batch: Vec<Transaction>) -> Result<(), FileSinkError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let batch = Arc::new(batch);
+        for w in &mut self.rows {
+            w.send(Arc::clone(&batch))?;
+        }
         Ok(())
     }
 
@@ -91,15 +191,17 @@ impl CanonicalFiles {
         quarantine::write_json(record, &mut self.quarantine).map_err(|e| self.io("quarantine.jsonl", e))
     }
 
-    /// Write `accounts.csv` and `daily_totals.csv`, flush everything.
+    /// Write `accounts.csv` and `daily_totals.csv`, drain the writer threads
+    /// and flush everything.
     ///
     /// # Errors
     /// [`FileSinkError`] on a write failure.
     pub fn finish(mut self, accounts: &[Account], totals: &[DailyTotal]) -> Result<(), FileSinkError> {
         accounts::write_csv(&self.dir.join("accounts.csv"), accounts)?;
         daily_totals::write_csv(&self.dir.join("daily_totals.csv"), totals)?;
-        self.tx_csv.flush().map_err(|e| self.io("transactions.csv", e))?;
-        self.tx_jsonl.flush().map_err(|e| self.io("transactions.jsonl", e))?;
+        for w in &mut self.rows {
+            w.finish()?;
+        }
         self.quarantine.flush().map_err(|e| self.io("quarantine.jsonl", e))?;
         Ok(())
     }

@@ -1,12 +1,13 @@
 //! `transactions.csv` / `transactions.jsonl`.
 
+use std::fmt::{Display, Write as _};
 use std::io::{self, Write};
 
-use bankpipe_model::Transaction;
-use chrono::{DateTime, SecondsFormat, Utc};
+use bankpipe_model::{CanonicalId, Mcc, Money, Transaction};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Timelike, Utc};
 use serde::Serialize;
 
-use super::{opt, write_line};
+use super::write_line;
 
 /// Columns of `transactions.csv`, in order. `amount` is signed decimal text at
 /// the currency's minor units; `counts` is `1` when the row counts in daily
@@ -47,73 +48,152 @@ pub const TRANSACTION_COLUMNS: &[&str] = &[
     "budget_name",
 ];
 
-fn instant(t: Option<DateTime<Utc>>) -> String {
-    t.map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true)).unwrap_or_default()
+/// Writes `Display` values through a reused buffer, so a row costs no allocation.
+struct Fields<'w, W: Write> {
+    w: &'w mut csv::Writer<W>,
+    scratch: String,
 }
 
-pub(super) fn fill_row(tx: &Transaction, row: &mut Vec<String>) {
-    row.clear();
+impl<W: Write> Fields<'_, W> {
+    fn text(&mut self, s: &str) -> csv::Result<()> {
+        self.w.write_field(s)
+    }
+    fn show(&mut self, v: impl Display) -> csv::Result<()> {
+        self.scratch.clear();
+        let _ = write!(self.scratch, "{v}");
+        self.w.write_field(&self.scratch)
+    }
+    fn opt_text(&mut self, s: Option<&str>) -> csv::Result<()> {
+        self.w.write_field(s.unwrap_or(""))
+    }
+    fn opt_show(&mut self, v: Option<impl Display>) -> csv::Result<()> {
+        match v {
+            Some(v) => self.show(v),
+            None => self.w.write_field(""),
+        }
+    }
+    fn joined(&mut self, list: &[String]) -> csv::Result<()> {
+        self.scratch.clear();
+        for (i, item) in list.iter().enumerate() {
+            if i > 0 {
+                self.scratch.push_str(" | ");
+            }
+            self.scratch.push_str(item);
+        }
+        self.w.write_field(&self.scratch)
+    }
+}
+
+/// RFC 3339 UTC, whole seconds unless the source had fractions.
+struct Instant(DateTime<Utc>);
+
+impl Display for Instant {
+    /// `YYYY-MM-DDTHH:MM:SS[.fff|.ffffff|.fffffffff]Z`, as chrono's
+    /// `to_rfc3339_opts(AutoSi, true)` prints it, without allocating.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (d, t) = (self.0.date_naive(), self.0.time());
+        let nanos = t.nanosecond();
+        if nanos >= 1_000_000_000 || !(0..=9999).contains(&d.year()) {
+            return f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+        }
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            d.year(),
+            d.month(),
+            d.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )?;
+        match nanos {
+            0 => {}
+            n if n % 1_000_000 == 0 => write!(f, ".{:03}", n / 1_000_000)?,
+            n if n % 1_000 == 0 => write!(f, ".{:06}", n / 1_000)?,
+            n => write!(f, ".{n:09}")?,
+        }
+        f.write_str("Z")
+    }
+}
+
+impl Serialize for Instant {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Serialize any `Display` value as a JSON string without allocating.
+struct Shown<T>(T);
+
+impl<T: Display> Serialize for Shown<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+pub(super) fn write_csv<W: Write>(tx: &Transaction, w: &mut csv::Writer<W>, scratch: &mut String) -> csv::Result<()> {
     let f = &tx.source_fields;
-    row.extend([
-        tx.id.to_string(),
-        tx.source.to_string(),
-        tx.source_account_id.clone(),
-        tx.source_transaction_id.clone(),
-        tx.status.as_str().to_owned(),
-        tx.booking_date.to_string(),
-        tx.amount.to_string(),
-        tx.amount.currency().code().to_owned(),
-        tx.description.clone(),
-        opt(tx.merchant_name.as_deref()),
-        opt(tx.mcc),
-        opt(tx.category.as_deref()),
-        tx.category_source.as_str().to_owned(),
-        tx.kind.as_str().to_owned(),
-        if tx.counts() { "1" } else { "0" }.to_owned(),
-        opt(tx.duplicate_of),
-        opt(tx.superseded_by),
-        instant(tx.transacted_at),
-        instant(tx.posted_at),
-        instant(tx.updated_at),
-        tx.source_status.clone(),
-        tx.source_type.clone(),
-        opt(tx.external_id.as_deref()),
-        opt(tx.group_id.as_deref()),
-        tx.source_categories.join(" | "),
-        opt(tx.memo.as_deref()),
-        opt(tx.check_number.as_deref()),
-        opt(f.foreign_amount.as_deref()),
-        opt(f.foreign_currency.as_deref()),
-        f.tags.join(" | "),
-        opt(f.notes.as_deref()),
-        opt(f.budget_name.as_deref()),
-    ]);
+    let mut out = Fields { w, scratch: std::mem::take(scratch) };
+    out.show(tx.id)?;
+    out.text(&tx.source)?;
+    out.text(&tx.source_account_id)?;
+    out.text(&tx.source_transaction_id)?;
+    out.text(tx.status.as_str())?;
+    out.show(tx.booking_date)?;
+    out.show(tx.amount)?;
+    out.text(tx.amount.currency().code())?;
+    out.text(&tx.description)?;
+    out.opt_text(tx.merchant_name.as_deref())?;
+    out.opt_show(tx.mcc)?;
+    out.opt_text(tx.category.as_deref())?;
+    out.text(tx.category_source.as_str())?;
+    out.text(tx.kind.as_str())?;
+    out.text(if tx.counts() { "1" } else { "0" })?;
+    out.opt_show(tx.duplicate_of)?;
+    out.opt_show(tx.superseded_by)?;
+    out.opt_show(tx.transacted_at.map(Instant))?;
+    out.opt_show(tx.posted_at.map(Instant))?;
+    out.opt_show(tx.updated_at.map(Instant))?;
+    out.text(&tx.source_status)?;
+    out.text(&tx.source_type)?;
+    out.opt_text(tx.external_id.as_deref())?;
+    out.opt_text(tx.group_id.as_deref())?;
+    out.joined(&tx.source_categories)?;
+    out.opt_text(tx.memo.as_deref())?;
+    out.opt_text(tx.check_number.as_deref())?;
+    out.opt_text(f.foreign_amount.as_deref())?;
+    out.opt_text(f.foreign_currency.as_deref())?;
+    out.joined(&f.tags)?;
+    out.opt_text(f.notes.as_deref())?;
+    out.opt_text(f.budget_name.as_deref())?;
+    *scratch = out.scratch;
+    w.write_record(None::<&[u8]>)
 }
 
 /// The JSONL shape: the CSV columns with typed values (`counts` boolean,
 /// `mcc` 4-digit string, lists as arrays, absent values as `null`).
 #[derive(Serialize)]
 struct Row<'a> {
-    id: String,
+    id: Shown<CanonicalId>,
     source: &'a str,
     source_account_id: &'a str,
     source_transaction_id: &'a str,
     status: &'static str,
-    booking_date: String,
-    amount: String,
+    booking_date: Shown<NaiveDate>,
+    amount: Shown<Money>,
     currency: &'a str,
     description: &'a str,
     merchant_name: Option<&'a str>,
-    mcc: Option<String>,
+    mcc: Option<Shown<Mcc>>,
     category: Option<&'a str>,
     category_source: &'static str,
     kind: &'static str,
     counts: bool,
-    duplicate_of: Option<String>,
-    superseded_by: Option<String>,
-    transacted_at: Option<String>,
-    posted_at: Option<String>,
-    updated_at: Option<String>,
+    duplicate_of: Option<Shown<CanonicalId>>,
+    superseded_by: Option<Shown<CanonicalId>>,
+    transacted_at: Option<Instant>,
+    posted_at: Option<Instant>,
+    updated_at: Option<Instant>,
     source_status: &'a str,
     source_type: &'a str,
     external_id: Option<&'a str>,
@@ -130,29 +210,28 @@ struct Row<'a> {
 
 pub(super) fn write_json<W: Write>(tx: &Transaction, out: &mut W) -> io::Result<()> {
     let f = &tx.source_fields;
-    let some_instant = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true));
     let currency = tx.amount.currency();
     let row = Row {
-        id: tx.id.to_string(),
+        id: Shown(tx.id),
         source: &tx.source,
         source_account_id: &tx.source_account_id,
         source_transaction_id: &tx.source_transaction_id,
         status: tx.status.as_str(),
-        booking_date: tx.booking_date.to_string(),
-        amount: tx.amount.to_string(),
+        booking_date: Shown(tx.booking_date),
+        amount: Shown(tx.amount),
         currency: currency.code(),
         description: &tx.description,
         merchant_name: tx.merchant_name.as_deref(),
-        mcc: tx.mcc.map(|m| m.to_string()),
+        mcc: tx.mcc.map(Shown),
         category: tx.category.as_deref(),
         category_source: tx.category_source.as_str(),
         kind: tx.kind.as_str(),
         counts: tx.counts(),
-        duplicate_of: tx.duplicate_of.map(|i| i.to_string()),
-        superseded_by: tx.superseded_by.map(|i| i.to_string()),
-        transacted_at: some_instant(tx.transacted_at),
-        posted_at: some_instant(tx.posted_at),
-        updated_at: some_instant(tx.updated_at),
+        duplicate_of: tx.duplicate_of.map(Shown),
+        superseded_by: tx.superseded_by.map(Shown),
+        transacted_at: tx.transacted_at.map(Instant),
+        posted_at: tx.posted_at.map(Instant),
+        updated_at: tx.updated_at.map(Instant),
         source_status: &tx.source_status,
         source_type: &tx.source_type,
         external_id: tx.external_id.as_deref(),
@@ -167,4 +246,23 @@ pub(super) fn write_json<W: Write>(tx: &Transaction, out: &mut W) -> io::Result<
         budget_name: f.budget_name.as_deref(),
     };
     write_line(out, &row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instant_matches_chrono_auto_si() {
+        for text in [
+            "2024-03-01T15:00:00Z",
+            "2024-03-01T15:00:00.250Z",
+            "2024-03-01T15:00:00.000123Z",
+            "2024-03-01T15:00:00.000000007Z",
+            "0999-01-02T03:04:05Z",
+        ] {
+            let t: DateTime<Utc> = text.parse().unwrap();
+            assert_eq!(Instant(t).to_string(), t.to_rfc3339_opts(SecondsFormat::AutoSi, true), "{text}");
+        }
+    }
 }
