@@ -183,6 +183,27 @@ const ISO_4217: &[(&str, u8)] = &[
     ("ZWL", 2), // ZWL: withdrawn 2024, historical
 ];
 
+const NOT_A_CURRENCY: u8 = u8::MAX;
+
+/// Index of an upper-case three-letter code in [`MINOR_UNITS_BY_CODE`].
+const fn slot(a: u8, b: u8, c: u8) -> usize {
+    ((a - b'A') as usize * 26 + (b - b'A') as usize) * 26 + (c - b'A') as usize
+}
+
+/// Minor units of every possible code `AAA`..`ZZZ` (17,576 bytes), built
+/// from [`ISO_4217`] at compile time: lookups are one index, no search.
+static MINOR_UNITS_BY_CODE: [u8; 26 * 26 * 26] = {
+    let mut table = [NOT_A_CURRENCY; 26 * 26 * 26];
+    let mut i = 0;
+    while i < ISO_4217.len() {
+        let (code, units) = ISO_4217[i];
+        let b = code.as_bytes();
+        table[slot(b[0], b[1], b[2])] = units;
+        i += 1;
+    }
+    table
+};
+
 /// An ISO 4217 currency: its three-letter alphabetic code and the number of
 /// minor-unit digits (USD 2 → cents, JPY 0, KWD 3 → fils).
 ///
@@ -212,14 +233,15 @@ impl Currency {
     /// # Errors
     /// [`UnknownCurrency`] when the code is not in the table.
     pub fn from_code(code: &str) -> Result<Currency, UnknownCurrency> {
-        ISO_4217
-            .binary_search_by(|(c, _)| (*c).cmp(code))
-            .map(|i| {
-                let (c, minor_units) = ISO_4217[i];
-                let b = c.as_bytes();
-                Currency { code: [b[0], b[1], b[2]], minor_units }
-            })
-            .map_err(|_| UnknownCurrency { code: code.chars().take(16).collect() })
+        let unknown = || UnknownCurrency { code: code.chars().take(16).collect() };
+        let b = code.as_bytes();
+        if b.len() != 3 || !b.iter().all(u8::is_ascii_uppercase) {
+            return Err(unknown());
+        }
+        match MINOR_UNITS_BY_CODE[slot(b[0], b[1], b[2])] {
+            NOT_A_CURRENCY => Err(unknown()),
+            minor_units => Ok(Currency { code: [b[0], b[1], b[2]], minor_units }),
+        }
     }
 
     /// The three-letter alphabetic code, e.g. `"USD"`.
@@ -306,8 +328,17 @@ mod tests {
     }
 
     #[test]
+    fn every_table_entry_round_trips() {
+        let all: Vec<Currency> = Currency::all().collect();
+        assert_eq!(all.len(), ISO_4217.len());
+        for (c, (code, units)) in all.iter().zip(ISO_4217) {
+            assert_eq!((c.code(), c.minor_units()), (*code, u32::from(*units)));
+        }
+    }
+
+    #[test]
     fn unknown_and_non_money_codes_are_refused() {
-        for code in ["usd", "XAU", "XXX", "XTS", "US", "USDX", "", "BTC"] {
+        for code in ["usd", "XAU", "XXX", "XTS", "US", "USDX", "", "BTC", "ÜSD", "U$D", "AAA", "ZZZ"] {
             assert!(Currency::from_code(code).is_err(), "{code} must be refused");
         }
     }

@@ -156,10 +156,13 @@ pub struct Transaction {
     pub group_id: Option<String>,
     /// Posted or pending.
     pub status: Status,
-    /// The source's status word as received (`POSTED`, `AUTHORIZATION`, `MEMO`, `withdrawal`, …).
-    pub source_status: String,
-    /// The source's type word as received (`DEBIT`, `CREDIT`, `MEMO`, `transfer`, …).
-    pub source_type: String,
+    /// The source's status word in its documented spelling (Truv `POSTED`,
+    /// `PENDING`, `AUTHORIZATION`, `MEMO`; empty for Firefly, which has none).
+    pub source_status: &'static str,
+    /// The source's type word in its documented spelling (Truv `DEBIT`,
+    /// `CREDIT`, `MEMO`; Firefly `withdrawal`, `deposit`, `transfer`,
+    /// `reconciliation`).
+    pub source_type: &'static str,
     /// `true` for Truv `MEMO` lines (status or type): stored, but never money.
     pub memo_only: bool,
     /// Signed amount in the transaction currency.
@@ -195,8 +198,9 @@ pub struct Transaction {
     pub duplicate_of: Option<CanonicalId>,
     /// Set when a posted row supersedes this pending row.
     pub superseded_by: Option<CanonicalId>,
-    /// Non-canonical source fields kept for users.
-    pub source_fields: SourceFields,
+    /// Non-canonical source fields kept for users (Firefly III only; boxed
+    /// so that rows without them stay small).
+    pub source_fields: Option<Box<SourceFields>>,
 }
 
 impl Transaction {

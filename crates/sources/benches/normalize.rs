@@ -8,6 +8,10 @@ use bankpipe_sources::generator::{FireflyGenerator, GenConfig, TruvGenerator};
 use bankpipe_sources::{firefly, truv, NormalizeContext};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
+/// The allocator the `bankpipe` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const RECORDS: u64 = 50_000;
 
 fn config() -> GenConfig {

@@ -3,11 +3,14 @@
 use std::fmt::{Display, Write as _};
 use std::io::{self, Write};
 
-use bankpipe_model::{CanonicalId, Mcc, Money, Transaction};
+use bankpipe_model::{CanonicalId, Mcc, Money, SourceFields, Transaction};
 use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Timelike, Utc};
 use serde::Serialize;
 
 use super::write_line;
+
+static NO_SOURCE_FIELDS: SourceFields =
+    SourceFields { foreign_amount: None, foreign_currency: None, tags: Vec::new(), notes: None, budget_name: None };
 
 /// Columns of `transactions.csv`, in order. `amount` is signed decimal text at
 /// the currency's minor units; `counts` is `1` when the row counts in daily
@@ -132,7 +135,7 @@ impl<T: Display> Serialize for Shown<T> {
 }
 
 pub(super) fn write_csv<W: Write>(tx: &Transaction, w: &mut csv::Writer<W>, scratch: &mut String) -> csv::Result<()> {
-    let f = &tx.source_fields;
+    let f = tx.source_fields.as_deref().unwrap_or(&NO_SOURCE_FIELDS);
     let mut out = Fields { w, scratch: std::mem::take(scratch) };
     out.show(tx.id)?;
     out.text(&tx.source)?;
@@ -154,8 +157,8 @@ pub(super) fn write_csv<W: Write>(tx: &Transaction, w: &mut csv::Writer<W>, scra
     out.opt_show(tx.transacted_at.map(Instant))?;
     out.opt_show(tx.posted_at.map(Instant))?;
     out.opt_show(tx.updated_at.map(Instant))?;
-    out.text(&tx.source_status)?;
-    out.text(&tx.source_type)?;
+    out.text(tx.source_status)?;
+    out.text(tx.source_type)?;
     out.opt_text(tx.external_id.as_deref())?;
     out.opt_text(tx.group_id.as_deref())?;
     out.joined(&tx.source_categories)?;
@@ -194,8 +197,8 @@ struct Row<'a> {
     transacted_at: Option<Instant>,
     posted_at: Option<Instant>,
     updated_at: Option<Instant>,
-    source_status: &'a str,
-    source_type: &'a str,
+    source_status: &'static str,
+    source_type: &'static str,
     external_id: Option<&'a str>,
     group_id: Option<&'a str>,
     source_categories: &'a [String],
@@ -209,7 +212,7 @@ struct Row<'a> {
 }
 
 pub(super) fn write_json<W: Write>(tx: &Transaction, out: &mut W) -> io::Result<()> {
-    let f = &tx.source_fields;
+    let f = tx.source_fields.as_deref().unwrap_or(&NO_SOURCE_FIELDS);
     let currency = tx.amount.currency();
     let row = Row {
         id: Shown(tx.id),
@@ -232,8 +235,8 @@ pub(super) fn write_json<W: Write>(tx: &Transaction, out: &mut W) -> io::Result<
         transacted_at: tx.transacted_at.map(Instant),
         posted_at: tx.posted_at.map(Instant),
         updated_at: tx.updated_at.map(Instant),
-        source_status: &tx.source_status,
-        source_type: &tx.source_type,
+        source_status: tx.source_status,
+        source_type: tx.source_type,
         external_id: tx.external_id.as_deref(),
         group_id: tx.group_id.as_deref(),
         source_categories: &tx.source_categories,

@@ -231,6 +231,12 @@ fn normalize_split(ctx: &NormalizeContext, group: &GroupCtx<'_>, raw: &RawValue)
         return Ok(legs);
     }
 
+    let canonical_type = match normalized.as_str() {
+        "withdrawal" => "withdrawal",
+        "deposit" => "deposit",
+        "transfer" => "transfer",
+        _ => "reconciliation",
+    };
     // (account side, sign, kind, merchant) per leg.
     let mut plan: Vec<(&Side, bool, Kind, Option<String>)> = Vec::with_capacity(2);
     match normalized.as_str() {
@@ -294,8 +300,8 @@ fn normalize_split(ctx: &NormalizeContext, group: &GroupCtx<'_>, raw: &RawValue)
             external_id: external_id.clone(),
             group_id: Some(group.id.to_owned()),
             status: Status::Posted,
-            source_status: String::new(),
-            source_type: type_word.clone(),
+            source_status: "",
+            source_type: canonical_type,
             memo_only: false,
             amount: if debit { amount.negated() } else { amount },
             transacted_at: Some(instant),
@@ -313,7 +319,7 @@ fn normalize_split(ctx: &NormalizeContext, group: &GroupCtx<'_>, raw: &RawValue)
             category_source: CategorySource::Default,
             duplicate_of: None,
             superseded_by: None,
-            source_fields: fields.clone(),
+            source_fields: Some(Box::new(fields.clone())),
         });
     }
     Ok(legs)

@@ -8,9 +8,7 @@
 use std::borrow::Cow;
 
 use bankpipe_model::account::mask_account_number;
-use bankpipe_model::{
-    Account, CanonicalId, CategorySource, Kind, Mcc, ReportedDailyTotal, SourceFields, Status, Transaction,
-};
+use bankpipe_model::{Account, CanonicalId, CategorySource, Kind, Mcc, ReportedDailyTotal, Status, Transaction};
 use serde_json::value::RawValue;
 
 use super::wire;
@@ -120,14 +118,18 @@ fn normalize_transaction(ctx: &NormalizeContext, w: wire::Txn<'_>) -> Result<Tra
 
     let type_word = w.kind.as_deref().ok_or_else(|| Reject::missing("type"))?;
     let status_word = w.status.as_deref().ok_or_else(|| Reject::missing("status"))?;
-    let (amount, type_memo) = match_ascii(type_word, &["DEBIT", "CREDIT", "MEMO"])
+    const TYPES: [&str; 3] = ["DEBIT", "CREDIT", "MEMO"];
+    const STATUSES: [&str; 4] = ["POSTED", "PENDING", "AUTHORIZATION", "MEMO"];
+    let type_index = match_ascii(type_word, &TYPES);
+    let status_index = match_ascii(status_word, &STATUSES);
+    let (amount, type_memo) = type_index
         .map(|i| match i {
             0 => (amount.abs().negated(), false),
             1 => (amount.abs(), false),
             _ => (amount, true),
         })
         .ok_or_else(|| Reject::new("type", type_word, "type must be CREDIT, DEBIT or MEMO"))?;
-    let (status, status_memo) = match_ascii(status_word, &["POSTED", "PENDING", "AUTHORIZATION", "MEMO"])
+    let (status, status_memo) = status_index
         .map(|i| match i {
             0 => (Status::Posted, false),
             1 | 2 => (Status::Pending, false),
@@ -169,8 +171,8 @@ fn normalize_transaction(ctx: &NormalizeContext, w: wire::Txn<'_>) -> Result<Tra
         external_id: non_empty(w.external_id),
         group_id: None,
         status,
-        source_status: status_word.to_owned(),
-        source_type: type_word.to_owned(),
+        source_status: status_index.map_or("", |i| STATUSES[i]),
+        source_type: type_index.map_or("", |i| TYPES[i]),
         memo_only,
         amount,
         transacted_at,
@@ -188,7 +190,7 @@ fn normalize_transaction(ctx: &NormalizeContext, w: wire::Txn<'_>) -> Result<Tra
         category_source: CategorySource::Default,
         duplicate_of: None,
         superseded_by: None,
-        source_fields: SourceFields::default(),
+        source_fields: None,
     })
 }
 
