@@ -95,3 +95,8 @@ fn firefly_groups() {
 fn truv_and_firefly_together() {
     golden("combined", &["--truv", "fixtures/truv/multipage", "--firefly", "fixtures/firefly/groups"]);
 }
+
+#[test]
+fn firefly_malformed_records() {
+    golden("firefly-malformed", &["--firefly", "fixtures/firefly/malformed"]);
+}
