@@ -27,11 +27,12 @@ const REPLAY_EXAMPLES: &str = "\
 Examples:
   bankpipe replay --truv fixtures/truv/multipage --firefly fixtures/firefly/groups --out out/
   bankpipe replay --truv rec/truv-2024-01 --truv rec/truv-2024-02 --out out/ --tz America/New_York
+  bankpipe replay --truv fixtures/truv/multipage --config config/bankpipe.example.toml --explain --out out/
 
 Writes transactions.csv, transactions.jsonl, accounts.csv, daily_totals.csv,
-quarantine.jsonl and summary.json into --out. Exit 0 on success (quarantined
-records are reported, not fatal), 1 when a page or directory is unusable,
-2 on usage errors.";
+quarantine.jsonl and summary.json (and explain.jsonl with --explain) into
+--out. Exit 0 on success (quarantined records are reported, not fatal), 1 when
+a page or directory is unusable, 2 on usage or configuration errors.";
 
 const GEN_EXAMPLES: &str = "\
 Examples:
@@ -50,9 +51,18 @@ pub struct ReplayArgs {
     /// Output directory (created if missing; files in it are overwritten).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// IANA time zone for Truv booking dates (Firefly dates keep their own offset).
-    #[arg(long, value_name = "ZONE", default_value = "UTC", value_parser = parse_tz)]
-    pub tz: chrono_tz::Tz,
+    /// IANA time zone for Truv booking dates (Firefly dates keep their own
+    /// offset). Default: the config's `sync.timezone`, else UTC.
+    #[arg(long, value_name = "ZONE", value_parser = parse_tz)]
+    pub tz: Option<chrono_tz::Tz>,
+    /// Configuration file for categorization rules and maps (`[[rules]]`,
+    /// `[categories]`) and `sync.timezone`. Optional for replay.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Also write explain.jsonl: per transaction, the rule, MCC row or
+    /// source label that decided its category.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// Source kind for `bankpipe gen`.

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod setup;
 
 use std::process::ExitCode;
 
@@ -23,7 +24,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("bankpipe: error: {err:#}");
-            ExitCode::from(1)
+            // DESIGN §8: 2 for usage and configuration errors, 1 for failures.
+            let config_problem = err.chain().any(|e| e.is::<setup::ConfigProblem>());
+            ExitCode::from(if config_problem { 2 } else { 1 })
         }
     }
 }

@@ -137,3 +137,54 @@ fn usage_errors_exit_2() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("IANA"));
     assert_eq!(bankpipe(&["frobnicate"]).status.code(), Some(2));
 }
+
+#[test]
+fn a_bad_rule_stops_with_exit_2_naming_the_rule_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[[rules]]\nname = \"coffee\"\nmatch_merchant = \"(unclosed\"\ncategory = \"Food & Dining/Coffee Shops\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = bankpipe(&[
+        "replay",
+        "--truv",
+        "fixtures/truv/doc-002",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad.toml") && stderr.contains("coffee") && stderr.contains("match_merchant"), "{stderr}");
+    assert!(!out.join("transactions.csv").exists(), "nothing is written on a config error");
+
+    std::fs::write(&config, "[[rules]]\nmcc = 5814\ncategory = \"Food & Dining/Pizza\"\n").unwrap();
+    let o = bankpipe(&[
+        "replay",
+        "--truv",
+        "fixtures/truv/doc-002",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("rules[0]") && stderr.contains("Food & Dining/Pizza"), "{stderr}");
+}
+
+#[test]
+fn explain_names_the_deciding_step_for_every_row() {
+    let (out, _) = replay_ok(&["--truv", "fixtures/truv/doc-002", "--explain"]);
+    let text = std::fs::read_to_string(out.path().join("explain.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["category"], "Food & Dining/Coffee Shops");
+    assert_eq!(rows[0]["category_source"], "mcc+source");
+    let why = rows[0]["explanation"].as_str().unwrap();
+    assert!(why.contains("MCC 5814") && why.contains("refines"), "{why}");
+}

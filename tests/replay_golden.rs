@@ -33,10 +33,11 @@ fn first_difference(expected: &str, actual: &str) -> String {
 
 fn golden(case: &str, args: &[&str]) {
     let (out, _) = support::replay_ok(args);
+    let explain = args.contains(&"--explain");
     let golden = support::root().join("fixtures/golden").join(case);
     let bless = std::env::var_os("BANKPIPE_BLESS").is_some();
     let mut failures = Vec::new();
-    for name in FILES {
+    for name in FILES.iter().chain(explain.then_some(&"explain.jsonl")) {
         let actual = normalized(name, &std::fs::read_to_string(out.path().join(name)).expect("output file"));
         let path = golden.join(name);
         if bless {
@@ -99,4 +100,20 @@ fn truv_and_firefly_together() {
 #[test]
 fn firefly_malformed_records() {
     golden("firefly-malformed", &["--firefly", "fixtures/firefly/malformed"]);
+}
+
+#[test]
+fn categorized_with_rules_maps_and_explain() {
+    golden(
+        "categorized",
+        &[
+            "--truv",
+            "fixtures/truv/multipage",
+            "--firefly",
+            "fixtures/firefly/groups",
+            "--config",
+            "fixtures/config/categorize.toml",
+            "--explain",
+        ],
+    );
 }

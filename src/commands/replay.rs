@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use bankpipe_enrich::accounts::merge_account;
-use bankpipe_enrich::{categorize, DailyTotalsBuilder, IdentityIndex, Walk};
+use bankpipe_enrich::{DailyTotalsBuilder, IdentityIndex, Walk};
 use bankpipe_model::{Account, ReconcileStatus, Status};
 use bankpipe_sinks::file::CanonicalFiles;
 use bankpipe_sources::recorded::walk_dir;
@@ -23,6 +23,43 @@ use bankpipe_sources::{NormalizeContext, PageError, SourceKind};
 use serde::Serialize;
 
 use crate::cli::ReplayArgs;
+use crate::setup;
+
+/// `explain.jsonl`: one `{id, source, source_transaction_id, category,
+/// category_source, kind, explanation}` object per transaction.
+struct ExplainFile {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl ExplainFile {
+    fn create(path: &std::path::Path) -> Result<ExplainFile> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(ExplainFile { path: path.to_owned(), out: std::io::BufWriter::new(file) })
+    }
+
+    fn write(&mut self, tx: &bankpipe_model::Transaction, explanation: &str) -> Result<()> {
+        use std::io::Write;
+        let line = serde_json::json!({
+            "id": tx.id.to_string(),
+            "source": &*tx.source,
+            "source_transaction_id": tx.source_transaction_id,
+            "category": tx.category.as_deref(),
+            "category_source": tx.category_source.as_str(),
+            "kind": tx.kind.as_str(),
+            "explanation": explanation,
+        });
+        writeln!(self.out, "{line}").with_context(|| format!("writing {}", self.path.display()))
+    }
+
+    fn finish(mut self) -> Result<()> {
+        use std::io::Write;
+        self.out.flush().with_context(|| format!("writing {}", self.path.display()))
+    }
+}
 
 /// `summary.json`: counts of one replay.
 #[derive(Debug, Default, Serialize)]
@@ -88,11 +125,22 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
 /// Run the replay and write every output file; returns the summary.
 pub fn replay(args: &ReplayArgs) -> Result<Summary> {
     let started = Instant::now();
+    let config = setup::load_config(args.config.as_deref())?;
+    let categorizer = setup::categorizer(&config, args.config.as_deref())?;
+    let timezone = match args.tz {
+        Some(tz) => tz,
+        // Validated when the config was loaded.
+        None => config.sync.timezone.parse().map_err(|_| setup::ConfigProblem("sync.timezone".into()))?,
+    };
+    let mut explain = match args.explain {
+        true => Some(ExplainFile::create(&args.out.join("explain.jsonl"))?),
+        false => None,
+    };
     let mut inputs = Vec::new();
     for (kind, dirs) in [(SourceKind::Truv, &args.truv), (SourceKind::Firefly, &args.firefly)] {
         for dir in dirs {
             let mut ctx = NormalizeContext::new(kind.as_str());
-            ctx.timezone = args.tz;
+            ctx.timezone = timezone;
             inputs.push(Input { kind, dir: dir.clone(), ctx });
         }
     }
@@ -154,7 +202,10 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary> {
                 if losers.contains(this) {
                     continue;
                 }
-                categorize::categorize(&mut tx);
+                let decision = categorizer.categorize(&mut tx);
+                if let Some(file) = explain.as_mut() {
+                    file.write(&tx, &categorizer.explain(&tx, &decision))?;
+                }
                 totals.add(&tx);
                 summary.transactions += 1;
                 summary.counted += u64::from(tx.counts());
@@ -194,6 +245,9 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary> {
     }
     let accounts: Vec<Account> = accounts.into_values().collect();
     files.finish(&accounts, &daily)?;
+    if let Some(file) = explain {
+        file.finish()?;
+    }
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     let path = args.out.join("summary.json");
     let json = serde_json::to_string_pretty(&summary)?;

@@ -7,5 +7,6 @@ pub mod categorize;
 pub mod daily_totals;
 pub mod identity;
 
+pub use categorize::{Categorizer, Decision};
 pub use daily_totals::{DailyTotalsBuilder, Walk};
 pub use identity::{IdentityIndex, Losers};

@@ -190,8 +190,9 @@ pub struct Transaction {
     pub check_number: Option<String>,
     /// Movement kind.
     pub kind: Kind,
-    /// Canonical category path (`Food & Dining/Coffee Shops`), set by enrichment.
-    pub category: Option<String>,
+    /// Canonical category path (`Food & Dining/Coffee Shops`), set by
+    /// enrichment; shared with the taxonomy, so cloning it is cheap.
+    pub category: Option<Arc<str>>,
     /// Which step decided `category`.
     pub category_source: CategorySource,
     /// Set when this row duplicates another source's row (kept elsewhere).

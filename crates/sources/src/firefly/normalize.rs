@@ -237,11 +237,11 @@ fn normalize_split(ctx: &NormalizeContext, group: &GroupCtx<'_>, raw: &RawValue)
         "transfer" => "transfer",
         _ => "reconciliation",
     };
-    // (account side, sign, kind, merchant) per leg.
-    let mut plan: Vec<(&Side, bool, Kind, Option<String>)> = Vec::with_capacity(2);
+    // (account side, debit?, merchant) per leg.
+    let mut plan: Vec<(&Side, bool, Option<String>)> = Vec::with_capacity(2);
     match normalized.as_str() {
-        "withdrawal" if source.own => plan.push((&source, true, Kind::Purchase, destination.name.clone())),
-        "deposit" if destination.own => plan.push((&destination, false, Kind::Deposit, source.name.clone())),
+        "withdrawal" if source.own => plan.push((&source, true, destination.name.clone())),
+        "deposit" if destination.own => plan.push((&destination, false, source.name.clone())),
         "transfer" if source.own && destination.own => {
             if source.id == destination.id {
                 return Err(Reject::new(
@@ -250,11 +250,11 @@ fn normalize_split(ctx: &NormalizeContext, group: &GroupCtx<'_>, raw: &RawValue)
                     "transfer from an account to itself",
                 ));
             }
-            plan.push((&source, true, Kind::Transfer, None));
-            plan.push((&destination, false, Kind::Transfer, None));
+            plan.push((&source, true, None));
+            plan.push((&destination, false, None));
         }
-        "reconciliation" if source.own => plan.push((&source, true, Kind::Adjustment, None)),
-        "reconciliation" if destination.own => plan.push((&destination, false, Kind::Adjustment, None)),
+        "reconciliation" if source.own => plan.push((&source, true, None)),
+        "reconciliation" if destination.own => plan.push((&destination, false, None)),
         "withdrawal" | "deposit" | "transfer" | "reconciliation" => {
             let (field, s) =
                 if normalized == "deposit" { ("destination_type", &destination) } else { ("source_type", &source) };
@@ -288,7 +288,7 @@ fn normalize_split(ctx: &NormalizeContext, group: &GroupCtx<'_>, raw: &RawValue)
     };
     let description = w.description.map(Cow::into_owned).unwrap_or_default();
     let external_id = non_empty(w.external_id);
-    for (acct, debit, kind, merchant) in plan {
+    for (acct, debit, merchant) in plan {
         let account_id =
             acct.id.clone().ok_or_else(|| Reject::missing(if debit { "source_id" } else { "destination_id" }))?;
         legs.accounts.push(account_of(acct));
@@ -314,7 +314,7 @@ fn normalize_split(ctx: &NormalizeContext, group: &GroupCtx<'_>, raw: &RawValue)
             source_categories: category.iter().cloned().collect(),
             memo: None,
             check_number: None,
-            kind,
+            kind: Kind::Other, // derived by enrichment from source_type
             category: None,
             category_source: CategorySource::Default,
             duplicate_of: None,

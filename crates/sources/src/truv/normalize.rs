@@ -152,17 +152,6 @@ fn normalize_transaction(ctx: &NormalizeContext, w: wire::Txn<'_>) -> Result<Tra
             .map(Cow::into_owned),
     };
     let memo_only = type_memo || status_memo;
-    let kind = if memo_only {
-        Kind::Other
-    } else if check_number.is_some() {
-        Kind::Check
-    } else if matches!(mcc.map(|m| m.get()), Some(6010 | 6011)) {
-        Kind::Atm
-    } else if amount.is_negative() {
-        Kind::Purchase
-    } else {
-        Kind::Deposit
-    };
     Ok(Transaction {
         id: CanonicalId::for_transaction(&ctx.source, &account_id, &id),
         source: ctx.source.clone(),
@@ -185,7 +174,7 @@ fn normalize_transaction(ctx: &NormalizeContext, w: wire::Txn<'_>) -> Result<Tra
         source_categories: w.categories.unwrap_or_default().into_iter().map(Cow::into_owned).collect(),
         memo: non_empty(w.memo),
         check_number,
-        kind,
+        kind: Kind::Other, // derived by enrichment (bankpipe-enrich categorize::kind)
         category: None,
         category_source: CategorySource::Default,
         duplicate_of: None,

@@ -1,0 +1,213 @@
+//! The configuration schema. Field names are the TOML keys.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[store]`.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// `[sync]`.
+    #[serde(default)]
+    pub sync: SyncConfig,
+    /// `[[sources]]`.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// `[[sinks]]`.
+    #[serde(default)]
+    pub sinks: Vec<SinkConfig>,
+    /// `[[rules]]`: categorization rules, first match wins.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// `[categories]`: category data and per-sink maps.
+    #[serde(default)]
+    pub categories: CategoriesConfig,
+}
+
+/// `[store]`: where state lives.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://bankpipe.db` (default) or `postgres://user@host/db`.
+    #[serde(default = "default_database_url")]
+    pub database_url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { database_url: default_database_url() }
+    }
+}
+
+fn default_database_url() -> String {
+    "sqlite://bankpipe.db".into()
+}
+
+/// `[sync]`: incremental sync settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Days re-fetched before the watermark (late pending→posted, edits). Default 14.
+    #[serde(default = "default_overlap_days")]
+    pub overlap_days: u32,
+    /// IANA zone of booking dates for sources that send UTC instants (Truv). Default `UTC`.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig { overlap_days: default_overlap_days(), timezone: default_timezone() }
+    }
+}
+
+fn default_overlap_days() -> u32 {
+    14
+}
+
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
+/// Source kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKindConfig {
+    /// Truv transactions API.
+    Truv,
+    /// Firefly III API.
+    Firefly,
+}
+
+/// `[[sources]]`: one source. Credentials are environment-variable names.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Unique name, written on every row as `source`.
+    pub name: String,
+    /// `truv` or `firefly`.
+    pub kind: SourceKindConfig,
+    /// API origin, e.g. `https://prod.truv.com`.
+    pub base_url: String,
+    /// Truv link id.
+    #[serde(default)]
+    pub link_id: Option<String>,
+    /// Truv: variable holding the client id.
+    #[serde(default)]
+    pub client_id_env: Option<String>,
+    /// Truv: variable holding the secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// Firefly: variable holding the personal access token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
+/// Sink kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKindConfig {
+    /// Trupocket REST API.
+    Trupocket,
+    /// mibudge REST API.
+    Mibudge,
+    /// Canonical JSONL/CSV files.
+    File,
+}
+
+/// `[[sinks]]`: one sink.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Unique name.
+    pub name: String,
+    /// `trupocket`, `mibudge` or `file`.
+    pub kind: SinkKindConfig,
+    /// API origin (or, for `file`, the output directory).
+    pub base_url: String,
+    /// Trupocket: variable holding the PAT.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// mibudge: variable holding the login (email).
+    #[serde(default)]
+    pub login_env: Option<String>,
+    /// mibudge: variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Trupocket household id.
+    #[serde(default)]
+    pub household_id: Option<String>,
+    /// Longest wait for a rate-limit window, in seconds, before stopping with exit 75.
+    #[serde(default)]
+    pub max_wait_secs: Option<u64>,
+    /// Source account id → sink account id.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, String>,
+}
+
+/// `[[rules]]`: a categorization rule. All given conditions must hold
+/// (AND); at least one is required. First matching rule wins.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Name used in errors and `explain` (default `rules[N]`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Regex on the merchant name (case-insensitive).
+    #[serde(default)]
+    pub match_merchant: Option<String>,
+    /// Regex on the description (case-insensitive).
+    #[serde(default)]
+    pub match_description: Option<String>,
+    /// Exact MCC.
+    #[serde(default)]
+    pub mcc: Option<u16>,
+    /// Inclusive MCC range `[from, to]`.
+    #[serde(default)]
+    pub mcc_range: Option<[u16; 2]>,
+    /// Smallest signed amount (decimal string, e.g. `"-100.00"`), inclusive.
+    #[serde(default)]
+    pub amount_min: Option<String>,
+    /// Largest signed amount (decimal string), inclusive.
+    #[serde(default)]
+    pub amount_max: Option<String>,
+    /// `debit` (negative amounts) or `credit` (positive).
+    #[serde(default)]
+    pub sign: Option<String>,
+    /// Source account id.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Source name.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Canonical category path (`Food & Dining/Coffee Shops`) or parent (`Transfer`).
+    pub category: String,
+    /// Optional kind override (`purchase`, `atm`, `fee`, …).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Optional payee (merchant name) rename.
+    #[serde(default)]
+    pub payee: Option<String>,
+}
+
+/// `[categories]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoriesConfig {
+    /// Replace the built-in MCC table (`config/mcc_categories.csv` format).
+    #[serde(default)]
+    pub mcc_table: Option<String>,
+    /// Source label → canonical category (e.g. Firefly `"Salary" = "Income/Paycheck"`).
+    #[serde(default)]
+    pub source_labels: BTreeMap<String, String>,
+    /// Canonical category → Trupocket category name (default: the subcategory name).
+    #[serde(default)]
+    pub trupocket: BTreeMap<String, String>,
+    /// Canonical category → mibudge budget name (no default: unmapped stays unallocated).
+    #[serde(default)]
+    pub mibudge: BTreeMap<String, String>,
+}

@@ -1,0 +1,33 @@
+use std::path::Path;
+
+use super::*;
+
+#[test]
+fn the_design_example_loads() {
+    let text = include_str!("../../../config/bankpipe.example.toml");
+    let c = Config::parse(text, Path::new("bankpipe.example.toml")).unwrap();
+    assert_eq!(c.store.database_url, "sqlite://bankpipe.db");
+    assert_eq!(c.sync.overlap_days, 14);
+    assert_eq!(c.sources.len(), 2);
+    assert_eq!(c.sinks.len(), 2);
+    assert!(!c.rules.is_empty());
+}
+
+#[test]
+fn empty_file_gets_defaults() {
+    let c = Config::parse("", Path::new("x.toml")).unwrap();
+    assert_eq!((c.sync.timezone.as_str(), c.sync.overlap_days), ("UTC", 14));
+}
+
+#[test]
+fn errors_name_the_file_and_key() {
+    let e = Config::parse("[sync]\noverlap_dayz = 3\n", Path::new("conf/b.toml")).unwrap_err().to_string();
+    assert!(e.contains("conf/b.toml") && e.contains("overlap_dayz"), "{e}");
+    let e = Config::parse("[sync]\ntimezone = \"Mars/Olympus\"\n", Path::new("b.toml")).unwrap_err().to_string();
+    assert!(e.contains("sync.timezone") && e.contains("Mars/Olympus"), "{e}");
+    let e = Config::parse("[[rules]]\nmatch_merchant = \"x\"\n", Path::new("b.toml")).unwrap_err().to_string();
+    assert!(e.contains("category"), "{e}");
+    let dup = "[[sources]]\nname=\"a\"\nkind=\"truv\"\nbase_url=\"u\"\n[[sources]]\nname=\"a\"\nkind=\"firefly\"\nbase_url=\"u\"\n";
+    let e = Config::parse(dup, Path::new("b.toml")).unwrap_err().to_string();
+    assert!(e.contains("sources[1].name"), "{e}");
+}
