@@ -1,0 +1,321 @@
+//! Truv simulator: `GET /v1/links/{link_id}/transactions/` (seeds 001/002
+//! and the facts in seeds/README.md).
+//!
+//! Auth: `X-Access-Client-Id` and `X-Access-Secret` must match, else 401
+//! `{"error": {"code": "unauthorized", …}}`. Query: `account_ids`
+//! (comma-separated), `transacted_at_from`/`transacted_at_to` (ISO 8601 date
+//! or date-time, inclusive), `page` (1-based), `page_size` (1..=1000,
+//! default 100). Pages carry `count`, DRF-style `next`/`previous` URLs,
+//! the link's `accounts` and, when enabled, `daily_totals` computed from
+//! the posted transactions of the whole result.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, Response, StatusCode};
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+use crate::faults::{json_response, Faults};
+
+/// Accounts and transactions served, as Truv JSON objects.
+#[derive(Clone, Debug, Default)]
+pub struct TruvData {
+    /// Account objects.
+    pub accounts: Vec<Value>,
+    /// Transaction objects, in the order served.
+    pub transactions: Vec<Value>,
+}
+
+impl TruvData {
+    /// Collect accounts (last sighting per id) and transactions (in page
+    /// order, last sighting per id) from recorded page files.
+    ///
+    /// # Errors
+    /// I/O or JSON errors naming the file.
+    pub fn from_recorded(dir: &Path) -> Result<TruvData, String> {
+        let files = bankpipe_sources::recorded::page_files(dir).map_err(|e| e.to_string())?;
+        let mut accounts: BTreeMap<String, Value> = BTreeMap::new();
+        let mut order: Vec<String> = Vec::new();
+        let mut txns: BTreeMap<String, Value> = BTreeMap::new();
+        for f in files {
+            let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+            let page: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+            for a in page["accounts"].as_array().into_iter().flatten() {
+                accounts.insert(a["id"].as_str().unwrap_or_default().to_owned(), a.clone());
+            }
+            for t in page["transactions"].as_array().into_iter().flatten() {
+                let id = t["id"].as_str().unwrap_or_default().to_owned();
+                if txns.insert(id.clone(), t.clone()).is_none() {
+                    order.push(id);
+                }
+            }
+        }
+        let transactions = order.into_iter().filter_map(|id| txns.remove(&id)).collect();
+        Ok(TruvData { accounts: accounts.into_values().collect(), transactions })
+    }
+
+    /// Data from the deterministic generator.
+    pub fn generated(cfg: bankpipe_sources::generator::GenConfig) -> TruvData {
+        let mut data = TruvData::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        for page in bankpipe_sources::generator::TruvGenerator::new(cfg) {
+            let page: Value = serde_json::from_str(&page).expect("generator writes JSON");
+            if data.accounts.is_empty() {
+                data.accounts = page["accounts"].as_array().cloned().unwrap_or_default();
+            }
+            for t in page["transactions"].as_array().into_iter().flatten() {
+                // A later sighting (pending -> posted) replaces the earlier one in place.
+                let id = t["id"].as_str().unwrap_or_default().to_owned();
+                if seen.insert(id.clone()) {
+                    index.insert(id, data.transactions.len());
+                    data.transactions.push(t.clone());
+                } else if let Some(i) = index.get(&id) {
+                    data.transactions[*i] = t.clone();
+                }
+            }
+        }
+        data
+    }
+}
+
+/// Simulator settings.
+#[derive(Clone, Debug)]
+pub struct TruvConfig {
+    /// The link served.
+    pub link_id: String,
+    /// Expected `X-Access-Client-Id`.
+    pub client_id: String,
+    /// Expected `X-Access-Secret`.
+    pub secret: String,
+    /// Include `daily_totals` (the newer response shape).
+    pub daily_totals: bool,
+    /// Faults to inject.
+    pub faults: Faults,
+}
+
+impl Default for TruvConfig {
+    fn default() -> Self {
+        TruvConfig {
+            link_id: "24d7e80942ce4ad58a93f70ce4115f5c".into(),
+            client_id: "sim-client".into(),
+            secret: "sim-secret".into(),
+            daily_totals: false,
+            faults: Faults::none(),
+        }
+    }
+}
+
+/// The simulator's state.
+pub struct TruvSim {
+    config: TruvConfig,
+    data: Mutex<TruvData>,
+    requests: AtomicU64,
+    drift_serial: AtomicU64,
+}
+
+impl TruvSim {
+    /// A simulator over `data`.
+    pub fn new(config: TruvConfig, data: TruvData) -> Arc<TruvSim> {
+        Arc::new(TruvSim {
+            config,
+            data: Mutex::new(data),
+            requests: AtomicU64::new(0),
+            drift_serial: AtomicU64::new(0),
+        })
+    }
+
+    /// Requests received so far (authorized or not).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Append transactions (new activity between syncs).
+    pub fn push_transactions(&self, more: impl IntoIterator<Item = Value>) {
+        self.data.lock().expect("data lock").transactions.extend(more);
+    }
+
+    /// The axum router.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new().route("/v1/links/{link_id}/transactions/", get(handle)).with_state(Arc::clone(self))
+    }
+}
+
+fn truv_error(status: StatusCode, code: &str, message: &str, extra: Option<Value>) -> Response<Body> {
+    let mut e = json!({"error": {"code": code, "message": message}});
+    if let Some(x) = extra {
+        e["error"]["extra"] = x;
+    }
+    json_response(status, e.to_string())
+}
+
+fn bound(text: &str, end_of_day: bool) -> Option<DateTime<Utc>> {
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let t = if end_of_day { d.and_hms_opt(23, 59, 59) } else { d.and_hms_opt(0, 0, 0) };
+        return t.map(|t| t.and_utc());
+    }
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+}
+
+fn instant(v: &Value) -> Option<DateTime<Utc>> {
+    let s = v.as_str()?;
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%:z"))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+async fn handle(
+    State(sim): State<Arc<TruvSim>>,
+    UrlPath(link_id): UrlPath<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response<Body> {
+    sim.requests.fetch_add(1, Ordering::Relaxed);
+    let faults = &sim.config.faults;
+    faults.delay().await;
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if header("x-access-client-id") != sim.config.client_id || header("x-access-secret") != sim.config.secret {
+        return truv_error(StatusCode::UNAUTHORIZED, "unauthorized", "Invalid client id or access secret", None);
+    }
+    if link_id != sim.config.link_id {
+        return truv_error(StatusCode::NOT_FOUND, "not_found", "Link not found", None);
+    }
+    if let Some(e) = faults.server_error() {
+        return e;
+    }
+    let mut invalid = Vec::new();
+    let number = |k: &str, default: usize, max: usize, invalid: &mut Vec<Value>| match q.get(k) {
+        None => default,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => {
+                invalid.push(json!({"field": k, "message": format!("must be an integer 1..={max}")}));
+                default
+            }
+        },
+    };
+    let page = number("page", 1, usize::MAX, &mut invalid);
+    let page_size = number("page_size", 100, 1000, &mut invalid);
+    let mut range = |k: &str, end: bool| {
+        q.get(k).and_then(|v| {
+            let b = bound(v, end);
+            if b.is_none() {
+                invalid.push(json!({"field": k, "message": "must be an ISO 8601 date or date-time"}));
+            }
+            b
+        })
+    };
+    let from = range("transacted_at_from", false);
+    let to = range("transacted_at_to", true);
+    if !invalid.is_empty() {
+        return truv_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Invalid query parameters",
+            Some(json!({"invalid-params": invalid})),
+        );
+    }
+    let account_ids: Option<Vec<&str>> = q.get("account_ids").map(|s| s.split(',').map(str::trim).collect());
+
+    let body = {
+        let data = sim.data.lock().expect("data lock");
+        let selected: Vec<&Value> = data
+            .transactions
+            .iter()
+            .filter(|t| account_ids.as_ref().is_none_or(|ids| ids.contains(&t["account_id"].as_str().unwrap_or(""))))
+            .filter(|t| {
+                let at = instant(&t["transacted_at"]);
+                from.is_none_or(|f| at.is_some_and(|a| a >= f)) && to.is_none_or(|e| at.is_some_and(|a| a <= e))
+            })
+            .collect();
+        let total = selected.len();
+        let pages = total.div_ceil(page_size).max(1);
+        if page > pages {
+            return truv_error(StatusCode::NOT_FOUND, "not_found", "Invalid page.", None);
+        }
+        let host = header("host").to_owned();
+        let link = |p: usize| {
+            let mut params: Vec<(String, String)> =
+                q.iter().filter(|(k, _)| k.as_str() != "page").map(|(k, v)| (k.clone(), v.clone())).collect();
+            if p > 1 {
+                params.push(("page".into(), p.to_string()));
+            }
+            params.sort();
+            let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
+            Value::String(format!("http://{host}/v1/links/{link_id}/transactions/?{}", query.join("&")))
+        };
+        let accounts: Vec<&Value> = data
+            .accounts
+            .iter()
+            .filter(|a| account_ids.as_ref().is_none_or(|ids| ids.contains(&a["id"].as_str().unwrap_or(""))))
+            .collect();
+        let items: Vec<&Value> = selected.iter().skip((page - 1) * page_size).take(page_size).copied().collect();
+        let mut body = json!({
+            "count": total,
+            "next": if page < pages { link(page + 1) } else { Value::Null },
+            "previous": if page > 1 { link(page - 1) } else { Value::Null },
+            "accounts": accounts,
+            "transactions": items,
+        });
+        if sim.config.daily_totals {
+            body["daily_totals"] = daily_totals(&selected);
+        }
+        body.to_string()
+    };
+    if faults.drift {
+        let n = sim.drift_serial.fetch_add(1, Ordering::Relaxed);
+        let mut data = sim.data.lock().expect("data lock");
+        if let Some(first) = data.transactions.first().cloned() {
+            let mut fresh = first;
+            fresh["id"] = Value::String(format!("drift-{n}"));
+            fresh["description"] = Value::String("NEW ACTIVITY DURING THE WALK".into());
+            data.transactions.insert(0, fresh);
+        }
+    }
+    if Faults::roll(faults.malformed_page_rate) {
+        return json_response(StatusCode::OK, body[..body.len() / 2].to_owned());
+    }
+    faults.maybe_drop(json_response(StatusCode::OK, body))
+}
+
+/// Per-day totals over posted, non-MEMO transactions (sign from `type`), by
+/// `posted_at` date in UTC; the documented entry has no account id.
+fn daily_totals(selected: &[&Value]) -> Value {
+    let mut days: BTreeMap<String, (Decimal, u64)> = BTreeMap::new();
+    for t in selected {
+        if t["status"] != "POSTED" || t["type"] == "MEMO" {
+            continue;
+        }
+        let (Some(posted), Some(amount)) = (instant(&t["posted_at"]), t["amount"].as_str()) else { continue };
+        let Ok(value) = amount.parse::<Decimal>() else { continue };
+        let signed = if t["type"] == "DEBIT" { -value.abs() } else { value.abs() };
+        let e = days.entry(posted.date_naive().to_string()).or_default();
+        e.0 += signed;
+        e.1 += 1;
+    }
+    Value::Array(
+        days.into_iter()
+            .map(|(date, (net, count))| json!({"date": date, "net_total": net.to_string(), "transaction_count": count}))
+            .collect(),
+    )
+}
+
+pub(crate) fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
