@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
+pub use reqwest::header::HeaderName;
+use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::RequestBuilder;
 use secrecy::{ExposeSecret, SecretString};
 

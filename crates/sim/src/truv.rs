@@ -35,8 +35,9 @@ pub struct TruvData {
 }
 
 impl TruvData {
-    /// Collect accounts (last sighting per id) and transactions (in page
-    /// order, last sighting per id) from recorded page files.
+    /// Collect accounts (last sighting per id) and transactions (first-seen
+    /// order; per id the sighting with the newest `updated_at`, as the
+    /// server's current state would be) from recorded page files.
     ///
     /// # Errors
     /// I/O or JSON errors naming the file.
@@ -53,8 +54,15 @@ impl TruvData {
             }
             for t in page["transactions"].as_array().into_iter().flatten() {
                 let id = t["id"].as_str().unwrap_or_default().to_owned();
-                if txns.insert(id.clone(), t.clone()).is_none() {
-                    order.push(id);
+                match txns.get(&id) {
+                    None => {
+                        order.push(id.clone());
+                        txns.insert(id, t.clone());
+                    }
+                    Some(held) if instant(&t["updated_at"]) >= instant(&held["updated_at"]) => {
+                        txns.insert(id, t.clone());
+                    }
+                    Some(_) => {}
                 }
             }
         }

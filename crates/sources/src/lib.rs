@@ -11,6 +11,7 @@ pub mod error;
 pub mod firefly;
 pub mod generator;
 mod json;
+pub mod live;
 pub mod page;
 pub mod recorded;
 mod reject;

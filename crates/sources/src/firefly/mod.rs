@@ -2,6 +2,7 @@
 //! the API facts in seeds/README.md.
 
 pub mod chain;
+pub(crate) mod live;
 mod normalize;
 mod wire;
 

@@ -2,6 +2,7 @@
 //! seeds 001 (older shape) and 002 (newer shape with `daily_totals`).
 
 pub mod chain;
+pub(crate) mod live;
 mod normalize;
 mod wire;
 
