@@ -19,14 +19,35 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Replay(args) => commands::replay::run(&args),
         cli::Command::Gen(args) => commands::gen::run(&args),
+        cli::Command::Record(args) => commands::record::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("bankpipe: error: {err:#}");
-            // DESIGN §8: 2 for usage and configuration errors, 1 for failures.
-            let config_problem = err.chain().any(|e| e.is::<setup::ConfigProblem>());
-            ExitCode::from(if config_problem { 2 } else { 1 })
+            ExitCode::from(exit_code(&err))
         }
+    }
+}
+
+/// DESIGN §8: 2 for usage and configuration errors, 75 (EX_TEMPFAIL) when a
+/// rate budget is exhausted (resume next run), 1 for other failures.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|e| e.is::<setup::ConfigProblem>()) {
+        return 2;
+    }
+    let exhausted = err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<bankpipe_http::HttpError>(),
+            Some(bankpipe_http::HttpError::RateBudgetExhausted { .. })
+        ) || matches!(
+            e.downcast_ref::<bankpipe_sources::live::LiveError>(),
+            Some(bankpipe_sources::live::LiveError::Http(bankpipe_http::HttpError::RateBudgetExhausted { .. }))
+        )
+    });
+    if exhausted {
+        75
+    } else {
+        1
     }
 }

@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
 pub mod gen;
+pub mod record;
 pub mod replay;
