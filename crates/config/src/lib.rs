@@ -66,15 +66,58 @@ impl Config {
             if !names.insert(s.name.as_str()) {
                 return Err(invalid(format!("sources[{i}].name"), &s.name, "source names must be unique"));
             }
+            check_url(&format!("sources[{i}].base_url"), &s.base_url)
+                .map_err(|p| invalid(format!("sources[{i}].base_url"), &s.base_url, &p))?;
+            let required: &[(&str, &Option<String>)] = match s.kind {
+                SourceKindConfig::Truv => {
+                    &[("link_id", &s.link_id), ("client_id_env", &s.client_id_env), ("secret_env", &s.secret_env)]
+                }
+                SourceKindConfig::Firefly => &[("token_env", &s.token_env)],
+            };
+            for (key, value) in required {
+                if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                    return Err(invalid(
+                        format!("sources[{i}].{key}"),
+                        "",
+                        &format!("required for kind = {:?}", s.kind),
+                    ));
+                }
+            }
         }
         let mut names = std::collections::HashSet::new();
         for (i, s) in self.sinks.iter().enumerate() {
             if !names.insert(s.name.as_str()) {
                 return Err(invalid(format!("sinks[{i}].name"), &s.name, "sink names must be unique"));
             }
+            let required: &[(&str, &Option<String>)] = match s.kind {
+                SinkKindConfig::Trupocket => &[("token_env", &s.token_env)],
+                SinkKindConfig::Mibudge => &[("login_env", &s.login_env), ("password_env", &s.password_env)],
+                SinkKindConfig::File => &[],
+            };
+            if s.kind != SinkKindConfig::File {
+                check_url(&format!("sinks[{i}].base_url"), &s.base_url)
+                    .map_err(|p| invalid(format!("sinks[{i}].base_url"), &s.base_url, &p))?;
+            }
+            for (key, value) in required {
+                if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                    return Err(invalid(format!("sinks[{i}].{key}"), "", &format!("required for kind = {:?}", s.kind)));
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// An absolute http(s) URL with a host.
+fn check_url(_key: &str, url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| "must start with https:// (or http:// for local simulators)".to_owned())?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("has no host".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -96,6 +96,9 @@ pub struct SourceConfig {
     /// Truv link id.
     #[serde(default)]
     pub link_id: Option<String>,
+    /// Truv: only these account ids (`account_ids`); empty = all of the link's accounts.
+    #[serde(default)]
+    pub account_ids: Vec<String>,
     /// Truv: variable holding the client id.
     #[serde(default)]
     pub client_id_env: Option<String>,

@@ -27,7 +27,30 @@ fn errors_name_the_file_and_key() {
     assert!(e.contains("sync.timezone") && e.contains("Mars/Olympus"), "{e}");
     let e = Config::parse("[[rules]]\nmatch_merchant = \"x\"\n", Path::new("b.toml")).unwrap_err().to_string();
     assert!(e.contains("category"), "{e}");
-    let dup = "[[sources]]\nname=\"a\"\nkind=\"truv\"\nbase_url=\"u\"\n[[sources]]\nname=\"a\"\nkind=\"firefly\"\nbase_url=\"u\"\n";
-    let e = Config::parse(dup, Path::new("b.toml")).unwrap_err().to_string();
+    let one = "name=\"a\"\nkind=\"firefly\"\nbase_url=\"https://ff.example\"\ntoken_env=\"T\"\n";
+    let dup = format!("[[sources]]\n{one}[[sources]]\n{one}");
+    let e = Config::parse(&dup, Path::new("b.toml")).unwrap_err().to_string();
     assert!(e.contains("sources[1].name"), "{e}");
+}
+
+#[test]
+fn each_kind_needs_its_keys() {
+    let e = Config::parse("[[sources]]\nname=\"t\"\nkind=\"truv\"\nbase_url=\"https://prod.truv.com\"\nlink_id=\"x\"\nclient_id_env=\"A\"\n", Path::new("c.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("c.toml") && e.contains("sources[0].secret_env") && e.contains("Truv"), "{e}");
+    let e = Config::parse(
+        "[[sources]]\nname=\"f\"\nkind=\"firefly\"\nbase_url=\"firefly.example.com\"\ntoken_env=\"T\"\n",
+        Path::new("c.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("sources[0].base_url") && e.contains("https://"), "{e}");
+    let e = Config::parse(
+        "[[sinks]]\nname=\"m\"\nkind=\"mibudge\"\nbase_url=\"https://m.example\"\nlogin_env=\"L\"\n",
+        Path::new("c.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("sinks[0].password_env"), "{e}");
 }

@@ -32,8 +32,10 @@ async fn main() {
     let token = cfg.token.clone();
     let sim = TrupocketSim::new(cfg);
     let server = SimServer::start(sim.router(), 0).await.unwrap();
-    let endpoint = Endpoint::new(&format!("{}/v1", server.base_url()), Credentials::Bearer(SecretString::from(token))).unwrap();
-    let client = Arc::new(HttpClient::new(Policy { max_wait: Duration::from_secs(window + 5), ..Policy::default() }).unwrap());
+    let endpoint =
+        Endpoint::new(&format!("{}/v1", server.base_url()), Credentials::Bearer(SecretString::from(token))).unwrap();
+    let client =
+        Arc::new(HttpClient::new(Policy { max_wait: Duration::from_secs(window + 5), ..Policy::default() }).unwrap());
 
     // Start at a window boundary; run `windows + 2` windows, measure the middle ones.
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();

@@ -28,6 +28,8 @@ pub struct LiveSource {
     pub endpoint: Endpoint,
     /// Truv link id.
     pub link_id: Option<String>,
+    /// Truv `account_ids` filter (empty = all accounts of the link).
+    pub account_ids: Vec<String>,
     /// Records per page requested (Truv `page_size`, Firefly `limit`).
     pub page_size: u32,
 }
@@ -107,7 +109,7 @@ impl LiveSource {
         let endpoint = Endpoint::new(&config.base_url, credentials).map_err(|e| problem(format!("base_url: {e}")))?;
         let mut ctx = NormalizeContext::new(&config.name);
         ctx.timezone = timezone;
-        Ok(LiveSource { ctx, kind, endpoint, link_id, page_size: 500 })
+        Ok(LiveSource { ctx, kind, endpoint, link_id, account_ids: config.account_ids.clone(), page_size: 500 })
     }
 
     /// Walk every page of `window`, handing each to `on_page` as it arrives.

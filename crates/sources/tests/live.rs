@@ -24,6 +24,7 @@ fn truv_source(base: &str, secret: &str, page_size: u32) -> LiveSource {
         kind: SourceKind::Truv,
         endpoint: Endpoint::new(base, creds).unwrap(),
         link_id: Some(TruvConfig::default().link_id),
+        account_ids: Vec::new(),
         page_size,
     }
 }
@@ -34,6 +35,7 @@ fn firefly_source(base: &str, page_size: u32) -> LiveSource {
         kind: SourceKind::Firefly,
         endpoint: Endpoint::new(base, Credentials::Bearer(SecretString::from("sim-firefly-token"))).unwrap(),
         link_id: None,
+        account_ids: Vec::new(),
         page_size,
     }
 }
@@ -192,4 +194,16 @@ async fn a_next_link_back_to_the_first_page_is_a_loop() {
         format!("{}/v1/links/{}/transactions/?page_size=100", server.base_url(), TruvConfig::default().link_id);
     let err = collect(&truv_source(&server.base_url(), "sim-secret", 100), Window::default()).await.err().unwrap();
     assert!(err.to_string().contains("loop"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn truv_account_ids_limit_the_walk() {
+    let data = TruvData::generated(gen(800));
+    let sim = TruvSim::new(TruvConfig::default(), data);
+    let server = SimServer::start(sim.router(), 0).await.unwrap();
+    let mut source = truv_source(&server.base_url(), "sim-secret", 200);
+    source.account_ids = vec!["acct-0001".into(), "acct-0004".into()];
+    let (txs, ..) = collect(&source, Window::default()).await.unwrap();
+    assert!(!txs.is_empty());
+    assert!(txs.iter().all(|t| t.source_account_id == "acct-0001" || t.source_account_id == "acct-0004"));
 }

@@ -22,6 +22,9 @@ pub(crate) fn first_url(source: &LiveSource, window: Window) -> Result<Url, Live
         if let Some(to) = window.to {
             q.append_pair("transacted_at_to", &to.to_string());
         }
+        if !source.account_ids.is_empty() {
+            q.append_pair("account_ids", &source.account_ids.join(","));
+        }
         q.append_pair("page_size", &source.page_size.to_string());
     }
     Ok(url)
