@@ -10,6 +10,10 @@
 //!   payees and transactions; PAT format check; cents and Unix-seconds
 //!   validation; `X-RateLimit-*` on every response with a configurable
 //!   window; 429 `rate-limit-exceeded`; `plan-limit-exceeded`; a ledger.
+//! - [`mibudge`]: JWT login (`/api/token/`, HttpOnly refresh cookie, token
+//!   expiry, login throttle), bank accounts, budgets, transactions
+//!   (decimal-string amounts, no dedupe, DRF pagination and filters),
+//!   splits and `mark-imported`; DRF error shapes; HTML 500 pages; a ledger.
 //!
 //! Every simulator takes [`Faults`]: a 5xx rate, latency, connections
 //! dropped after the request was processed, malformed JSON pages, and data
@@ -17,6 +21,7 @@
 
 pub mod faults;
 pub mod firefly;
+pub mod mibudge;
 pub mod ratelimit;
 pub mod server;
 pub mod trupocket;
