@@ -27,6 +27,15 @@ impl Status {
             Status::Pending => "pending",
         }
     }
+
+    /// The status named by [`Status::as_str`].
+    pub fn from_name(name: &str) -> Option<Status> {
+        match name {
+            "posted" => Some(Status::Posted),
+            "pending" => Some(Status::Pending),
+            _ => None,
+        }
+    }
 }
 
 /// What kind of movement a transaction is (used by sinks: Trupocket
@@ -61,6 +70,24 @@ impl Kind {
             Kind::Other => "other",
         }
     }
+
+    /// The kind named by [`Kind::as_str`] (`purchase`, `atm`, …).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        [
+            Kind::Purchase,
+            Kind::Atm,
+            Kind::Fee,
+            Kind::Interest,
+            Kind::Transfer,
+            Kind::Deposit,
+            Kind::Payroll,
+            Kind::Check,
+            Kind::Adjustment,
+            Kind::Other,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
 }
 
 /// Which step of categorization decided [`Transaction::category`] (DESIGN §5).
@@ -89,6 +116,40 @@ impl CategorySource {
             CategorySource::Default => "default",
         }
     }
+
+    /// The source named by [`CategorySource::as_str`].
+    pub fn from_name(name: &str) -> Option<CategorySource> {
+        [
+            CategorySource::Rule,
+            CategorySource::Mcc,
+            CategorySource::MccAndSource,
+            CategorySource::Source,
+            CategorySource::Default,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == name)
+    }
+}
+
+/// The documented status and type words of the sources, as `'static`
+/// strings (Truv `POSTED`, `PENDING`, `AUTHORIZATION`, `MEMO`, `DEBIT`,
+/// `CREDIT`; Firefly `withdrawal`, `deposit`, `transfer`, `reconciliation`).
+pub const SOURCE_WORDS: &[&str] = &[
+    "POSTED",
+    "PENDING",
+    "AUTHORIZATION",
+    "MEMO",
+    "DEBIT",
+    "CREDIT",
+    "withdrawal",
+    "deposit",
+    "transfer",
+    "reconciliation",
+];
+
+/// The `'static` spelling of a source word, `""` for anything else.
+pub fn source_word(word: &str) -> &'static str {
+    SOURCE_WORDS.iter().find(|w| **w == word).copied().unwrap_or("")
 }
 
 /// An ISO 18245 merchant category code, 0–9999, printed with four digits (`0742`).

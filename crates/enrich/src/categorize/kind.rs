@@ -6,19 +6,7 @@ use bankpipe_model::{Kind, Transaction};
 
 /// Parse a kind name (`purchase`, `atm`, …).
 pub fn parse_kind(name: &str) -> Option<Kind> {
-    Some(match name {
-        "purchase" => Kind::Purchase,
-        "atm" => Kind::Atm,
-        "fee" => Kind::Fee,
-        "interest" => Kind::Interest,
-        "transfer" => Kind::Transfer,
-        "deposit" => Kind::Deposit,
-        "payroll" => Kind::Payroll,
-        "check" => Kind::Check,
-        "adjustment" => Kind::Adjustment,
-        "other" => Kind::Other,
-        _ => return None,
-    })
+    Kind::from_name(name)
 }
 
 fn has_word(text: &str, words: &[&str]) -> bool {

@@ -1,0 +1,601 @@
+//! The [`Store`](crate::Store) implementation, written once and
+//! instantiated for each backend by `store_impl!`. Backend-specific pieces
+//! (opening, `BEGIN IMMEDIATE` vs `BEGIN`, locks, migrations) live in
+//! `sqlite.rs` and `postgres.rs`; SQL here is portable (`ON CONFLICT … DO
+//! UPDATE`, row values) and placeholders come from `QueryBuilder`.
+
+/// Rows per multi-row statement (well under both backends' bind limits).
+pub(crate) const CHUNK: usize = 200;
+
+/// Columns of `transactions` written by an upsert, in bind order.
+pub(crate) const TX_COLUMNS: &str = "id, source, source_account_id, source_transaction_id, status, booking_date, \
+    amount_minor, currency, description, merchant_name, mcc, category, category_source, kind, memo_only, \
+    transacted_at, posted_at, updated_at, source_status, source_type, external_id, group_id, source_categories, \
+    memo, check_number, source_fields, fingerprint, first_run, last_run";
+
+/// `SET` list of an upsert: content columns and `last_run`; never the
+/// dedupe decisions or `first_run`.
+pub(crate) const TX_UPDATE: &str = " ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+    booking_date = excluded.booking_date, amount_minor = excluded.amount_minor, currency = excluded.currency, \
+    description = excluded.description, merchant_name = excluded.merchant_name, mcc = excluded.mcc, \
+    category = excluded.category, category_source = excluded.category_source, kind = excluded.kind, \
+    memo_only = excluded.memo_only, transacted_at = excluded.transacted_at, posted_at = excluded.posted_at, \
+    updated_at = excluded.updated_at, source_status = excluded.source_status, source_type = excluded.source_type, \
+    external_id = excluded.external_id, group_id = excluded.group_id, source_categories = excluded.source_categories, \
+    memo = excluded.memo, check_number = excluded.check_number, source_fields = excluded.source_fields, \
+    fingerprint = excluded.fingerprint, last_run = excluded.last_run \
+    WHERE transactions.updated_at IS NULL OR excluded.updated_at IS NULL OR excluded.updated_at >= transactions.updated_at";
+
+/// Columns read back into a [`TxRow`](crate::rows::TxRow).
+pub(crate) const TX_SELECT: &str =
+    "SELECT id, source, source_account_id, source_transaction_id, status, booking_date, \
+    amount_minor, currency, description, merchant_name, mcc, category, category_source, kind, memo_only, \
+    duplicate_of, superseded_by, transacted_at, posted_at, updated_at, source_status, source_type, external_id, \
+    group_id, source_categories, memo, check_number, source_fields, fingerprint FROM transactions";
+
+macro_rules! store_impl {
+    ($Store:ident, $Db:ty) => {
+        use std::collections::HashMap;
+
+        use bankpipe_model::{Account, Currency, Money, QuarantineRecord, Transaction};
+        use chrono::{NaiveDate, Utc};
+        use sqlx::{QueryBuilder, Row};
+
+        use crate::backend::{CHUNK, TX_COLUMNS, TX_SELECT, TX_UPDATE};
+        use crate::rows::{instant, TxRow};
+        use crate::types::*;
+        use crate::{Store, StoreError};
+
+        type DbRow = <$Db as sqlx::Database>::Row;
+
+        fn read_tx(r: &DbRow) -> Result<TxRow, sqlx::Error> {
+            Ok(TxRow {
+                id: r.try_get("id")?,
+                source: r.try_get("source")?,
+                source_account_id: r.try_get("source_account_id")?,
+                source_transaction_id: r.try_get("source_transaction_id")?,
+                status: r.try_get("status")?,
+                booking_date: r.try_get("booking_date")?,
+                amount_minor: r.try_get("amount_minor")?,
+                currency: r.try_get("currency")?,
+                description: r.try_get("description")?,
+                merchant_name: r.try_get("merchant_name")?,
+                mcc: r.try_get("mcc")?,
+                category: r.try_get("category")?,
+                category_source: r.try_get("category_source")?,
+                kind: r.try_get("kind")?,
+                memo_only: r.try_get("memo_only")?,
+                duplicate_of: r.try_get("duplicate_of")?,
+                superseded_by: r.try_get("superseded_by")?,
+                transacted_at: r.try_get("transacted_at")?,
+                posted_at: r.try_get("posted_at")?,
+                updated_at: r.try_get("updated_at")?,
+                source_status: r.try_get("source_status")?,
+                source_type: r.try_get("source_type")?,
+                external_id: r.try_get("external_id")?,
+                group_id: r.try_get("group_id")?,
+                source_categories: r.try_get("source_categories")?,
+                memo: r.try_get("memo")?,
+                check_number: r.try_get("check_number")?,
+                source_fields: r.try_get("source_fields")?,
+                fingerprint: r.try_get("fingerprint")?,
+            })
+        }
+
+        fn minor(m: &Option<Money>) -> Option<i64> {
+            m.as_ref().and_then(|m| m.to_minor_units().ok())
+        }
+
+        impl $Store {
+            fn fail(&self, operation: &'static str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+                move |e| StoreError::Database { database: self.name.clone(), operation, cause: e.to_string() }
+            }
+
+            fn tx_from_row(&self, r: &DbRow) -> Result<Transaction, StoreError> {
+                read_tx(r).map_err(self.fail("reading a transaction"))?.into_tx(&self.name)
+            }
+        }
+
+        impl Store for $Store {
+            async fn begin_run(&self, kind: RunKind) -> Result<RunId, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("INSERT INTO runs (kind, started_at) VALUES (");
+                q.push_bind(kind.as_str()).push(", ").push_bind(instant(Utc::now())).push(") RETURNING id");
+                let row = q.build().fetch_one(&self.pool).await.map_err(self.fail("starting a run"))?;
+                row.try_get::<i64, _>(0).map_err(self.fail("starting a run"))
+            }
+
+            async fn finish_run(&self, run: RunId, s: &RunSummary) -> Result<(), StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("UPDATE runs SET finished_at = ");
+                q.push_bind(instant(Utc::now()))
+                    .push(", outcome = ").push_bind(s.outcome.clone())
+                    .push(", pages = ").push_bind(s.pages as i64)
+                    .push(", records = ").push_bind(s.records as i64)
+                    .push(", inserted = ").push_bind(s.counts.inserted as i64)
+                    .push(", updated = ").push_bind(s.counts.updated as i64)
+                    .push(", unchanged = ").push_bind(s.counts.unchanged as i64)
+                    .push(", quarantined = ").push_bind(s.counts.quarantined as i64)
+                    .push(", superseded = ").push_bind(s.superseded as i64)
+                    .push(", duplicates = ").push_bind(s.duplicates as i64)
+                    .push(", message = ").push_bind(s.message.clone())
+                    .push(" WHERE id = ").push_bind(run);
+                q.build().execute(&self.pool).await.map_err(self.fail("finishing a run"))?;
+                Ok(())
+            }
+
+            async fn write_page(
+                &self,
+                run: RunId,
+                accounts: &[Account],
+                transactions: &[Transaction],
+                quarantine: &[QuarantineRecord],
+            ) -> Result<PageCounts, StoreError> {
+                // Within a page the newest sighting of an id wins (later on ties).
+                let mut latest: HashMap<String, TxRow> = HashMap::with_capacity(transactions.len());
+                for tx in transactions {
+                    let row = TxRow::from_tx(tx)?;
+                    match latest.get(&row.id) {
+                        Some(held) if held.updated_at > row.updated_at => {}
+                        _ => {
+                            latest.insert(row.id.clone(), row);
+                        }
+                    }
+                }
+                let fail = self.fail("writing a page");
+                let mut db = self.write_tx().await?;
+                let mut counts = PageCounts { unchanged: (transactions.len() - latest.len()) as u64, ..PageCounts::default() };
+                let ids: Vec<String> = latest.keys().cloned().collect();
+                let mut stored: HashMap<String, (String, Option<String>)> = HashMap::new();
+                for chunk in ids.chunks(CHUNK * 4) {
+                    let mut q = QueryBuilder::<$Db>::new("SELECT id, fingerprint, updated_at FROM transactions WHERE id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.clone());
+                    }
+                    q.push(")");
+                    for r in q.build().fetch_all(&mut *db).await.map_err(&fail)? {
+                        let id: String = r.try_get(0).map_err(&fail)?;
+                        stored.insert(id, (r.try_get(1).map_err(&fail)?, r.try_get(2).map_err(&fail)?));
+                    }
+                }
+                let mut writes: Vec<TxRow> = Vec::new();
+                for (id, row) in latest {
+                    match stored.get(&id) {
+                        None => {
+                            counts.inserted += 1;
+                            writes.push(row);
+                        }
+                        Some((fp, _)) if *fp == row.fingerprint => counts.unchanged += 1,
+                        Some((_, updated)) if updated.is_some() && row.updated_at.is_some() && row.updated_at < *updated => {
+                            counts.unchanged += 1
+                        }
+                        Some(_) => {
+                            counts.updated += 1;
+                            writes.push(row);
+                        }
+                    }
+                }
+                writes.sort_by(|a, b| a.id.cmp(&b.id));
+                for chunk in writes.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$Db>::new(format!("INSERT INTO transactions ({TX_COLUMNS}) "));
+                    q.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.id.clone())
+                            .push_bind(r.source.clone())
+                            .push_bind(r.source_account_id.clone())
+                            .push_bind(r.source_transaction_id.clone())
+                            .push_bind(r.status.clone())
+                            .push_bind(r.booking_date.clone())
+                            .push_bind(r.amount_minor)
+                            .push_bind(r.currency.clone())
+                            .push_bind(r.description.clone())
+                            .push_bind(r.merchant_name.clone())
+                            .push_bind(r.mcc)
+                            .push_bind(r.category.clone())
+                            .push_bind(r.category_source.clone())
+                            .push_bind(r.kind.clone())
+                            .push_bind(r.memo_only)
+                            .push_bind(r.transacted_at.clone())
+                            .push_bind(r.posted_at.clone())
+                            .push_bind(r.updated_at.clone())
+                            .push_bind(r.source_status.clone())
+                            .push_bind(r.source_type.clone())
+                            .push_bind(r.external_id.clone())
+                            .push_bind(r.group_id.clone())
+                            .push_bind(r.source_categories.clone())
+                            .push_bind(r.memo.clone())
+                            .push_bind(r.check_number.clone())
+                            .push_bind(r.source_fields.clone())
+                            .push_bind(r.fingerprint.clone())
+                            .push_bind(run)
+                            .push_bind(run);
+                    });
+                    q.push(TX_UPDATE);
+                    q.build().execute(&mut *db).await.map_err(&fail)?;
+                }
+                for a in accounts {
+                    let mut q = QueryBuilder::<$Db>::new(
+                        "INSERT INTO accounts (source, source_account_id, account_type, subtype, name, mask, currency, \
+                         balance_minor, available_minor, credit_limit_minor, opening_minor, opening_date, updated_at) ",
+                    );
+                    q.push_values(std::iter::once(a), |mut b, a| {
+                        b.push_bind(a.source.to_string())
+                            .push_bind(a.source_account_id.clone())
+                            .push_bind(a.account_type.clone())
+                            .push_bind(a.subtype.clone())
+                            .push_bind(a.name.clone())
+                            .push_bind(a.mask.clone())
+                            .push_bind(a.currency.map(|c| c.code().to_owned()))
+                            .push_bind(minor(&a.balance))
+                            .push_bind(minor(&a.available_balance))
+                            .push_bind(minor(&a.credit_limit))
+                            .push_bind(minor(&a.opening_balance))
+                            .push_bind(a.opening_balance_date.map(|d| d.to_string()))
+                            .push_bind(a.updated_at.map(instant));
+                    });
+                    q.push(
+                        " ON CONFLICT (source, source_account_id) DO UPDATE SET \
+                         account_type = COALESCE(excluded.account_type, accounts.account_type), \
+                         subtype = COALESCE(excluded.subtype, accounts.subtype), name = COALESCE(excluded.name, accounts.name), \
+                         mask = COALESCE(excluded.mask, accounts.mask), currency = COALESCE(excluded.currency, accounts.currency), \
+                         balance_minor = COALESCE(excluded.balance_minor, accounts.balance_minor), \
+                         available_minor = COALESCE(excluded.available_minor, accounts.available_minor), \
+                         credit_limit_minor = COALESCE(excluded.credit_limit_minor, accounts.credit_limit_minor), \
+                         opening_minor = COALESCE(excluded.opening_minor, accounts.opening_minor), \
+                         opening_date = COALESCE(excluded.opening_date, accounts.opening_date), \
+                         updated_at = COALESCE(excluded.updated_at, accounts.updated_at) \
+                         WHERE accounts.updated_at IS NULL OR excluded.updated_at IS NULL OR excluded.updated_at >= accounts.updated_at",
+                    );
+                    q.build().execute(&mut *db).await.map_err(&fail)?;
+                }
+                for chunk in quarantine.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$Db>::new("INSERT INTO quarantine (run_id, source, file, pointer, field, value, reason) ");
+                    q.push_values(chunk, |mut b, r| {
+                        b.push_bind(run)
+                            .push_bind(r.source.clone())
+                            .push_bind(r.file.clone())
+                            .push_bind(r.pointer.clone())
+                            .push_bind(r.field.clone())
+                            .push_bind(r.value.clone())
+                            .push_bind(r.reason.clone());
+                    });
+                    q.build().execute(&mut *db).await.map_err(&fail)?;
+                }
+                counts.quarantined = quarantine.len() as u64;
+                db.commit().await.map_err(&fail)?;
+                Ok(counts)
+            }
+
+            async fn watermarks(&self, source: &str) -> Result<Vec<Watermark>, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new(
+                    "SELECT source, source_account_id, booking_date, updated_at FROM watermarks WHERE source = ",
+                );
+                q.push_bind(source.to_owned()).push(" ORDER BY source_account_id");
+                let rows = q.build().fetch_all(&self.pool).await.map_err(self.fail("reading watermarks"))?;
+                rows.iter().map(|r| self.watermark(r)).collect()
+            }
+
+            async fn advance_watermarks(&self, run: RunId, source: &str, dates: &[(String, NaiveDate)]) -> Result<(), StoreError> {
+                if dates.is_empty() {
+                    return Ok(());
+                }
+                let fail = self.fail("advancing watermarks");
+                let now = instant(Utc::now());
+                let mut db = self.write_tx().await?;
+                for chunk in dates.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$Db>::new("INSERT INTO watermarks (source, source_account_id, booking_date, run_id, updated_at) ");
+                    q.push_values(chunk, |mut b, (account, date)| {
+                        b.push_bind(source.to_owned()).push_bind(account.clone()).push_bind(date.to_string()).push_bind(run).push_bind(now.clone());
+                    });
+                    q.push(
+                        " ON CONFLICT (source, source_account_id) DO UPDATE SET booking_date = excluded.booking_date, \
+                         run_id = excluded.run_id, updated_at = excluded.updated_at WHERE excluded.booking_date > watermarks.booking_date",
+                    );
+                    q.build().execute(&mut *db).await.map_err(&fail)?;
+                }
+                db.commit().await.map_err(&fail)
+            }
+
+            async fn dedupe_candidates(&self, accounts: &[(String, String)], since: NaiveDate) -> Result<Vec<Candidate>, StoreError> {
+                let fail = self.fail("reading dedupe candidates");
+                let mut out = Vec::new();
+                for (source, account) in accounts {
+                    let mut q = QueryBuilder::<$Db>::new(
+                        "SELECT t.id, t.source, t.source_account_id, t.status, t.booking_date, t.amount_minor, t.currency, \
+                         t.description, t.merchant_name, t.mcc, t.memo_only, \
+                         EXISTS (SELECT 1 FROM dedupe_links d WHERE d.target_id = t.id AND d.kind = 'duplicate') AS kept \
+                         FROM transactions t WHERE t.source = ",
+                    );
+                    q.push_bind(source.clone())
+                        .push(" AND t.source_account_id = ").push_bind(account.clone())
+                        .push(" AND t.booking_date >= ").push_bind(since.to_string())
+                        .push(" AND t.superseded_by IS NULL AND t.duplicate_of IS NULL ORDER BY t.booking_date, t.id");
+                    for r in q.build().fetch_all(&self.pool).await.map_err(&fail)? {
+                        let date: String = r.try_get("booking_date").map_err(&fail)?;
+                        let id: String = r.try_get("id").map_err(&fail)?;
+                        let status: String = r.try_get("status").map_err(&fail)?;
+                        out.push(Candidate {
+                            booking_date: NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
+                                database: self.name.clone(),
+                                id: id.clone(),
+                                field: "booking_date",
+                                value: date.clone(),
+                            })?,
+                            id,
+                            source: r.try_get("source").map_err(&fail)?,
+                            source_account_id: r.try_get("source_account_id").map_err(&fail)?,
+                            posted: status == "posted",
+                            amount_minor: r.try_get("amount_minor").map_err(&fail)?,
+                            currency: r.try_get("currency").map_err(&fail)?,
+                            description: r.try_get("description").map_err(&fail)?,
+                            merchant_name: r.try_get("merchant_name").map_err(&fail)?,
+                            mcc: r.try_get::<Option<i64>, _>("mcc").map_err(&fail)?.and_then(|m| u16::try_from(m).ok()),
+                            memo_only: r.try_get("memo_only").map_err(&fail)?,
+                            kept_for_duplicate: r.try_get("kept").map_err(&fail)?,
+                        });
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn apply_dedupe(&self, run: RunId, links: &[DedupeLink]) -> Result<u64, StoreError> {
+                let fail = self.fail("recording dedupe decisions");
+                let mut db = self.write_tx().await?;
+                let mut applied = 0;
+                for l in links {
+                    let column = match l.kind {
+                        LinkKind::Superseded => "superseded_by",
+                        LinkKind::Duplicate => "duplicate_of",
+                    };
+                    let mut q = QueryBuilder::<$Db>::new(format!("UPDATE transactions SET {column} = "));
+                    q.push_bind(l.target_id.clone())
+                        .push(" WHERE id = ").push_bind(l.transaction_id.clone())
+                        .push(" AND superseded_by IS NULL AND duplicate_of IS NULL");
+                    if q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected() == 1 {
+                        let mut q = QueryBuilder::<$Db>::new("INSERT INTO dedupe_links (transaction_id, kind, target_id, reason, run_id) VALUES (");
+                        q.push_bind(l.transaction_id.clone()).push(", ")
+                            .push_bind(l.kind.as_str()).push(", ")
+                            .push_bind(l.target_id.clone()).push(", ")
+                            .push_bind(l.reason.clone()).push(", ")
+                            .push_bind(run).push(") ON CONFLICT (transaction_id, kind) DO NOTHING");
+                        q.build().execute(&mut *db).await.map_err(&fail)?;
+                        applied += 1;
+                    }
+                }
+                db.commit().await.map_err(&fail)?;
+                Ok(applied)
+            }
+
+            async fn backfill_window_done(&self, source: &str, from: NaiveDate, to: NaiveDate) -> Result<bool, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("SELECT COUNT(*) FROM backfill_windows WHERE source = ");
+                q.push_bind(source.to_owned())
+                    .push(" AND window_from = ").push_bind(from.to_string())
+                    .push(" AND window_to = ").push_bind(to.to_string());
+                let row = q.build().fetch_one(&self.pool).await.map_err(self.fail("reading backfill checkpoints"))?;
+                Ok(row.try_get::<i64, _>(0).map_err(self.fail("reading backfill checkpoints"))? > 0)
+            }
+
+            async fn complete_backfill_window(&self, run: RunId, source: &str, from: NaiveDate, to: NaiveDate, transactions: u64) -> Result<(), StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("INSERT INTO backfill_windows (source, window_from, window_to, run_id, transactions) VALUES (");
+                q.push_bind(source.to_owned()).push(", ")
+                    .push_bind(from.to_string()).push(", ")
+                    .push_bind(to.to_string()).push(", ")
+                    .push_bind(run).push(", ")
+                    .push_bind(transactions as i64)
+                    .push(") ON CONFLICT (source, window_from, window_to) DO NOTHING");
+                q.build().execute(&self.pool).await.map_err(self.fail("checkpointing a backfill window"))?;
+                Ok(())
+            }
+
+            async fn transaction(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new(format!("{TX_SELECT} WHERE id = "));
+                q.push_bind(id.to_owned());
+                match q.build().fetch_optional(&self.pool).await.map_err(self.fail("reading a transaction"))? {
+                    None => Ok(None),
+                    Some(r) => self.tx_from_row(&r).map(Some),
+                }
+            }
+
+            async fn links_of(&self, id: &str) -> Result<Vec<DedupeLink>, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("SELECT transaction_id, kind, target_id, reason FROM dedupe_links WHERE transaction_id = ");
+                q.push_bind(id.to_owned()).push(" OR target_id = ").push_bind(id.to_owned()).push(" ORDER BY transaction_id");
+                let fail = self.fail("reading dedupe links");
+                q.build()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(&fail)?
+                    .iter()
+                    .map(|r| {
+                        Ok(DedupeLink {
+                            transaction_id: r.try_get(0).map_err(&fail)?,
+                            kind: LinkKind::parse(&r.try_get::<String, _>(1).map_err(&fail)?),
+                            target_id: r.try_get(2).map_err(&fail)?,
+                            reason: r.try_get(3).map_err(&fail)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn for_each_transaction<F>(&self, mut f: F) -> Result<u64, StoreError>
+            where
+                F: FnMut(Transaction) -> Result<(), StoreError> + Send,
+            {
+                let mut after: Option<(String, String)> = None;
+                let mut n = 0;
+                loop {
+                    let mut q = QueryBuilder::<$Db>::new(TX_SELECT);
+                    if let Some((date, id)) = &after {
+                        q.push(" WHERE booking_date > ").push_bind(date.clone())
+                            .push(" OR (booking_date = ").push_bind(date.clone())
+                            .push(" AND id > ").push_bind(id.clone()).push(")");
+                    }
+                    q.push(" ORDER BY booking_date, id LIMIT 5000");
+                    let rows = q.build().fetch_all(&self.pool).await.map_err(self.fail("reading transactions"))?;
+                    if rows.is_empty() {
+                        return Ok(n);
+                    }
+                    for r in &rows {
+                        let tx = self.tx_from_row(r)?;
+                        after = Some((tx.booking_date.to_string(), tx.id.to_string()));
+                        n += 1;
+                        f(tx)?;
+                    }
+                }
+            }
+
+            async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+                let fail = self.fail("reading accounts");
+                let rows = sqlx::query(
+                    "SELECT source, source_account_id, account_type, subtype, name, mask, currency, balance_minor, \
+                     available_minor, credit_limit_minor, opening_minor, opening_date, updated_at FROM accounts \
+                     ORDER BY source, source_account_id",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(&fail)?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let source: String = r.try_get("source").map_err(&fail)?;
+                    let mut a = Account::bare(std::sync::Arc::from(source.as_str()), r.try_get("source_account_id").map_err(&fail)?);
+                    let corrupt = |field: &'static str, value: String| StoreError::Corrupt {
+                        database: self.name.clone(),
+                        id: a.source_account_id.clone(),
+                        field,
+                        value,
+                    };
+                    let currency = match r.try_get::<Option<String>, _>("currency").map_err(&fail)? {
+                        None => None,
+                        Some(c) => Some(Currency::from_code(&c).map_err(|_| corrupt("currency", c.clone()))?),
+                    };
+                    let money = |col: &str| -> Result<Option<Money>, StoreError> {
+                        let v: Option<i64> = r.try_get(col).map_err(&fail)?;
+                        Ok(match (v, currency) {
+                            (Some(m), Some(c)) => Some(Money::from_minor_units(m, c)),
+                            _ => None,
+                        })
+                    };
+                    let balance = money("balance_minor")?;
+                    let available = money("available_minor")?;
+                    let credit = money("credit_limit_minor")?;
+                    let opening = money("opening_minor")?;
+                    let opening_date = r
+                        .try_get::<Option<String>, _>("opening_date")
+                        .map_err(&fail)?
+                        .map(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| corrupt("opening_date", d.clone())))
+                        .transpose()?;
+                    let updated_at = r
+                        .try_get::<Option<String>, _>("updated_at")
+                        .map_err(&fail)?
+                        .map(|t| chrono::DateTime::parse_from_rfc3339(&t).map(|t| t.with_timezone(&Utc)).map_err(|_| corrupt("updated_at", t.clone())))
+                        .transpose()?;
+                    a.account_type = r.try_get("account_type").map_err(&fail)?;
+                    a.subtype = r.try_get("subtype").map_err(&fail)?;
+                    a.name = r.try_get("name").map_err(&fail)?;
+                    a.mask = r.try_get("mask").map_err(&fail)?;
+                    a.currency = currency;
+                    a.balance = balance;
+                    a.available_balance = available;
+                    a.credit_limit = credit;
+                    a.opening_balance = opening;
+                    a.opening_balance_date = opening_date;
+                    a.updated_at = updated_at;
+                    out.push(a);
+                }
+                Ok(out)
+            }
+
+            async fn quarantine(&self) -> Result<Vec<QuarantineRecord>, StoreError> {
+                let fail = self.fail("reading quarantine");
+                let rows = sqlx::query("SELECT source, file, pointer, field, value, reason FROM quarantine ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(&fail)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(QuarantineRecord {
+                            source: r.try_get(0).map_err(&fail)?,
+                            file: r.try_get(1).map_err(&fail)?,
+                            pointer: r.try_get(2).map_err(&fail)?,
+                            field: r.try_get(3).map_err(&fail)?,
+                            value: r.try_get(4).map_err(&fail)?,
+                            reason: r.try_get(5).map_err(&fail)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn status(&self, last_runs: u32) -> Result<StatusReport, StoreError> {
+                let fail = self.fail("reading status");
+                let mut q = QueryBuilder::<$Db>::new(
+                    "SELECT id, kind, started_at, finished_at, outcome, pages, records, inserted, updated, unchanged, \
+                     quarantined, message FROM runs ORDER BY id DESC LIMIT ",
+                );
+                q.push_bind(i64::from(last_runs));
+                let mut report = StatusReport::default();
+                for r in q.build().fetch_all(&self.pool).await.map_err(&fail)? {
+                    let mut counts = [0i64; 6];
+                    for (i, col) in ["pages", "records", "inserted", "updated", "unchanged", "quarantined"].iter().enumerate() {
+                        counts[i] = r.try_get(*col).map_err(&fail)?;
+                    }
+                    report.runs.push(RunRow {
+                        id: r.try_get("id").map_err(&fail)?,
+                        kind: r.try_get("kind").map_err(&fail)?,
+                        started_at: r.try_get("started_at").map_err(&fail)?,
+                        finished_at: r.try_get("finished_at").map_err(&fail)?,
+                        outcome: r.try_get("outcome").map_err(&fail)?,
+                        counts,
+                        message: r.try_get("message").map_err(&fail)?,
+                    });
+                }
+                let rows = sqlx::query("SELECT source, source_account_id, booking_date, updated_at FROM watermarks ORDER BY source, source_account_id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(&fail)?;
+                report.watermarks = rows.iter().map(|r| self.watermark(r)).collect::<Result<_, _>>()?;
+                let count = |sql: &'static str| async move {
+                    sqlx::query(sql).fetch_one(&self.pool).await.and_then(|r| r.try_get::<i64, _>(0))
+                };
+                report.quarantined = count("SELECT COUNT(*) FROM quarantine").await.map_err(&fail)?;
+                report.transactions = count("SELECT COUNT(*) FROM transactions").await.map_err(&fail)?;
+                let rows = sqlx::query(
+                    "SELECT sink, \
+                     SUM(CASE WHEN state IN ('pending', 'in_flight') THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN state = 'delivered' THEN 1 ELSE 0 END) \
+                     FROM deliveries GROUP BY sink ORDER BY sink",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(&fail)?;
+                for r in rows {
+                    report.deliveries.push((
+                        r.try_get(0).map_err(&fail)?,
+                        r.try_get(1).map_err(&fail)?,
+                        r.try_get(2).map_err(&fail)?,
+                        r.try_get(3).map_err(&fail)?,
+                    ));
+                }
+                Ok(report)
+            }
+        }
+
+        impl $Store {
+            fn watermark(&self, r: &DbRow) -> Result<Watermark, StoreError> {
+                let fail = self.fail("reading watermarks");
+                let date: String = r.try_get("booking_date").map_err(&fail)?;
+                let account: String = r.try_get("source_account_id").map_err(&fail)?;
+                Ok(Watermark {
+                    source: r.try_get("source").map_err(&fail)?,
+                    booking_date: NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
+                        database: self.name.clone(),
+                        id: account.clone(),
+                        field: "watermark",
+                        value: date.clone(),
+                    })?,
+                    source_account_id: account,
+                    updated_at: r.try_get("updated_at").map_err(&fail)?,
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use store_impl;

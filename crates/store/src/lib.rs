@@ -1,0 +1,140 @@
+//! bankpipe's state (DESIGN §7): a [`Store`] trait with two
+//! implementations — [`SqliteStore`], the embedded default (one file, WAL,
+//! busy timeout, `BEGIN IMMEDIATE` for read-then-write transactions), and
+//! [`PgStore`], for several workers sharing one PostgreSQL database.
+//!
+//! Migrations per backend are embedded in the binary and applied on open; a
+//! database migrated by a newer bankpipe is refused with a clear message.
+//! Money is stored as integer ISO 4217 minor units plus the currency code,
+//! never as a float. Tables: `runs`, `watermarks`, `accounts`,
+//! `transactions` (upsert by canonical id), `dedupe_links`, `quarantine`,
+//! `backfill_windows`, `deliveries`.
+
+mod backend;
+mod error;
+pub mod lock;
+mod postgres;
+pub mod rows;
+mod sqlite;
+mod types;
+
+use std::future::Future;
+
+use bankpipe_model::{Account, QuarantineRecord, Transaction};
+use chrono::NaiveDate;
+
+pub use error::StoreError;
+pub use lock::SyncLock;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+/// Everything bankpipe persists. Implemented by [`SqliteStore`] and
+/// [`PgStore`] with the same semantics; every method is one database
+/// transaction unless stated otherwise.
+pub trait Store: Send + Sync {
+    /// Record the start of a run; returns its id.
+    fn begin_run(&self, kind: RunKind) -> impl Future<Output = Result<RunId, StoreError>> + Send;
+
+    /// Record a run's end, counts and outcome.
+    fn finish_run(&self, run: RunId, summary: &RunSummary) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Write one normalized page atomically: accounts (newest wins),
+    /// transactions (insert new ids; update rows whose content changed and
+    /// whose `updated_at` is not older; leave unchanged rows untouched) and
+    /// quarantine records. Returns what changed.
+    fn write_page(
+        &self,
+        run: RunId,
+        accounts: &[Account],
+        transactions: &[Transaction],
+        quarantine: &[QuarantineRecord],
+    ) -> impl Future<Output = Result<PageCounts, StoreError>> + Send;
+
+    /// The watermarks of a source, one per account.
+    fn watermarks(&self, source: &str) -> impl Future<Output = Result<Vec<Watermark>, StoreError>> + Send;
+
+    /// Move watermarks forward (never backwards) to the given dates.
+    fn advance_watermarks(
+        &self,
+        run: RunId,
+        source: &str,
+        dates: &[(String, NaiveDate)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Rows that dedupe may pair: of the given `(source, account)`s, booked on
+    /// or after `since`, not already superseded or a duplicate.
+    fn dedupe_candidates(
+        &self,
+        accounts: &[(String, String)],
+        since: NaiveDate,
+    ) -> impl Future<Output = Result<Vec<Candidate>, StoreError>> + Send;
+
+    /// Persist dedupe decisions (set `superseded_by`/`duplicate_of` and a
+    /// `dedupe_links` row with the reason). Already-decided rows are skipped.
+    fn apply_dedupe(&self, run: RunId, links: &[DedupeLink]) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// `true` when a backfill window of `source` was completed.
+    fn backfill_window_done(
+        &self,
+        source: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Checkpoint a completed backfill window.
+    fn complete_backfill_window(
+        &self,
+        run: RunId,
+        source: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        transactions: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One transaction by canonical id.
+    fn transaction(&self, id: &str) -> impl Future<Output = Result<Option<Transaction>, StoreError>> + Send;
+
+    /// Dedupe links of a transaction, as the duplicate/superseded row or as the kept row.
+    fn links_of(&self, id: &str) -> impl Future<Output = Result<Vec<DedupeLink>, StoreError>> + Send;
+
+    /// Stream every transaction, ordered by (booking date, id), in batches.
+    fn for_each_transaction<F>(&self, f: F) -> impl Future<Output = Result<u64, StoreError>> + Send
+    where
+        F: FnMut(Transaction) -> Result<(), StoreError> + Send;
+
+    /// Every account.
+    fn accounts(&self) -> impl Future<Output = Result<Vec<Account>, StoreError>> + Send;
+
+    /// Every quarantine record (oldest first).
+    fn quarantine(&self) -> impl Future<Output = Result<Vec<QuarantineRecord>, StoreError>> + Send;
+
+    /// Last runs, watermarks, quarantine count and delivery backlog.
+    fn status(&self, last_runs: u32) -> impl Future<Output = Result<StatusReport, StoreError>> + Send;
+}
+
+/// Open the store named by a `database_url`: `sqlite://PATH` (created if
+/// missing) or `postgres://…`, applying migrations.
+///
+/// # Errors
+/// [`StoreError`] naming the database: unreachable, corrupt, locked,
+/// read-only, or migrated by a newer bankpipe.
+pub async fn open(database_url: &str) -> Result<AnyStore, StoreError> {
+    if database_url.starts_with("sqlite:") {
+        Ok(AnyStore::Sqlite(SqliteStore::open(database_url).await?))
+    } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
+        Ok(AnyStore::Postgres(Box::new(PgStore::open(database_url).await?)))
+    } else {
+        Err(StoreError::Config(format!(
+            "database_url {database_url:?}: expected sqlite://PATH or postgres://USER@HOST/DB"
+        )))
+    }
+}
+
+/// A store of either backend, as opened from a URL.
+pub enum AnyStore {
+    /// SQLite.
+    Sqlite(SqliteStore),
+    /// PostgreSQL.
+    Postgres(Box<PgStore>),
+}
