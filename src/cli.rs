@@ -9,8 +9,26 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "bankpipe", version, about, propagate_version = true)]
 pub struct Cli {
+    /// Diagnostics format on stderr: `text` for people, `json` for schedulers.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `--config` shared by every command that reads state.
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// Configuration file (default bankpipe.toml, or $BANKPIPE_CONFIG).
+    #[arg(long, value_name = "FILE", env = "BANKPIPE_CONFIG", default_value = "bankpipe.toml")]
+    pub config: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -25,6 +43,125 @@ pub enum Command {
     /// (the format replay reads), account numbers masked, secrets removed.
     #[command(after_help = RECORD_EXAMPLES)]
     Record(RecordArgs),
+    /// The scheduled job: fetch every source from its watermark minus the
+    /// overlap, store, dedupe, advance watermarks. Idempotent.
+    #[command(after_help = SYNC_EXAMPLES)]
+    Sync(SyncArgs),
+    /// The one-off job: fetch a date range window by window, each window a
+    /// checkpoint; rerun after a crash to resume.
+    #[command(after_help = BACKFILL_EXAMPLES)]
+    Backfill(BackfillArgs),
+    /// Last runs, watermarks, quarantine and delivery backlog.
+    Status(StatusArgs),
+    /// Write the stored dataset as the same files replay writes.
+    Export(ExportArgs),
+    /// Daily totals of one account over a date range, from the store.
+    Totals(TotalsArgs),
+    /// Why a stored transaction was kept, merged, superseded or categorized so.
+    Explain(ExplainArgs),
+}
+
+const SYNC_EXAMPLES: &str = "\
+Examples:
+  bankpipe sync --config /etc/bankpipe.toml
+  bankpipe sync --config bankpipe.toml --source truv-main --json --log-format json
+
+cron (nightly at 02:30):
+  30 2 * * *  bankpipe sync --config /etc/bankpipe.toml --log-format json >>/var/log/bankpipe.json 2>&1
+
+Exit codes: 0 ok; 1 failure (nothing half-written: watermarks stay where they
+were); 2 usage or configuration error; 75 rate budget exhausted or another
+sync running (try again later).";
+
+const BACKFILL_EXAMPLES: &str = "\
+Examples:
+  bankpipe backfill --config bankpipe.toml --from 2020-01-01 --to 2024-12-31
+  bankpipe backfill --config bankpipe.toml --from 2024-01-01 --to 2024-03-31 --source firefly --window-days 7
+
+Kill it at any moment and run the same command again: finished windows are
+skipped, the interrupted one is fetched again (upserts are idempotent).";
+
+/// Arguments of `bankpipe sync`.
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only these sources (repeatable; default all).
+    #[arg(long, value_name = "NAME")]
+    pub source: Vec<String>,
+    /// Print a machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `bankpipe backfill`.
+#[derive(Args, Debug)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// First date (YYYY-MM-DD, inclusive).
+    #[arg(long, value_name = "DATE")]
+    pub from: chrono::NaiveDate,
+    /// Last date (YYYY-MM-DD, inclusive).
+    #[arg(long, value_name = "DATE")]
+    pub to: chrono::NaiveDate,
+    /// Only these sources (repeatable; default all).
+    #[arg(long, value_name = "NAME")]
+    pub source: Vec<String>,
+    /// Window length in days (default: calendar months).
+    #[arg(long, value_name = "DAYS")]
+    pub window_days: Option<u32>,
+    /// Print a machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `bankpipe status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Runs to show.
+    #[arg(long, default_value_t = 10)]
+    pub runs: u32,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `bankpipe export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Output directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// Arguments of `bankpipe totals`.
+#[derive(Args, Debug)]
+pub struct TotalsArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The account, as SOURCE:ACCOUNT_ID.
+    #[arg(long, value_name = "SOURCE:ID")]
+    pub account: String,
+    /// First booking date.
+    #[arg(long, value_name = "DATE")]
+    pub from: chrono::NaiveDate,
+    /// Last booking date.
+    #[arg(long, value_name = "DATE")]
+    pub to: chrono::NaiveDate,
+}
+
+/// Arguments of `bankpipe explain`.
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Canonical id (32 hex), or a source transaction id.
+    pub id: String,
 }
 
 const RECORD_EXAMPLES: &str = "\
@@ -40,9 +177,8 @@ budget is exhausted for longer than allowed.";
 /// Arguments of `bankpipe record`.
 #[derive(Args, Debug)]
 pub struct RecordArgs {
-    /// Configuration file (default: bankpipe.toml, or $BANKPIPE_CONFIG).
-    #[arg(long, value_name = "FILE", env = "BANKPIPE_CONFIG", default_value = "bankpipe.toml")]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// Name of the `[[sources]]` entry to record.
     #[arg(long, value_name = "NAME")]
     pub source: String,

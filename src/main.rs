@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod ingest;
 mod setup;
 
 use std::process::ExitCode;
@@ -28,6 +29,12 @@ fn main() -> ExitCode {
         cli::Command::Replay(args) => commands::replay::run(&args),
         cli::Command::Gen(args) => commands::gen::run(&args),
         cli::Command::Record(args) => commands::record::run(&args),
+        cli::Command::Sync(args) => commands::sync::run(&args),
+        cli::Command::Backfill(args) => commands::backfill::run(&args),
+        cli::Command::Status(args) => commands::status::run(&args),
+        cli::Command::Export(args) => commands::export::run(&args),
+        cli::Command::Totals(args) => commands::totals::run(&args),
+        cli::Command::Explain(args) => commands::explain::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,23 +46,33 @@ fn main() -> ExitCode {
 }
 
 /// DESIGN §8: 2 for usage and configuration errors, 75 (EX_TEMPFAIL) when a
-/// rate budget is exhausted (resume next run), 1 for other failures.
+/// rate budget is exhausted or another sync holds the lock (try again
+/// later), 1 for other failures.
 fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| e.is::<setup::ConfigProblem>()) {
-        return 2;
+    match outcome_of(err) {
+        "config-error" => 2,
+        "rate-limited" | "locked" => 75,
+        _ => 1,
     }
-    let exhausted = err.chain().any(|e| {
-        matches!(
-            e.downcast_ref::<bankpipe_http::HttpError>(),
-            Some(bankpipe_http::HttpError::RateBudgetExhausted { .. })
-        ) || matches!(
-            e.downcast_ref::<bankpipe_sources::live::LiveError>(),
-            Some(bankpipe_sources::live::LiveError::Http(bankpipe_http::HttpError::RateBudgetExhausted { .. }))
-        )
-    });
-    if exhausted {
-        75
-    } else {
-        1
+}
+
+/// The run outcome an error stands for: `config-error`, `rate-limited`,
+/// `locked` or `failed`.
+pub(crate) fn outcome_of(err: &anyhow::Error) -> &'static str {
+    use bankpipe_http::HttpError;
+    use bankpipe_sources::live::LiveError;
+    for e in err.chain() {
+        if e.is::<setup::ConfigProblem>() {
+            return "config-error";
+        }
+        if matches!(e.downcast_ref::<bankpipe_store::StoreError>(), Some(bankpipe_store::StoreError::Locked(_))) {
+            return "locked";
+        }
+        if matches!(e.downcast_ref::<HttpError>(), Some(HttpError::RateBudgetExhausted { .. }))
+            || matches!(e.downcast_ref::<LiveError>(), Some(LiveError::Http(HttpError::RateBudgetExhausted { .. })))
+        {
+            return "rate-limited";
+        }
     }
+    "failed"
 }

@@ -39,3 +39,46 @@ pub fn categorizer(config: &Config, config_path: Option<&Path>) -> Result<Catego
     Categorizer::new(&config.rules, &config.categories, table.as_ref().map(|(t, o)| (t.as_str(), o.as_str())))
         .map_err(|e| named(&e).into())
 }
+
+/// The live sources to run: the named ones (each must exist), else all.
+pub fn select_sources(
+    config: &Config,
+    config_path: &Path,
+    names: &[String],
+) -> Result<Vec<bankpipe_sources::live::LiveSource>> {
+    let timezone: chrono_tz::Tz =
+        config.sync.timezone.parse().map_err(|_| ConfigProblem(format!("{}: sync.timezone", config_path.display())))?;
+    for name in names {
+        if !config.sources.iter().any(|s| &s.name == name) {
+            let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+            return Err(ConfigProblem(format!(
+                "{}: no source named {name:?} (sources: {})",
+                config_path.display(),
+                known.join(", ")
+            ))
+            .into());
+        }
+    }
+    let chosen: Vec<_> = config.sources.iter().filter(|s| names.is_empty() || names.contains(&s.name)).collect();
+    if chosen.is_empty() {
+        return Err(ConfigProblem(format!("{}: no [[sources]] configured", config_path.display())).into());
+    }
+    chosen
+        .into_iter()
+        .map(|s| {
+            bankpipe_sources::live::LiveSource::from_config(s, timezone)
+                .map_err(|e| ConfigProblem(format!("{}: {e}", config_path.display())).into())
+        })
+        .collect()
+}
+
+/// Open the configured store (applying migrations).
+pub async fn open_store(config: &Config) -> Result<bankpipe_store::AnyStore> {
+    Ok(bankpipe_store::open(&config.store.database_url, config.store.schema.as_deref()).await?)
+}
+
+/// A multi-threaded tokio runtime for the async commands.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Runtime::new().context("starting the async runtime")
+}

@@ -11,35 +11,26 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use bankpipe_http::{HttpClient, Policy};
 use bankpipe_model::account::mask_account_number;
-use bankpipe_sources::live::{LiveError, LiveSource, Window};
+use bankpipe_sources::live::{LiveError, Window};
 use serde_json::Value;
 
 use crate::cli::RecordArgs;
 use crate::setup::{self, ConfigProblem};
 
 pub fn run(args: &RecordArgs) -> Result<()> {
-    let config = setup::load_config(Some(&args.config))?;
-    let source_config = config.sources.iter().find(|s| s.name == args.source).ok_or_else(|| {
-        let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-        ConfigProblem(format!(
-            "{}: no source named {:?} (sources: {})",
-            args.config.display(),
-            args.source,
-            names.join(", ")
-        ))
-    })?;
-    let timezone = config.sync.timezone.parse().map_err(|_| ConfigProblem("sync.timezone".into()))?;
-    let mut source = LiveSource::from_config(source_config, timezone)
-        .map_err(|e| ConfigProblem(format!("{}: {e}", args.config.display())))?;
+    let path = &args.config.config;
+    let config = setup::load_config(Some(path))?;
+    let mut source = setup::select_sources(&config, path, std::slice::from_ref(&args.source))?.remove(0);
     source.page_size = args.page_size;
+    let source_config = config.sources.iter().find(|s| s.name == args.source).expect("selected above");
     let secrets = secret_values(source_config);
     prepare_dir(&args.out)?;
 
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = setup::runtime()?;
     let client = HttpClient::new(Policy::default())?;
     let window = Window { from: args.from, to: args.to };
     let mut written = 0u64;
-    let stats = runtime.block_on(source.walk::<anyhow::Error, _>(&client, window, |page| {
+    let stats = runtime.block_on(source.walk::<anyhow::Error, _>(&client, window, async |page| {
         written += 1;
         let path = args.out.join(format!("page-{written:06}.json"));
         let text = sanitize(&page.body, &secrets).with_context(|| format!("{}: not JSON", page.url))?;

@@ -84,6 +84,22 @@ impl Config {
                 }
             }
         }
+        for (i, link) in self.account_links.iter().enumerate() {
+            let key = format!("account_links[{i}].accounts");
+            let value = format!("{:?}", link.accounts);
+            let Some((a, b)) = link.sides() else {
+                return Err(invalid(key, &value, "expected two \"source:account id\" entries"));
+            };
+            for (source, _) in [&a, &b] {
+                if !self.sources.iter().any(|s| &s.name == source) {
+                    return Err(invalid(key, &value, &format!("no [[sources]] entry is named {source:?}")));
+                }
+            }
+        }
+        let d = &self.dedupe;
+        if d.pending_days < 0 || d.cross_source_days < 0 || !(0..=100).contains(&d.tip_tolerance_percent) {
+            return Err(invalid("dedupe".into(), "", "days must be >= 0 and tip_tolerance_percent within 0..=100"));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, s) in self.sinks.iter().enumerate() {
             if !names.insert(s.name.as_str()) {

@@ -26,6 +26,73 @@ pub struct Config {
     /// `[categories]`: category data and per-sink maps.
     #[serde(default)]
     pub categories: CategoriesConfig,
+    /// `[dedupe]`: pending → posted and cross-source matching.
+    #[serde(default)]
+    pub dedupe: DedupeSettings,
+    /// `[[account_links]]`: the same real account seen through two sources.
+    #[serde(default)]
+    pub account_links: Vec<AccountLinkConfig>,
+}
+
+/// `[dedupe]` (DESIGN §4). Defaults: 7 days, 20%, MCCs 5812 5813 5814 5541 5542, ±2 days.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupeSettings {
+    /// Days after a pending row within which its posted row may book.
+    #[serde(default = "default_pending_days")]
+    pub pending_days: i64,
+    /// Allowed pending → posted amount change for tip-prone MCCs, percent.
+    #[serde(default = "default_tip_tolerance")]
+    pub tip_tolerance_percent: i64,
+    /// Tip-prone MCCs (restaurants, bars, fuel).
+    #[serde(default = "default_tip_mccs")]
+    pub tip_prone_mccs: Vec<u16>,
+    /// Days apart two linked sources may book the same movement.
+    #[serde(default = "default_cross_days")]
+    pub cross_source_days: i64,
+}
+
+impl Default for DedupeSettings {
+    fn default() -> Self {
+        DedupeSettings {
+            pending_days: default_pending_days(),
+            tip_tolerance_percent: default_tip_tolerance(),
+            tip_prone_mccs: default_tip_mccs(),
+            cross_source_days: default_cross_days(),
+        }
+    }
+}
+
+fn default_pending_days() -> i64 {
+    7
+}
+fn default_tip_tolerance() -> i64 {
+    20
+}
+fn default_tip_mccs() -> Vec<u16> {
+    vec![5812, 5813, 5814, 5541, 5542]
+}
+fn default_cross_days() -> i64 {
+    2
+}
+
+/// `[[account_links]]`: `accounts = ["SOURCE:ACCOUNT_ID", "SOURCE:ACCOUNT_ID"]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountLinkConfig {
+    /// Exactly two `source:account id` references.
+    pub accounts: Vec<String>,
+}
+
+impl AccountLinkConfig {
+    /// The two `(source, account id)` sides, when well-formed.
+    pub fn sides(&self) -> Option<((String, String), (String, String))> {
+        let split = |s: &String| s.split_once(':').map(|(a, b)| (a.to_owned(), b.to_owned()));
+        match self.accounts.as_slice() {
+            [a, b] => Some((split(a)?, split(b)?)),
+            _ => None,
+        }
+    }
 }
 
 /// `[store]`: where state lives.
@@ -35,11 +102,14 @@ pub struct StoreConfig {
     /// `sqlite://bankpipe.db` (default) or `postgres://user@host/db`.
     #[serde(default = "default_database_url")]
     pub database_url: String,
+    /// PostgreSQL only: keep bankpipe's tables in this schema (created if missing).
+    #[serde(default)]
+    pub schema: Option<String>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { database_url: default_database_url() }
+        StoreConfig { database_url: default_database_url(), schema: None }
     }
 }
 

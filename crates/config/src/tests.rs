@@ -54,3 +54,16 @@ fn each_kind_needs_its_keys() {
     .to_string();
     assert!(e.contains("sinks[0].password_env"), "{e}");
 }
+
+#[test]
+fn account_links_name_known_sources() {
+    let src = "[[sources]]\nname=\"f\"\nkind=\"firefly\"\nbase_url=\"https://ff.example\"\ntoken_env=\"T\"\n";
+    let ok = format!("{src}[[account_links]]\naccounts = [\"f:1\", \"f:2\"]\n");
+    let c = Config::parse(&ok, Path::new("c.toml")).unwrap();
+    assert_eq!(c.account_links[0].sides().unwrap().1, ("f".to_owned(), "2".to_owned()));
+    let bad = format!("{src}[[account_links]]\naccounts = [\"f:1\", \"truv:2\"]\n");
+    let e = Config::parse(&bad, Path::new("c.toml")).unwrap_err().to_string();
+    assert!(e.contains("account_links[0].accounts") && e.contains("\"truv\""), "{e}");
+    let bad = format!("{src}[[account_links]]\naccounts = [\"f:1\"]\n");
+    assert!(Config::parse(&bad, Path::new("c.toml")).is_err());
+}

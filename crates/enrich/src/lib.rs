@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod categorize;
 pub mod daily_totals;
+pub mod dedupe;
 pub mod identity;
 
 pub use categorize::{Categorizer, Decision};

@@ -112,7 +112,8 @@ impl LiveSource {
         Ok(LiveSource { ctx, kind, endpoint, link_id, account_ids: config.account_ids.clone(), page_size: 500 })
     }
 
-    /// Walk every page of `window`, handing each to `on_page` as it arrives.
+    /// Walk every page of `window`, handing each to `on_page` (async, e.g.
+    /// to write it to the store) before the next page is fetched.
     ///
     /// # Errors
     /// The first HTTP, page or chain error (a `next` link to another origin
@@ -120,7 +121,7 @@ impl LiveSource {
     pub async fn walk<E, F>(&self, client: &HttpClient, window: Window, mut on_page: F) -> Result<LiveStats, E>
     where
         E: From<LiveError>,
-        F: FnMut(FetchedPage) -> Result<(), E>,
+        F: AsyncFnMut(FetchedPage) -> Result<(), E>,
     {
         let mut url = match self.kind {
             SourceKind::Truv => truv::live::first_url(self, window)?,
@@ -165,7 +166,7 @@ impl LiveSource {
             page.warnings.extend(drifted);
             stats.pages += 1;
             stats.records_read += page.records_read;
-            on_page(FetchedPage { url: url.clone(), body: response.body, page })?;
+            on_page(FetchedPage { url: url.clone(), body: response.body, page }).await?;
             match next {
                 Some(n) => url = n,
                 None => break,

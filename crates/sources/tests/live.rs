@@ -56,7 +56,7 @@ async fn collect(
     let mut bodies = Vec::new();
     let mut warnings = Vec::new();
     source
-        .walk::<LiveError, _>(&client(), window, |p| {
+        .walk::<LiveError, _>(&client(), window, async |p| {
             txs.extend(p.page.transactions);
             warnings.extend(p.page.warnings);
             bodies.push((p.url.to_string(), p.body));
@@ -117,7 +117,7 @@ async fn firefly_pages_are_followed_until_current_equals_total() {
     let source = firefly_source(&server.base_url(), 100);
     let mut splits = 0;
     let stats = source
-        .walk::<LiveError, _>(&client(), Window::default(), |p| {
+        .walk::<LiveError, _>(&client(), Window::default(), async |p| {
             splits += p.page.records_read;
             assert!(p.page.quarantine.is_empty());
             Ok(())

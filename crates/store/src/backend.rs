@@ -246,7 +246,22 @@ macro_rules! store_impl {
                     );
                     q.build().execute(&mut *db).await.map_err(&fail)?;
                 }
-                for chunk in quarantine.chunks(CHUNK) {
+                // A record quarantined by an earlier run (re-read in an overlap
+                // window) is not stored again; repeats within this run are.
+                let mut fresh = Vec::with_capacity(quarantine.len());
+                for r in quarantine {
+                    let mut q = QueryBuilder::<$Db>::new("SELECT COUNT(*) FROM quarantine WHERE source = ");
+                    q.push_bind(r.source.clone())
+                        .push(" AND field = ").push_bind(r.field.clone())
+                        .push(" AND value = ").push_bind(r.value.clone())
+                        .push(" AND reason = ").push_bind(r.reason.clone())
+                        .push(" AND run_id <> ").push_bind(run);
+                    let seen: i64 = q.build().fetch_one(&mut *db).await.and_then(|row| row.try_get(0)).map_err(&fail)?;
+                    if seen == 0 {
+                        fresh.push(r);
+                    }
+                }
+                for chunk in fresh.chunks(CHUNK) {
                     let mut q = QueryBuilder::<$Db>::new("INSERT INTO quarantine (run_id, source, file, pointer, field, value, reason) ");
                     q.push_values(chunk, |mut b, r| {
                         b.push_bind(run)

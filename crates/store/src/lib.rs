@@ -42,7 +42,9 @@ pub trait Store: Send + Sync {
     /// Write one normalized page atomically: accounts (newest wins),
     /// transactions (insert new ids; update rows whose content changed and
     /// whose `updated_at` is not older; leave unchanged rows untouched) and
-    /// quarantine records. Returns what changed.
+    /// quarantine records (one already stored by an earlier run — the same
+    /// source, field, value and reason — is not stored again). Returns what
+    /// changed; `quarantined` counts this page's rejected records.
     fn write_page(
         &self,
         run: RunId,
@@ -114,16 +116,16 @@ pub trait Store: Send + Sync {
 }
 
 /// Open the store named by a `database_url`: `sqlite://PATH` (created if
-/// missing) or `postgres://…`, applying migrations.
+/// missing) or `postgres://…` (optionally inside `schema`), applying migrations.
 ///
 /// # Errors
 /// [`StoreError`] naming the database: unreachable, corrupt, locked,
 /// read-only, or migrated by a newer bankpipe.
-pub async fn open(database_url: &str) -> Result<AnyStore, StoreError> {
+pub async fn open(database_url: &str, schema: Option<&str>) -> Result<AnyStore, StoreError> {
     if database_url.starts_with("sqlite:") {
         Ok(AnyStore::Sqlite(SqliteStore::open(database_url).await?))
     } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
-        Ok(AnyStore::Postgres(Box::new(PgStore::open(database_url).await?)))
+        Ok(AnyStore::Postgres(Box::new(PgStore::open_in_schema(database_url, schema).await?)))
     } else {
         Err(StoreError::Config(format!(
             "database_url {database_url:?}: expected sqlite://PATH or postgres://USER@HOST/DB"
@@ -137,4 +139,31 @@ pub enum AnyStore {
     Sqlite(SqliteStore),
     /// PostgreSQL.
     Postgres(Box<PgStore>),
+}
+
+impl AnyStore {
+    /// Take the one-sync-at-a-time lock of this database.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] when another sync or backfill holds it.
+    pub async fn lock(&self) -> Result<SyncLock, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.lock().await,
+            AnyStore::Postgres(p) => p.lock().await,
+        }
+    }
+}
+
+/// Run `$body` with `$s` bound to the concrete store (generic code over [`Store`]).
+#[macro_export]
+macro_rules! with_store {
+    ($any:expr, $s:ident => $body:expr) => {
+        match $any {
+            $crate::AnyStore::Sqlite($s) => $body,
+            $crate::AnyStore::Postgres($s) => {
+                let $s = &**$s;
+                $body
+            }
+        }
+    };
 }

@@ -104,6 +104,9 @@ async fn transactions_round_trip_exactly<S: Store>(s: &S) {
     let kwd = stored_accounts.iter().find(|a| a.source_account_id == "kw-001").unwrap();
     assert_eq!(kwd.balance.unwrap().to_string(), "12.500");
     assert_eq!(s.quarantine().await.unwrap(), quarantine);
+    let next = s.begin_run(RunKind::Sync).await.unwrap();
+    s.write_page(next, &[], &[], &quarantine).await.unwrap();
+    assert_eq!(s.quarantine().await.unwrap(), quarantine, "a re-read bad record is not stored twice");
     let mut seen = Vec::new();
     s.for_each_transaction(|t| {
         seen.push((t.booking_date, t.id));

@@ -1,0 +1,52 @@
+//! `bankpipe totals`: daily totals of one account over a date range.
+
+use anyhow::Result;
+use bankpipe_enrich::DailyTotalsBuilder;
+use bankpipe_store::{with_store, Store};
+
+use crate::cli::TotalsArgs;
+use crate::setup::{self, ConfigProblem};
+
+pub fn run(args: &TotalsArgs) -> Result<()> {
+    let Some((source, account)) = args.account.split_once(':') else {
+        return Err(ConfigProblem(format!("--account {:?}: expected SOURCE:ACCOUNT_ID", args.account)).into());
+    };
+    let config = setup::load_config(Some(&args.config.config))?;
+    let mut totals = DailyTotalsBuilder::new();
+    let mut seen = 0u64;
+    setup::runtime()?.block_on(async {
+        let store = setup::open_store(&config).await?;
+        with_store!(&store, s => s.for_each_transaction(|tx| {
+            if &*tx.source == source && tx.source_account_id == account && tx.booking_date >= args.from && tx.booking_date <= args.to {
+                seen += 1;
+                totals.add(&tx);
+            }
+            Ok(())
+        }).await?);
+        anyhow::Ok(())
+    })?;
+    let (daily, _) = totals.finish(&[]);
+    println!(
+        "{:<10}  {:>8}  {:>14}  {:>5}  {:>14}  {:>14}",
+        "date", "currency", "net_total", "count", "inflow", "outflow"
+    );
+    for d in &daily {
+        println!(
+            "{:<10}  {:>8}  {:>14}  {:>5}  {:>14}  {:>14}",
+            d.date.to_string(),
+            d.currency.code(),
+            d.net_total.to_string(),
+            d.transaction_count,
+            d.inflow.to_string(),
+            d.outflow.to_string()
+        );
+    }
+    eprintln!(
+        "{} transactions of {source}:{account} between {} and {} ({} counted days)",
+        seen,
+        args.from,
+        args.to,
+        daily.len()
+    );
+    Ok(())
+}
