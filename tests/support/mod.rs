@@ -39,3 +39,61 @@ pub fn read_csv(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> 
         })
         .collect()
 }
+
+/// Environment of the simulator credentials the test configs name.
+pub const SIM_ENV: [(&str, &str); 3] =
+    [("T_ID", "sim-client"), ("T_SECRET", "sim-secret"), ("F_TOKEN", "sim-firefly-token")];
+
+/// Run `bankpipe` off the async runtime's worker threads.
+pub async fn bankpipe_async(args: Vec<String>, env: Vec<(&'static str, &'static str)>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_bankpipe"))
+            .args(&args)
+            .envs(env)
+            .current_dir(root())
+            .output()
+            .expect("run bankpipe")
+    })
+    .await
+    .expect("join")
+}
+
+/// A config with a Truv and/or Firefly source at the given simulator URLs,
+/// a SQLite store in `dir` (or PostgreSQL when `database` is given), plus `extra` TOML.
+pub fn write_config(
+    dir: &Path,
+    truv: Option<&str>,
+    firefly: Option<&str>,
+    database: Option<(&str, &str)>,
+    extra: &str,
+) -> PathBuf {
+    let mut text = match database {
+        None => format!("[store]\ndatabase_url = \"sqlite://{}\"\n", dir.join("state.db").display()),
+        Some((url, schema)) => format!("[store]\ndatabase_url = \"{url}\"\nschema = \"{schema}\"\n"),
+    };
+    if let Some(t) = truv {
+        text += &format!(
+            "[[sources]]\nname = \"truv\"\nkind = \"truv\"\nbase_url = \"{t}\"\nlink_id = \"24d7e80942ce4ad58a93f70ce4115f5c\"\nclient_id_env = \"T_ID\"\nsecret_env = \"T_SECRET\"\n"
+        );
+    }
+    if let Some(f) = firefly {
+        text += &format!(
+            "[[sources]]\nname = \"firefly\"\nkind = \"firefly\"\nbase_url = \"{f}\"\ntoken_env = \"F_TOKEN\"\n"
+        );
+    }
+    text += extra;
+    let path = dir.join("bankpipe.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Parse the `--json` summary a command printed.
+pub fn json_out(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "command failed: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+/// `s` as an owned argument list.
+pub fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}

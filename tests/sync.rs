@@ -1,0 +1,268 @@
+//! `bankpipe sync` and `backfill` end to end against the simulators.
+
+mod support;
+
+use std::path::Path;
+
+use bankpipe_sim::faults::Faults;
+use bankpipe_sim::firefly::{FireflyConfig, FireflyData, FireflySim};
+use bankpipe_sim::truv::{TruvConfig, TruvData, TruvSim};
+use bankpipe_sim::SimServer;
+use serde_json::{json, Value};
+use support::{args, bankpipe_async, json_out, read_csv, root, write_config, SIM_ENV};
+
+fn source<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    summary["sources"].as_array().unwrap().iter().find(|s| s["source"] == name).unwrap()
+}
+
+async fn sync(config: &Path) -> std::process::Output {
+    bankpipe_async(args(&["sync", "--config", config.to_str().unwrap(), "--json"]), SIM_ENV.to_vec()).await
+}
+
+async fn export(config: &Path, out: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let o =
+        bankpipe_async(args(&["export", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]), vec![])
+            .await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    read_csv(&out.join("transactions.csv"))
+}
+
+async fn fixture_sims() -> (std::sync::Arc<TruvSim>, SimServer, std::sync::Arc<FireflySim>, SimServer) {
+    let truv =
+        TruvSim::new(TruvConfig::default(), TruvData::from_recorded(&root().join("fixtures/truv/multipage")).unwrap());
+    let firefly = FireflySim::new(
+        FireflyConfig::default(),
+        FireflyData::from_recorded(&root().join("fixtures/firefly/groups")).unwrap(),
+    );
+    let ts = SimServer::start(truv.router(), 0).await.unwrap();
+    let fs = SimServer::start(firefly.router(), 0).await.unwrap();
+    (truv, ts, firefly, fs)
+}
+
+async fn second_sync_changes_nothing(database: Option<(&str, &str)>) {
+    let (truv, ts, firefly, fs) = fixture_sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), Some(&ts.base_url()), Some(&fs.base_url()), database, "");
+    let first = json_out(&sync(&config).await);
+    assert_eq!(first["outcome"], "ok");
+    assert_eq!(
+        (source(&first, "truv")["inserted"].as_u64(), source(&first, "firefly")["inserted"].as_u64()),
+        (Some(9), Some(7))
+    );
+    let requests = (truv.requests(), firefly.requests());
+    let second = json_out(&sync(&config).await);
+    for name in ["truv", "firefly"] {
+        let s = source(&second, name);
+        assert_eq!((s["inserted"].as_u64(), s["updated"].as_u64()), (Some(0), Some(0)), "{name}: {s}");
+        assert!(s["from"].is_string(), "the second run starts at the watermark minus the overlap");
+    }
+    assert_eq!(
+        (truv.requests() - requests.0, firefly.requests() - requests.1),
+        (1, 1),
+        "one page each for the overlap window"
+    );
+    // Twins survive every run.
+    let rows = export(&config, &dir.path().join("out")).await;
+    assert_eq!(rows.iter().filter(|r| r["description"] == "BLUE BOTTLE #12").count(), 2);
+    assert_eq!(rows.len(), 16);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_sync_changes_nothing_sqlite() {
+    second_sync_changes_nothing(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_sync_changes_nothing_postgres() {
+    let Ok(url) = std::env::var("BANKPIPE_TEST_DATABASE_URL") else {
+        eprintln!("NOTICE: a_second_sync_changes_nothing_postgres skipped: BANKPIPE_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let schema = format!("e2e_{}", fastrand::u64(..));
+    second_sync_changes_nothing(Some((&url, &schema))).await;
+}
+
+fn truv_tx(id: &str, status: &str, date: &str, amount: &str, merchant: &str, mcc: Option<u16>) -> Value {
+    let posted = if status == "POSTED" { json!(format!("{date}T12:00:00Z")) } else { Value::Null };
+    json!({"id": id, "account_id": "chk-x", "amount": amount, "currency_code": "USD", "type": "DEBIT", "status": status,
+           "posted_at": posted, "transacted_at": format!("{date}T11:00:00Z"), "updated_at": format!("{date}T13:00:00Z"),
+           "description": merchant.to_uppercase(), "merchant_name": merchant, "merchant_category_code": mcc, "categories": []})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_row_is_superseded_by_its_posted_row_in_a_later_run() {
+    let data = TruvData {
+        accounts: vec![],
+        transactions: vec![truv_tx("p-1", "PENDING", "2024-03-01", "42.10", "Trattoria Roma", Some(5812))],
+    };
+    let truv = TruvSim::new(TruvConfig::default(), data);
+    let ts = SimServer::start(truv.router(), 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), Some(&ts.base_url()), None, None, "");
+    assert_eq!(json_out(&sync(&config).await)["superseded"], 0);
+    // The bank posts it two days later with a tip, under another id.
+    truv.push_transactions([truv_tx("q-1", "POSTED", "2024-03-03", "48.10", "Trattoria Roma", Some(5812))]);
+    let second = json_out(&sync(&config).await);
+    assert_eq!(second["superseded"], 1, "{second}");
+    let rows = export(&config, &dir.path().join("out")).await;
+    let p = rows.iter().find(|r| r["source_transaction_id"] == "p-1").unwrap();
+    let q = rows.iter().find(|r| r["source_transaction_id"] == "q-1").unwrap();
+    assert_eq!(p["superseded_by"], q["id"]);
+    assert_eq!((p["counts"].as_str(), q["counts"].as_str()), ("0", "1"));
+    let o = bankpipe_async(args(&["explain", "--config", config.to_str().unwrap(), "p-1"]), vec![]).await;
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("superseded by") && text.contains("within 20% for tip-prone MCC 5812"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn linked_accounts_keep_one_row_per_movement() {
+    let data = TruvData {
+        accounts: vec![],
+        transactions: vec![truv_tx("g-1", "POSTED", "2024-03-05", "23.45", "Grocer", Some(5411))],
+    };
+    let truv = TruvSim::new(TruvConfig::default(), data);
+    let firefly = FireflySim::new(
+        FireflyConfig::default(),
+        FireflyData::from_recorded(&root().join("fixtures/firefly/groups")).unwrap(),
+    );
+    let ts = SimServer::start(truv.router(), 0).await.unwrap();
+    let fs = SimServer::start(firefly.router(), 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let link = "[[account_links]]\naccounts = [\"truv:chk-x\", \"firefly:1\"]\n";
+    let config = write_config(dir.path(), Some(&ts.base_url()), Some(&fs.base_url()), None, link);
+    let summary = json_out(&sync(&config).await);
+    assert_eq!(summary["duplicates"], 1, "{summary}");
+    let rows = export(&config, &dir.path().join("out")).await;
+    let truv_row = rows.iter().find(|r| r["source_transaction_id"] == "g-1").unwrap();
+    let ff_row = rows.iter().find(|r| r["source_transaction_id"] == "1001").unwrap();
+    assert_eq!(ff_row["duplicate_of"], truv_row["id"], "the Firefly row duplicates the Truv row, which has an MCC");
+    assert_eq!(truv_row["duplicate_of"], "");
+    // The other Firefly rows of the group (-6.55 at the pharmacy) are untouched.
+    assert_eq!(rows.iter().find(|r| r["source_transaction_id"] == "1002").unwrap()["duplicate_of"], "");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_sync_at_a_time_exits_75() {
+    let (_t, ts, _f, fs) = fixture_sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), Some(&ts.base_url()), Some(&fs.base_url()), None, "");
+    json_out(&sync(&config).await);
+    let store = bankpipe_store::SqliteStore::open(&format!("sqlite://{}", dir.path().join("state.db").display()))
+        .await
+        .unwrap();
+    let held = store.lock().await.unwrap();
+    let o = sync(&config).await;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("another bankpipe sync holds this database's lock"), "{stderr}");
+    drop(held);
+    json_out(&sync(&config).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_run_leaves_the_watermarks_where_they_were() {
+    let (_t, ts, _f, fs) = fixture_sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), Some(&ts.base_url()), Some(&fs.base_url()), None, "");
+    json_out(&sync(&config).await);
+    let status = |c: &Path| {
+        let c = c.to_str().unwrap().to_owned();
+        async move { json_out(&bankpipe_async(args(&["status", "--config", &c, "--json"]), vec![]).await) }
+    };
+    let before = status(&config).await["watermarks"].clone();
+    let o = bankpipe_async(
+        args(&["sync", "--config", config.to_str().unwrap()]),
+        vec![("T_ID", "sim-client"), ("T_SECRET", "wrong"), ("F_TOKEN", "sim-firefly-token")],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("HTTP 401") && !stderr.contains("wrong"), "{stderr}");
+    let after = status(&config).await;
+    assert_eq!(after["watermarks"], before);
+    assert_eq!(after["runs"][0]["outcome"], "failed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configuration_problems_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), Some("http://127.0.0.1:9"), None, None, "");
+    let o = bankpipe_async(args(&["sync", "--config", config.to_str().unwrap(), "--source", "nope"]), SIM_ENV.to_vec())
+        .await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no source named \"nope\""));
+    let o = bankpipe_async(args(&["sync", "--config", config.to_str().unwrap()]), vec![]).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("T_ID"));
+    let bad_dir = write_config(dir.path(), None, None, None, "");
+    std::fs::write(&bad_dir, "[store]\ndatabase_url = \"sqlite:///nonexistent-dir/x/state.db\"\n[[sources]]\nname=\"f\"\nkind=\"firefly\"\nbase_url=\"http://127.0.0.1:9\"\ntoken_env=\"F_TOKEN\"\n").unwrap();
+    let o = bankpipe_async(args(&["sync", "--config", bad_dir.to_str().unwrap()]), SIM_ENV.to_vec()).await;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("/nonexistent-dir/x") && stderr.contains("does not exist"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_resumes_after_kill_9_with_nothing_lost_or_doubled() {
+    let gen = bankpipe_sources::generator::GenConfig {
+        accounts: 2,
+        transactions: 1_500,
+        page_size: 100,
+        seed: 11,
+        ..Default::default()
+    };
+    let data = TruvData::generated(gen);
+    let unique = data.transactions.len();
+    let slow = TruvConfig {
+        faults: Faults { latency: std::time::Duration::from_millis(40), ..Faults::none() },
+        ..TruvConfig::default()
+    };
+    let truv = TruvSim::new(slow, data);
+    let ts = SimServer::start(truv.router(), 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), Some(&ts.base_url()), None, None, "");
+    let cmd = args(&[
+        "backfill",
+        "--config",
+        config.to_str().unwrap(),
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2025-12-31",
+        "--window-days",
+        "30",
+    ]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bankpipe"))
+        .args(&cmd)
+        .envs(SIM_ENV)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let it finish a few windows, then kill -9 mid-window.
+    let db = dir.path().join("state.db");
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if truv.requests() >= 12 {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(db.exists());
+    let killed_after = truv.requests();
+    let resumed = json_out(&bankpipe_async([cmd.clone(), args(&["--json"])].concat(), SIM_ENV.to_vec()).await);
+    assert_eq!(resumed["outcome"], "ok");
+    let windows = 25; // 2024-01-01..=2025-12-31 in 30-day windows
+    let resumed_pages = source(&resumed, "truv")["pages"].as_u64().unwrap();
+    assert!(
+        killed_after >= 12 && resumed_pages < windows,
+        "the rerun skipped the finished windows: {resumed_pages} pages"
+    );
+    let rows = export(&config, &dir.path().join("out")).await;
+    let ids: std::collections::BTreeSet<_> = rows.iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(ids.len(), rows.len(), "no duplicates");
+    assert_eq!(rows.len(), unique, "nothing lost");
+    // A third run has nothing left to do.
+    let again = json_out(&bankpipe_async([cmd, args(&["--json"])].concat(), SIM_ENV.to_vec()).await);
+    assert_eq!(source(&again, "truv")["pages"], 0, "every window is checkpointed");
+}
