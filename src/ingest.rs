@@ -112,7 +112,10 @@ pub fn dedupe_config(config: &Config) -> DedupeConfig {
 
 /// Pair pending → posted and cross-source duplicates among the touched
 /// accounts (and the accounts linked to them), booked on or after `since`
-/// (less the pending window). Returns (superseded, duplicates) newly marked.
+/// (less the matching windows). Works one account group (an account and
+/// the accounts linked to it) at a time, so memory holds one group's
+/// candidates, not the whole history. Returns (superseded, duplicates)
+/// newly marked.
 ///
 /// # Errors
 /// Store errors.
@@ -123,27 +126,75 @@ pub async fn dedupe<S: Store>(
     touched: &BTreeSet<(String, String)>,
     since: Option<NaiveDate>,
 ) -> Result<(u64, u64)> {
-    if touched.is_empty() {
-        return Ok((0, 0));
-    }
     let cfg = dedupe_config(config);
     let links: Vec<_> = config.account_links.iter().filter_map(|l| l.sides()).collect();
-    let mut accounts = touched.clone();
-    for (a, b) in &links {
-        if touched.contains(a) || touched.contains(b) {
-            accounts.insert(a.clone());
-            accounts.insert(b.clone());
-        }
-    }
     let since = since
         .map(|d| d - chrono::Days::new(cfg.pending_days.max(cfg.cross_source_days).unsigned_abs()))
         .unwrap_or(NaiveDate::MIN);
-    let accounts: Vec<(String, String)> = accounts.into_iter().collect();
-    let candidates = store.dedupe_candidates(&accounts, since).await?;
-    let mut decisions = supersede_pending(&candidates, &cfg);
-    let superseded: BTreeSet<&str> = decisions.iter().map(|l| l.transaction_id.as_str()).collect();
-    let remaining: Vec<_> = candidates.iter().filter(|c| !superseded.contains(c.id.as_str())).cloned().collect();
-    decisions.extend(cross_source(&remaining, &links, &cfg));
-    let (sup, dup): (Vec<_>, Vec<_>) = decisions.into_iter().partition(|l| l.kind == LinkKind::Superseded);
-    Ok((store.apply_dedupe(run, &sup).await?, store.apply_dedupe(run, &dup).await?))
+    let (mut superseded, mut duplicates) = (0, 0);
+    for group in account_groups(touched, &links) {
+        let candidates = store.dedupe_candidates(&group, since).await?;
+        let mut decisions = supersede_pending(&candidates, &cfg);
+        let gone: BTreeSet<&str> = decisions.iter().map(|l| l.transaction_id.as_str()).collect();
+        let remaining: Vec<_> = candidates.iter().filter(|c| !gone.contains(c.id.as_str())).cloned().collect();
+        decisions.extend(cross_source(&remaining, &links, &cfg));
+        let (sup, dup): (Vec<_>, Vec<_>) = decisions.into_iter().partition(|l| l.kind == LinkKind::Superseded);
+        superseded += store.apply_dedupe(run, &sup).await?;
+        duplicates += store.apply_dedupe(run, &dup).await?;
+    }
+    Ok((superseded, duplicates))
+}
+
+/// Touched accounts grouped with every account linked to them (transitively).
+fn account_groups(
+    touched: &BTreeSet<(String, String)>,
+    links: &[((String, String), (String, String))],
+) -> Vec<Vec<(String, String)>> {
+    let mut groups: Vec<BTreeSet<(String, String)>> = Vec::new();
+    let mut pending: Vec<(String, String)> = touched.iter().cloned().collect();
+    let mut placed: BTreeSet<(String, String)> = BTreeSet::new();
+    while let Some(start) = pending.pop() {
+        if placed.contains(&start) {
+            continue;
+        }
+        let mut group = BTreeSet::new();
+        let mut queue = vec![start];
+        while let Some(a) = queue.pop() {
+            if !group.insert(a.clone()) {
+                continue;
+            }
+            for (x, y) in links {
+                if *x == a {
+                    queue.push(y.clone());
+                }
+                if *y == a {
+                    queue.push(x.clone());
+                }
+            }
+        }
+        placed.extend(group.iter().cloned());
+        groups.push(group);
+    }
+    groups.into_iter().map(|g| g.into_iter().collect()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str, id: &str) -> (String, String) {
+        (s.to_owned(), id.to_owned())
+    }
+
+    #[test]
+    fn linked_accounts_share_a_group_others_stand_alone() {
+        let touched: BTreeSet<_> = [a("truv", "chk"), a("truv", "card"), a("firefly", "9")].into_iter().collect();
+        let links = vec![(a("truv", "chk"), a("firefly", "1"))];
+        let mut groups = account_groups(&touched, &links);
+        groups.sort();
+        assert_eq!(
+            groups,
+            vec![vec![a("firefly", "1"), a("truv", "chk")], vec![a("firefly", "9")], vec![a("truv", "card")]]
+        );
+    }
 }

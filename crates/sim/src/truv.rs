@@ -5,7 +5,8 @@
 //! `{"error": {"code": "unauthorized", …}}`. Query: `account_ids`
 //! (comma-separated), `transacted_at_from`/`transacted_at_to` (ISO 8601 date
 //! or date-time, inclusive), `page` (1-based), `page_size` (1..=1000,
-//! default 100). Pages carry `count`, DRF-style `next`/`previous` URLs,
+//! default 100). Transactions are listed in `transacted_at` order. Pages
+//! carry `count`, DRF-style `next`/`previous` URLs,
 //! the link's `accounts` and, when enabled, `daily_totals` computed from
 //! the posted transactions of the whole result.
 
@@ -125,9 +126,35 @@ impl Default for TruvConfig {
 /// The simulator's state.
 pub struct TruvSim {
     config: TruvConfig,
-    data: Mutex<TruvData>,
+    data: Mutex<Indexed>,
     requests: AtomicU64,
     drift_serial: AtomicU64,
+}
+
+/// The data with an index of transactions by `transacted_at`, so that a
+/// page request costs O(log n + page) instead of a scan of all history.
+struct Indexed {
+    data: TruvData,
+    /// `(transacted_at, position)` sorted; rebuilt when the data changes.
+    by_time: Vec<(DateTime<Utc>, usize)>,
+    dirty: bool,
+}
+
+impl Indexed {
+    fn index(&mut self) -> &[(DateTime<Utc>, usize)] {
+        if self.dirty {
+            self.by_time = self
+                .data
+                .transactions
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (instant(&t["transacted_at"]).unwrap_or(DateTime::<Utc>::MIN_UTC), i))
+                .collect();
+            self.by_time.sort();
+            self.dirty = false;
+        }
+        &self.by_time
+    }
 }
 
 impl TruvSim {
@@ -135,7 +162,7 @@ impl TruvSim {
     pub fn new(config: TruvConfig, data: TruvData) -> Arc<TruvSim> {
         Arc::new(TruvSim {
             config,
-            data: Mutex::new(data),
+            data: Mutex::new(Indexed { data, by_time: Vec::new(), dirty: true }),
             requests: AtomicU64::new(0),
             drift_serial: AtomicU64::new(0),
         })
@@ -148,7 +175,9 @@ impl TruvSim {
 
     /// Append transactions (new activity between syncs).
     pub fn push_transactions(&self, more: impl IntoIterator<Item = Value>) {
-        self.data.lock().expect("data lock").transactions.extend(more);
+        let mut data = self.data.lock().expect("data lock");
+        data.data.transactions.extend(more);
+        data.dirty = true;
     }
 
     /// The axum router.
@@ -235,15 +264,17 @@ async fn handle(
     let account_ids: Option<Vec<&str>> = q.get("account_ids").map(|s| s.split(',').map(str::trim).collect());
 
     let body = {
-        let data = sim.data.lock().expect("data lock");
-        let selected: Vec<&Value> = data
-            .transactions
-            .iter()
+        let mut guard = sim.data.lock().expect("data lock");
+        let index = guard.index();
+        // Served in time order; positions within the window by binary search.
+        let lo = from.map_or(0, |f| index.partition_point(|(t, _)| *t < f));
+        let hi = to.map_or(index.len(), |e| index.partition_point(|(t, _)| *t <= e));
+        let positions: Vec<usize> = index[lo..hi.max(lo)].iter().map(|(_, i)| *i).collect();
+        let data = &guard.data;
+        let selected: Vec<&Value> = positions
+            .into_iter()
+            .map(|i| &data.transactions[i])
             .filter(|t| account_ids.as_ref().is_none_or(|ids| ids.contains(&t["account_id"].as_str().unwrap_or(""))))
-            .filter(|t| {
-                let at = instant(&t["transacted_at"]);
-                from.is_none_or(|f| at.is_some_and(|a| a >= f)) && to.is_none_or(|e| at.is_some_and(|a| a <= e))
-            })
             .collect();
         let total = selected.len();
         let pages = total.div_ceil(page_size).max(1);
@@ -282,11 +313,14 @@ async fn handle(
     if faults.drift {
         let n = sim.drift_serial.fetch_add(1, Ordering::Relaxed);
         let mut data = sim.data.lock().expect("data lock");
-        if let Some(first) = data.transactions.first().cloned() {
-            let mut fresh = first;
+        let earliest = data.index().first().map(|(_, i)| *i);
+        if let Some(i) = earliest {
+            // A new record at the very start of the listing shifts every page by one.
+            let mut fresh = data.data.transactions[i].clone();
             fresh["id"] = Value::String(format!("drift-{n}"));
             fresh["description"] = Value::String("NEW ACTIVITY DURING THE WALK".into());
-            data.transactions.insert(0, fresh);
+            data.data.transactions.push(fresh);
+            data.dirty = true;
         }
     }
     if Faults::roll(faults.malformed_page_rate) {
