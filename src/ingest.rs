@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
 use bankpipe_config::Config;
-use bankpipe_enrich::dedupe::{cross_source, supersede_pending, DedupeConfig, LinkKind};
+use bankpipe_enrich::dedupe::{cross_source, supersede_pending, AccountRef, DedupeConfig, LinkKind};
 use bankpipe_enrich::Categorizer;
 use bankpipe_http::HttpClient;
 use bankpipe_model::Status;
@@ -146,10 +146,7 @@ pub async fn dedupe<S: Store>(
 }
 
 /// Touched accounts grouped with every account linked to them (transitively).
-fn account_groups(
-    touched: &BTreeSet<(String, String)>,
-    links: &[((String, String), (String, String))],
-) -> Vec<Vec<(String, String)>> {
+fn account_groups(touched: &BTreeSet<AccountRef>, links: &[(AccountRef, AccountRef)]) -> Vec<Vec<AccountRef>> {
     let mut groups: Vec<BTreeSet<(String, String)>> = Vec::new();
     let mut pending: Vec<(String, String)> = touched.iter().cloned().collect();
     let mut placed: BTreeSet<(String, String)> = BTreeSet::new();
