@@ -86,14 +86,7 @@ async fn main() {
     );
     let start =
         chrono::DateTime::parse_from_rfc3339(&last).map(|t| t.date_naive() + chrono::Days::new(1)).unwrap_or_default();
-    let new = TruvData::generated(GenConfig {
-        accounts: 50,
-        transactions: 1000,
-        page_size: 1000,
-        seed: 22,
-        start,
-        ..GenConfig::default()
-    });
+    let new = TruvData::generated(GenConfig { accounts: 50, transactions: 1000, page_size: 1000, seed: 22, start });
     sim.push_transactions(new.transactions.into_iter().map(|mut t: Value| {
         t["id"] = Value::String(format!("new-{}", t["id"].as_str().unwrap()));
         t
