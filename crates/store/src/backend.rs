@@ -590,6 +590,112 @@ macro_rules! store_impl {
                 }
                 Ok(report)
             }
+
+            async fn enqueue_deliveries(&self, sink: &str, include_pending: bool) -> Result<u64, StoreError> {
+                let fail = self.fail("queueing deliveries");
+                let mut db = self.write_tx().await?;
+                let mut q = QueryBuilder::<$Db>::new(
+                    "DELETE FROM deliveries WHERE state = 'pending' AND sink = ",
+                );
+                q.push_bind(sink.to_owned()).push(
+                    " AND transaction_id IN (SELECT id FROM transactions WHERE duplicate_of IS NOT NULL OR superseded_by IS NOT NULL)",
+                );
+                q.build().execute(&mut *db).await.map_err(&fail)?;
+                let mut q = QueryBuilder::<$Db>::new("INSERT INTO deliveries (sink, transaction_id, state, updated_at) SELECT ");
+                q.push_bind(sink.to_owned())
+                    .push(", t.id, 'pending', ")
+                    .push_bind(instant(Utc::now()))
+                    .push(" FROM transactions t WHERE t.memo_only = ")
+                    .push_bind(false)
+                    .push(" AND t.duplicate_of IS NULL AND t.superseded_by IS NULL");
+                if !include_pending {
+                    q.push(" AND t.status = 'posted'");
+                }
+                q.push(" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.sink = ")
+                    .push_bind(sink.to_owned())
+                    .push(" AND d.transaction_id = t.id)");
+                let queued = q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected();
+                db.commit().await.map_err(&fail)?;
+                Ok(queued)
+            }
+
+            async fn deliveries(&self, sink: &str, state: DeliveryState, limit: u32) -> Result<Vec<Transaction>, StoreError> {
+                let columns = TX_SELECT.replacen("SELECT ", "SELECT t.", 1).replace(", ", ", t.").replace("FROM transactions", "FROM transactions t");
+                let mut q = QueryBuilder::<$Db>::new(format!("{columns} JOIN deliveries d ON d.transaction_id = t.id WHERE d.sink = "));
+                q.push_bind(sink.to_owned())
+                    .push(" AND d.state = ").push_bind(state.as_str())
+                    .push(" AND t.duplicate_of IS NULL AND t.superseded_by IS NULL")
+                    .push(" ORDER BY t.source, t.source_account_id, t.booking_date, t.id LIMIT ")
+                    .push_bind(i64::from(limit));
+                let rows = q.build().fetch_all(&self.pool).await.map_err(self.fail("reading deliveries"))?;
+                rows.iter().map(|r| self.tx_from_row(r)).collect()
+            }
+
+            async fn set_delivery(
+                &self,
+                sink: &str,
+                transaction_id: &str,
+                state: DeliveryState,
+                remote_id: Option<&str>,
+                reason: Option<&str>,
+            ) -> Result<(), StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("UPDATE deliveries SET state = ");
+                q.push_bind(state.as_str())
+                    .push(", remote_id = COALESCE(").push_bind(remote_id.map(str::to_owned)).push(", remote_id)")
+                    .push(", reason = ").push_bind(reason.map(str::to_owned))
+                    .push(", updated_at = ").push_bind(instant(Utc::now()));
+                if state == DeliveryState::InFlight {
+                    q.push(", attempts = attempts + 1");
+                }
+                q.push(" WHERE sink = ").push_bind(sink.to_owned())
+                    .push(" AND transaction_id = ").push_bind(transaction_id.to_owned());
+                q.build().execute(&self.pool).await.map_err(self.fail("recording a delivery"))?;
+                Ok(())
+            }
+
+            async fn delivered_remote_ids(
+                &self,
+                sink: &str,
+                source: &str,
+                account: &str,
+                from: NaiveDate,
+                to: NaiveDate,
+            ) -> Result<Vec<String>, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new(
+                    "SELECT d.remote_id FROM deliveries d JOIN transactions t ON t.id = d.transaction_id \
+                     WHERE d.state = 'delivered' AND d.remote_id IS NOT NULL AND d.sink = ",
+                );
+                q.push_bind(sink.to_owned())
+                    .push(" AND t.source = ").push_bind(source.to_owned())
+                    .push(" AND t.source_account_id = ").push_bind(account.to_owned())
+                    .push(" AND t.booking_date >= ").push_bind(from.to_string())
+                    .push(" AND t.booking_date <= ").push_bind(to.to_string());
+                let fail = self.fail("reading delivered ids");
+                q.build().fetch_all(&self.pool).await.map_err(&fail)?.iter().map(|r| r.try_get(0).map_err(&fail)).collect()
+            }
+
+            async fn sink_account(&self, sink: &str, source: &str, account: &str) -> Result<Option<String>, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("SELECT remote_account_id FROM sink_accounts WHERE sink = ");
+                q.push_bind(sink.to_owned())
+                    .push(" AND source = ").push_bind(source.to_owned())
+                    .push(" AND source_account_id = ").push_bind(account.to_owned());
+                let fail = self.fail("reading sink accounts");
+                match q.build().fetch_optional(&self.pool).await.map_err(&fail)? {
+                    None => Ok(None),
+                    Some(r) => Ok(Some(r.try_get(0).map_err(&fail)?)),
+                }
+            }
+
+            async fn set_sink_account(&self, sink: &str, source: &str, account: &str, remote: &str) -> Result<(), StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("INSERT INTO sink_accounts (sink, source, source_account_id, remote_account_id) VALUES (");
+                q.push_bind(sink.to_owned()).push(", ")
+                    .push_bind(source.to_owned()).push(", ")
+                    .push_bind(account.to_owned()).push(", ")
+                    .push_bind(remote.to_owned())
+                    .push(") ON CONFLICT (sink, source, source_account_id) DO UPDATE SET remote_account_id = excluded.remote_account_id");
+                q.build().execute(&self.pool).await.map_err(self.fail("recording a sink account"))?;
+                Ok(())
+            }
         }
 
         impl $Store {

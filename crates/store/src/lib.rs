@@ -113,6 +113,65 @@ pub trait Store: Send + Sync {
 
     /// Last runs, watermarks, quarantine count and delivery backlog.
     fn status(&self, last_runs: u32) -> impl Future<Output = Result<StatusReport, StoreError>> + Send;
+
+    /// Queue for `sink` every deliverable transaction not yet queued — posted
+    /// (any status with `include_pending`), not MEMO, not a duplicate, not
+    /// superseded — and drop queued-but-unsent rows that stopped being
+    /// deliverable. Returns the rows queued.
+    fn enqueue_deliveries(
+        &self,
+        sink: &str,
+        include_pending: bool,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Up to `limit` transactions whose delivery to `sink` is in `state`,
+    /// ordered by (source, account, booking date, id).
+    fn deliveries(
+        &self,
+        sink: &str,
+        state: DeliveryState,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Transaction>, StoreError>> + Send;
+
+    /// Set a delivery's state, with the sink's id or the failure reason;
+    /// committed before returning (the outbox marks `in_flight` this way
+    /// before every POST).
+    fn set_delivery(
+        &self,
+        sink: &str,
+        transaction_id: &str,
+        state: DeliveryState,
+        remote_id: Option<&str>,
+        reason: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Remote ids of the transactions of `(source, account)` booked between
+    /// `from` and `to` already delivered to `sink` (reconciliation skips them).
+    fn delivered_remote_ids(
+        &self,
+        sink: &str,
+        source: &str,
+        account: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// The sink account bankpipe created for a source account, if any.
+    fn sink_account(
+        &self,
+        sink: &str,
+        source: &str,
+        account: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Remember a sink account created for a source account.
+    fn set_sink_account(
+        &self,
+        sink: &str,
+        source: &str,
+        account: &str,
+        remote: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Open the store named by a `database_url`: `sqlite://PATH` (created if

@@ -113,3 +113,29 @@ pub struct StatusReport {
     /// Per sink: (sink, pending + in_flight, failed, delivered).
     pub deliveries: Vec<(String, i64, i64, i64)>,
 }
+
+/// State of one (sink, transaction) delivery (DESIGN §6): `pending →
+/// in_flight → delivered | failed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Queued, not yet sent.
+    Pending,
+    /// Marked and committed before the POST; outcome unknown until reconciled.
+    InFlight,
+    /// The sink has it (remote id recorded).
+    Delivered,
+    /// Refused permanently (reason recorded); not retried.
+    Failed,
+}
+
+impl DeliveryState {
+    /// `pending`, `in_flight`, `delivered` or `failed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::InFlight => "in_flight",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+}

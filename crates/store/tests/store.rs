@@ -252,3 +252,44 @@ async fn a_newer_schema_is_refused() {
     assert!(matches!(e, StoreError::NewerSchema { found: 9999, .. }), "{e}");
     assert!(e.to_string().contains("upgrade bankpipe"));
 }
+
+async fn deliveries_move_through_the_outbox_states<S: Store>(s: &S) {
+    use bankpipe_store::DeliveryState::*;
+    let (txs, _, _) = fixture(SourceKind::Truv, "fixtures/truv/multipage");
+    let run = s.begin_run(RunKind::Sync).await.unwrap();
+    s.write_page(run, &[], &txs, &[]).await.unwrap();
+    // 9 rows: 6 posted and counted, t-006 pending, t-005/t-007 MEMO.
+    assert_eq!(s.enqueue_deliveries("tp", false).await.unwrap(), 6);
+    assert_eq!(s.enqueue_deliveries("tp", false).await.unwrap(), 0, "queued once");
+    assert_eq!(s.enqueue_deliveries("mb", true).await.unwrap(), 7, "pending rows only when asked");
+    let queued = s.deliveries("tp", Pending, 100).await.unwrap();
+    assert_eq!(queued.len(), 6);
+    let first = queued[0].id.to_string();
+    s.set_delivery("tp", &first, InFlight, None, None).await.unwrap();
+    assert_eq!(s.deliveries("tp", InFlight, 100).await.unwrap().len(), 1);
+    s.set_delivery("tp", &first, Delivered, Some("remote-1"), None).await.unwrap();
+    let t = &queued[0];
+    let ids =
+        s.delivered_remote_ids("tp", &t.source, &t.source_account_id, t.booking_date, t.booking_date).await.unwrap();
+    assert_eq!(ids, ["remote-1"]);
+    s.set_delivery("tp", &queued[1].id.to_string(), Failed, None, Some("validation-error: bad payee")).await.unwrap();
+    let report = s.status(1).await.unwrap();
+    let tp = report.deliveries.iter().find(|d| d.0 == "tp").unwrap();
+    assert_eq!((tp.1, tp.2, tp.3), (4, 1, 1), "waiting, failed, delivered");
+    // A queued row that becomes a duplicate leaves the queue.
+    let victim = queued[2].id.to_string();
+    let link = DedupeLink {
+        transaction_id: victim.clone(),
+        kind: LinkKind::Duplicate,
+        target_id: first.clone(),
+        reason: "t".into(),
+    };
+    s.apply_dedupe(run, &[link]).await.unwrap();
+    s.enqueue_deliveries("tp", false).await.unwrap();
+    assert!(s.deliveries("tp", Pending, 100).await.unwrap().iter().all(|t| t.id.to_string() != victim));
+    // Sink accounts are remembered.
+    assert_eq!(s.sink_account("tp", "truv", "chk-001").await.unwrap(), None);
+    s.set_sink_account("tp", "truv", "chk-001", "acc-9").await.unwrap();
+    assert_eq!(s.sink_account("tp", "truv", "chk-001").await.unwrap().as_deref(), Some("acc-9"));
+}
+both_backends!(deliveries_move_through_the_outbox_states_on_both, deliveries_move_through_the_outbox_states);
