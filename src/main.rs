@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod deliver;
 mod ingest;
 mod setup;
 
@@ -62,7 +63,9 @@ pub(crate) fn outcome_of(err: &anyhow::Error) -> &'static str {
     use bankpipe_http::HttpError;
     use bankpipe_sources::live::LiveError;
     for e in err.chain() {
-        if e.is::<setup::ConfigProblem>() {
+        if e.is::<setup::ConfigProblem>()
+            || matches!(e.downcast_ref::<bankpipe_sinks::SinkError>(), Some(bankpipe_sinks::SinkError::Config { .. }))
+        {
             return "config-error";
         }
         if matches!(e.downcast_ref::<bankpipe_store::StoreError>(), Some(bankpipe_store::StoreError::Locked(_))) {
@@ -70,6 +73,10 @@ pub(crate) fn outcome_of(err: &anyhow::Error) -> &'static str {
         }
         if matches!(e.downcast_ref::<HttpError>(), Some(HttpError::RateBudgetExhausted { .. }))
             || matches!(e.downcast_ref::<LiveError>(), Some(LiveError::Http(HttpError::RateBudgetExhausted { .. })))
+            || matches!(
+                e.downcast_ref::<bankpipe_sinks::SinkError>(),
+                Some(bankpipe_sinks::SinkError::Http { source: HttpError::RateBudgetExhausted { .. }, .. })
+            )
         {
             return "rate-limited";
         }

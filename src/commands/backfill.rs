@@ -221,6 +221,7 @@ async fn backfill<S: Store>(
         sources: totals,
         superseded,
         duplicates,
+        deliveries: Vec::new(),
         error,
         elapsed_seconds: started.elapsed().as_secs_f64(),
     };

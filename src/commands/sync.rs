@@ -33,6 +33,8 @@ pub struct SyncSummary {
     pub superseded: u64,
     /// Cross-source duplicates marked.
     pub duplicates: u64,
+    /// Per sink: what the delivery pass did.
+    pub deliveries: Vec<bankpipe_sinks::DeliveryReport>,
     /// Error message when not ok.
     pub error: Option<String>,
     /// Wall time, seconds.
@@ -89,6 +91,25 @@ async fn sync<S: Store>(
         Ok((superseded, duplicates))
     }
     .await;
+    // Deliveries: from the outbox, whatever this run fetched (a failed fetch
+    // still lets earlier backlog go out).
+    let mut deliveries = Vec::new();
+    let mut sink_error: Option<anyhow::Error> = None;
+    if result.is_ok() {
+        for sink in &config.sinks {
+            match crate::deliver::deliver_sink(store, categorizer, sink).await {
+                Ok(report) => deliveries.push(report),
+                Err(e) => {
+                    tracing::error!(sink = %sink.name, "{e:#}");
+                    sink_error.get_or_insert(e);
+                }
+            }
+        }
+    }
+    let result = match (result, sink_error) {
+        (Ok(v), Some(e)) => Err(e).map(|()| v),
+        (r, _) => r,
+    };
     let (outcome, error, superseded, duplicates) = match &result {
         Ok((s, d)) => ("ok".to_owned(), None, *s, *d),
         Err(e) => (crate::outcome_of(e).to_owned(), Some(format!("{e:#}")), 0, 0),
@@ -118,6 +139,7 @@ async fn sync<S: Store>(
         sources: outcomes,
         superseded,
         duplicates,
+        deliveries,
         error,
         elapsed_seconds: started.elapsed().as_secs_f64(),
     };
@@ -145,13 +167,29 @@ pub fn summary_line(job: &str, s: &SyncSummary) -> String {
             )
         })
         .collect();
+    let sinks: Vec<String> = s
+        .deliveries
+        .iter()
+        .map(|d| {
+            format!(
+                "; {} {} delivered ({} reconciled), {} failed, {} waiting for a mapping{}",
+                d.sink,
+                d.delivered,
+                d.reconciled_found,
+                d.failed,
+                d.skipped,
+                d.stopped.as_deref().map(|m| format!(", stopped: {m}")).unwrap_or_default()
+            )
+        })
+        .collect();
     format!(
-        "{job} {} (run {}, {:.1} s): {}; {} superseded, {} duplicates",
+        "{job} {} (run {}, {:.1} s): {}; {} superseded, {} duplicates{}",
         s.outcome,
         s.run,
         s.elapsed_seconds,
         if parts.is_empty() { "no source completed".to_owned() } else { parts.join("; ") },
         s.superseded,
-        s.duplicates
+        s.duplicates,
+        sinks.concat()
     )
 }

@@ -106,7 +106,7 @@ impl Config {
                 return Err(invalid(format!("sinks[{i}].name"), &s.name, "sink names must be unique"));
             }
             let required: &[(&str, &Option<String>)] = match s.kind {
-                SinkKindConfig::Trupocket => &[("token_env", &s.token_env)],
+                SinkKindConfig::Trupocket => &[("token_env", &s.token_env), ("household_id", &s.household_id)],
                 SinkKindConfig::Mibudge => &[("login_env", &s.login_env), ("password_env", &s.password_env)],
                 SinkKindConfig::File => &[],
             };

@@ -220,6 +220,34 @@ pub struct SinkConfig {
     /// Source account id → sink account id.
     #[serde(default)]
     pub accounts: BTreeMap<String, String>,
+    /// Trupocket: create accounts (chkg/svgs/cc) for unmapped source accounts.
+    #[serde(default)]
+    pub create_accounts: bool,
+    /// Trupocket: create missing categories (else use `fallback_category`).
+    #[serde(default)]
+    pub create_categories: bool,
+    /// Trupocket: category used when the mapped one does not exist and may not be created.
+    #[serde(default = "default_fallback_category")]
+    pub fallback_category: String,
+    /// Trupocket: the household's currency (amounts in other currencies are refused, never converted).
+    #[serde(default = "default_sink_currency")]
+    pub currency: String,
+    /// Deliver pending rows too (default: posted only).
+    #[serde(default)]
+    pub deliver_pending: bool,
+    /// mibudge: the login field of `POST /api/token/` (`email`; older servers `username`).
+    #[serde(default = "default_login_field")]
+    pub login_field: String,
+}
+
+fn default_fallback_category() -> String {
+    "Uncategorized".into()
+}
+fn default_sink_currency() -> String {
+    "USD".into()
+}
+fn default_login_field() -> String {
+    "email".into()
 }
 
 /// `[[rules]]`: a categorization rule. All given conditions must hold

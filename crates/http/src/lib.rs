@@ -33,4 +33,4 @@ pub use credentials::Credentials;
 pub use error::{ApiErrorBody, HttpError};
 pub use origin::Origin;
 pub use reqwest::{Method, StatusCode, Url};
-pub use secrecy::SecretString;
+pub use secrecy::{self, SecretString};

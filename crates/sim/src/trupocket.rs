@@ -74,6 +74,7 @@ pub struct TrupocketSim {
     ids: AtomicU64,
     requests: AtomicU64,
     rejected_429: AtomicU64,
+    log: Mutex<Vec<String>>,
 }
 
 type Reply = Response<Body>;
@@ -88,7 +89,13 @@ impl TrupocketSim {
             ids: AtomicU64::new(1),
             requests: AtomicU64::new(0),
             rejected_429: AtomicU64::new(0),
+            log: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Every request received, as `METHOD /path?query`, in arrival order.
+    pub fn request_log(&self) -> Vec<String> {
+        self.log.lock().expect("lock").clone()
     }
 
     /// Create a household directly (test setup, not counted against the rate limit).
@@ -154,6 +161,7 @@ impl TrupocketSim {
             .route("/v1/households/{hid}", get(household))
             .route("/v1/households/{hid}/detailed-tracking/{collection}", get(collection).post(collection))
             .route("/v1/households/{hid}/detailed-tracking/accounts/{aid}", get(account))
+            .layer(axum::middleware::from_fn_with_state(Arc::clone(self), log_request))
             .with_state(Arc::clone(self))
     }
 
@@ -189,6 +197,16 @@ impl TrupocketSim {
         }
         Ok(verdict)
     }
+}
+
+async fn log_request(
+    State(sim): State<Arc<TrupocketSim>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Reply {
+    let line = format!("{} {}", request.method(), request.uri());
+    sim.log.lock().expect("lock").push(line);
+    next.run(request).await
 }
 
 fn error(code: &str, message: &str, field: Option<&str>) -> Value {

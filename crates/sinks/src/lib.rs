@@ -1,5 +1,13 @@
-//! Sinks. For now the canonical file sink ([`file`]): the CSV/JSONL output
-//! of `bankpipe replay`, the target of CI fixture replays and dry runs.
-//! Trupocket and mibudge delivery arrive with the outbox (issue #6).
+//! Sinks (DESIGN §6): the canonical file sink ([`file`]) and delivery to
+//! the Trupocket ([`trupocket`]) and mibudge ([`mibudge`]) REST APIs through
+//! a transactional outbox ([`outbox`]) — exactly once per transaction and
+//! sink, across crashes, faults and rate limits.
 
 pub mod file;
+pub mod mibudge;
+pub mod outbox;
+pub mod sink;
+pub mod trupocket;
+
+pub use outbox::{deliver, DeliveryReport};
+pub use sink::{MatchKey, Plan, Sink, SinkError, SinkRequest};

@@ -619,13 +619,26 @@ macro_rules! store_impl {
                 Ok(queued)
             }
 
-            async fn deliveries(&self, sink: &str, state: DeliveryState, limit: u32) -> Result<Vec<Transaction>, StoreError> {
+            async fn deliveries(
+                &self,
+                sink: &str,
+                state: DeliveryState,
+                after: Option<&Transaction>,
+                limit: u32,
+            ) -> Result<Vec<Transaction>, StoreError> {
                 let columns = TX_SELECT.replacen("SELECT ", "SELECT t.", 1).replace(", ", ", t.").replace("FROM transactions", "FROM transactions t");
                 let mut q = QueryBuilder::<$Db>::new(format!("{columns} JOIN deliveries d ON d.transaction_id = t.id WHERE d.sink = "));
                 q.push_bind(sink.to_owned())
                     .push(" AND d.state = ").push_bind(state.as_str())
-                    .push(" AND t.duplicate_of IS NULL AND t.superseded_by IS NULL")
-                    .push(" ORDER BY t.source, t.source_account_id, t.booking_date, t.id LIMIT ")
+                    .push(" AND t.duplicate_of IS NULL AND t.superseded_by IS NULL");
+                if let Some(a) = after {
+                    q.push(" AND (t.source, t.source_account_id, t.booking_date, t.id) > (")
+                        .push_bind(a.source.to_string()).push(", ")
+                        .push_bind(a.source_account_id.clone()).push(", ")
+                        .push_bind(a.booking_date.to_string()).push(", ")
+                        .push_bind(a.id.to_string()).push(")");
+                }
+                q.push(" ORDER BY t.source, t.source_account_id, t.booking_date, t.id LIMIT ")
                     .push_bind(i64::from(limit));
                 let rows = q.build().fetch_all(&self.pool).await.map_err(self.fail("reading deliveries"))?;
                 rows.iter().map(|r| self.tx_from_row(r)).collect()

@@ -125,11 +125,13 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Up to `limit` transactions whose delivery to `sink` is in `state`,
-    /// ordered by (source, account, booking date, id).
+    /// ordered by (source, account, booking date, id), after `after` (a
+    /// keyset cursor: the last row of the previous batch).
     fn deliveries(
         &self,
         sink: &str,
         state: DeliveryState,
+        after: Option<&Transaction>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Transaction>, StoreError>> + Send;
 

@@ -262,11 +262,13 @@ async fn deliveries_move_through_the_outbox_states<S: Store>(s: &S) {
     assert_eq!(s.enqueue_deliveries("tp", false).await.unwrap(), 6);
     assert_eq!(s.enqueue_deliveries("tp", false).await.unwrap(), 0, "queued once");
     assert_eq!(s.enqueue_deliveries("mb", true).await.unwrap(), 7, "pending rows only when asked");
-    let queued = s.deliveries("tp", Pending, 100).await.unwrap();
+    let queued = s.deliveries("tp", Pending, None, 100).await.unwrap();
+    let page = s.deliveries("tp", Pending, Some(&queued[1]), 2).await.unwrap();
+    assert_eq!(page, queued[2..4].to_vec(), "keyset cursor");
     assert_eq!(queued.len(), 6);
     let first = queued[0].id.to_string();
     s.set_delivery("tp", &first, InFlight, None, None).await.unwrap();
-    assert_eq!(s.deliveries("tp", InFlight, 100).await.unwrap().len(), 1);
+    assert_eq!(s.deliveries("tp", InFlight, None, 100).await.unwrap().len(), 1);
     s.set_delivery("tp", &first, Delivered, Some("remote-1"), None).await.unwrap();
     let t = &queued[0];
     let ids =
@@ -286,7 +288,7 @@ async fn deliveries_move_through_the_outbox_states<S: Store>(s: &S) {
     };
     s.apply_dedupe(run, &[link]).await.unwrap();
     s.enqueue_deliveries("tp", false).await.unwrap();
-    assert!(s.deliveries("tp", Pending, 100).await.unwrap().iter().all(|t| t.id.to_string() != victim));
+    assert!(s.deliveries("tp", Pending, None, 100).await.unwrap().iter().all(|t| t.id.to_string() != victim));
     // Sink accounts are remembered.
     assert_eq!(s.sink_account("tp", "truv", "chk-001").await.unwrap(), None);
     s.set_sink_account("tp", "truv", "chk-001", "acc-9").await.unwrap();

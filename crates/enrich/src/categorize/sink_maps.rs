@@ -61,6 +61,11 @@ impl SinkCategoryMaps {
         }
     }
 
+    /// `true` when any category is mapped to a mibudge budget.
+    pub fn has_mibudge_budgets(&self) -> bool {
+        !self.mibudge.is_empty()
+    }
+
     /// The mibudge budget for a canonical path, when one is configured.
     pub fn mibudge(&self, category: &str) -> Option<&str> {
         self.mibudge.get(category).map(String::as_str)

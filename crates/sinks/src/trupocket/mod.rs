@@ -1,0 +1,262 @@
+//! Trupocket sink (seed 000): a Bearer PAT, one household, detailed-tracking
+//! accounts and categories, transactions with **absolute amounts in integer
+//! cents** whose direction is the `cashflow` (`expense` for debits, `income`
+//! for credits), `date` in **Unix seconds** of the booking date (00:00 UTC),
+//! `isCleared` = posted, the payee by name (merchant, else description) and
+//! the description as memo.
+//!
+//! Accounts come from `[sinks.accounts]`, else one bankpipe created earlier
+//! (remembered in the store), else — with `create_accounts = true` — a new
+//! `chkg`/`svgs`/`cc` account; otherwise the source account is skipped with
+//! one notice per run. Categories are listed once per run and created only
+//! with `create_categories = true`, else `fallback_category` is used. An
+//! amount in another currency than the household's is refused, never
+//! converted. `plan-limit-exceeded` stops the sink for the run.
+
+mod payload;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use bankpipe_config::SinkConfig;
+use bankpipe_enrich::categorize::sink_maps::SinkCategoryMaps;
+use bankpipe_http::{ApiErrorBody, Credentials, Endpoint, HttpClient, HttpError, Method, SecretString};
+use bankpipe_model::{Account, Currency, Transaction};
+use bankpipe_store::Store;
+use chrono::NaiveDate;
+use serde_json::{json, Value};
+
+use crate::sink::{MatchKey, Plan, Sink, SinkError, SinkRequest};
+
+/// The Trupocket sink of one `[[sinks]]` entry.
+pub struct TrupocketSink<'a, S: Store> {
+    name: String,
+    endpoint: Endpoint,
+    household: String,
+    mapping: BTreeMap<String, String>,
+    create_accounts: bool,
+    create_categories: bool,
+    fallback_category: String,
+    currency: Currency,
+    maps: &'a SinkCategoryMaps,
+    store: &'a S,
+    accounts: HashMap<(String, String), Account>,
+    categories: BTreeSet<String>,
+    resolved: HashMap<(String, String), Option<String>>,
+}
+
+impl<'a, S: Store> TrupocketSink<'a, S> {
+    /// Build from config; the PAT is read from the variable `token_env` names.
+    ///
+    /// # Errors
+    /// [`SinkError::Config`] naming the missing key or variable.
+    pub fn new(
+        config: &SinkConfig,
+        maps: &'a SinkCategoryMaps,
+        store: &'a S,
+        accounts: Vec<Account>,
+    ) -> Result<Self, SinkError> {
+        let problem = |m: String| SinkError::Config { sink: config.name.clone(), message: m };
+        let var = config.token_env.as_deref().ok_or_else(|| problem("token_env is required".into()))?;
+        let token = std::env::var(var)
+            .map_err(|_| problem(format!("environment variable {var} (named by token_env) is not set")))?;
+        let endpoint = Endpoint::new(&config.base_url, Credentials::Bearer(SecretString::from(token)))
+            .map_err(|e| problem(format!("base_url: {e}")))?;
+        let currency = Currency::from_code(&config.currency).map_err(|e| problem(format!("currency: {e}")))?;
+        Ok(TrupocketSink {
+            name: config.name.clone(),
+            endpoint,
+            household: config.household_id.clone().ok_or_else(|| problem("household_id is required".into()))?,
+            mapping: config.accounts.clone(),
+            create_accounts: config.create_accounts,
+            create_categories: config.create_categories,
+            fallback_category: config.fallback_category.clone(),
+            currency,
+            maps,
+            store,
+            accounts: accounts.into_iter().map(|a| ((a.source.to_string(), a.source_account_id.clone()), a)).collect(),
+            categories: BTreeSet::new(),
+            resolved: HashMap::new(),
+        })
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("households/{}/detailed-tracking/{rest}", self.household)
+    }
+
+    fn http(&self, e: HttpError) -> SinkError {
+        SinkError::Http { sink: self.name.clone(), source: e }
+    }
+
+    async fn post(&self, client: &HttpClient, path: &str, body: &Value) -> Result<Value, HttpError> {
+        let url = self.endpoint.url(path)?;
+        let r = client.send(&self.endpoint, Method::POST, &url, Some(body)).await?;
+        serde_json::from_slice(&r.body).map_err(|e| HttpError::Transport {
+            method: "POST".into(),
+            url: url.to_string(),
+            cause: format!("unreadable response: {e}"),
+        })
+    }
+
+    async fn get(&self, client: &HttpClient, path: &str) -> Result<Value, HttpError> {
+        let url = self.endpoint.url(path)?;
+        let r = client.get(&self.endpoint, &url).await?;
+        serde_json::from_slice(&r.body).map_err(|e| HttpError::Transport {
+            method: "GET".into(),
+            url: url.to_string(),
+            cause: format!("unreadable response: {e}"),
+        })
+    }
+
+    /// The sink account of a source account: config, remembered, created, or none.
+    async fn account_for(&mut self, client: &HttpClient, tx: &Transaction) -> Result<Option<String>, SinkError> {
+        let key = (tx.source.to_string(), tx.source_account_id.clone());
+        if let Some(r) = self.resolved.get(&key) {
+            return Ok(r.clone());
+        }
+        let mut remote = self.mapping.get(&tx.source_account_id).cloned();
+        if remote.is_none() {
+            remote = self
+                .store
+                .sink_account(&self.name, &tx.source, &tx.source_account_id)
+                .await
+                .map_err(|e| SinkError::Store { sink: self.name.clone(), source: e })?;
+        }
+        if remote.is_none() && self.create_accounts {
+            let account = self.accounts.get(&key);
+            let body = payload::new_account(&tx.source, &tx.source_account_id, account);
+            let created = self.post(client, &self.path("accounts"), &body).await.map_err(|e| self.http(e))?;
+            let id = created["accountID"].as_str().ok_or_else(|| SinkError::Protocol {
+                sink: self.name.clone(),
+                message: format!("account creation answered without accountID: {created}"),
+            })?;
+            self.store
+                .set_sink_account(&self.name, &tx.source, &tx.source_account_id, id)
+                .await
+                .map_err(|e| SinkError::Store { sink: self.name.clone(), source: e })?;
+            remote = Some(id.to_owned());
+        }
+        self.resolved.insert(key, remote.clone());
+        Ok(remote)
+    }
+
+    /// The category name to post: mapped, existing or created, else the fallback.
+    async fn category_for(
+        &mut self,
+        client: &HttpClient,
+        tx: &Transaction,
+    ) -> Result<Result<String, String>, SinkError> {
+        let canonical = tx.category.as_deref().unwrap_or("Uncategorized");
+        let wanted = self.maps.trupocket(canonical).to_owned();
+        if self.categories.contains(&wanted) {
+            return Ok(Ok(wanted));
+        }
+        if self.create_categories {
+            self.post(client, &self.path("categories"), &json!({"name": wanted, "budgetAmount": 0}))
+                .await
+                .map_err(|e| self.http(e))?;
+            self.categories.insert(wanted.clone());
+            return Ok(Ok(wanted));
+        }
+        if self.categories.contains(&self.fallback_category) {
+            return Ok(Ok(self.fallback_category.clone()));
+        }
+        Ok(Err(format!(
+            "category {wanted:?} does not exist in Trupocket, create_categories is false and the fallback {:?} does not exist either",
+            self.fallback_category
+        )))
+    }
+}
+
+impl<S: Store> Sink for TrupocketSink<'_, S> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn prepare(&mut self, client: &HttpClient) -> Result<(), SinkError> {
+        let listed = self.get(client, &self.path("categories")).await.map_err(|e| self.http(e))?;
+        self.categories = listed["categories"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect();
+        Ok(())
+    }
+
+    async fn plan(&mut self, client: &HttpClient, tx: &Transaction) -> Result<Plan, SinkError> {
+        if tx.amount.currency() != self.currency {
+            return Ok(Plan::Refuse(format!(
+                "amount in {} but the Trupocket household is in {}; bankpipe never converts currencies",
+                tx.amount.currency(),
+                self.currency
+            )));
+        }
+        let Some(account) = self.account_for(client, tx).await? else {
+            return Ok(Plan::Skip {
+                account: format!("{}:{}", tx.source, tx.source_account_id),
+                notice: format!(
+                    "{}: source account {}:{} has no Trupocket account in [sinks.accounts] (and create_accounts is false); its transactions stay queued",
+                    self.name, tx.source, tx.source_account_id
+                ),
+            });
+        };
+        let category = match self.category_for(client, tx).await? {
+            Ok(c) => c,
+            Err(reason) => return Ok(Plan::Refuse(reason)),
+        };
+        match payload::transaction(tx, &account, &category) {
+            Ok((body, key)) => {
+                Ok(Plan::Send(SinkRequest { method: Method::POST, path: self.path("transactions"), body, key }))
+            }
+            Err(reason) => Ok(Plan::Refuse(reason)),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        client: &HttpClient,
+        _tx: &Transaction,
+        request: &SinkRequest,
+    ) -> Result<String, HttpError> {
+        let created = self.post(client, &request.path, &request.body).await?;
+        created["transactionID"].as_str().map(str::to_owned).ok_or_else(|| HttpError::Ambiguous {
+            method: "POST".into(),
+            url: request.path.clone(),
+            cause: format!("created without a transactionID in the response: {created}"),
+        })
+    }
+
+    async fn list(
+        &mut self,
+        client: &HttpClient,
+        account: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(String, MatchKey)>, HttpError> {
+        let listed = self
+            .get(client, &format!("{}?accounts={account}&fromDate={from}&toDate={to}", self.path("transactions")))
+            .await?;
+        Ok(listed["transactions"].as_array().into_iter().flatten().filter_map(payload::listed_key).collect())
+    }
+
+    async fn account_done(
+        &mut self,
+        _client: &HttpClient,
+        _account: &str,
+        _latest: NaiveDate,
+    ) -> Result<(), HttpError> {
+        Ok(())
+    }
+
+    fn stops_the_run(&self, error: &HttpError) -> Option<String> {
+        match error {
+            HttpError::Status { body, .. } => match &**body {
+                ApiErrorBody::Trupocket { code, message, .. } if code == "plan-limit-exceeded" => {
+                    Some(format!("plan-limit-exceeded: {message}; the rest stays queued for the next run"))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}

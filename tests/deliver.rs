@@ -1,0 +1,259 @@
+//! Delivery to Trupocket and mibudge, end to end over loopback HTTP:
+//! every canonical transaction lands exactly once in each sink's ledger,
+//! whatever the faults.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bankpipe_sim::faults::Faults;
+use bankpipe_sim::firefly::{FireflyConfig, FireflyData, FireflySim};
+use bankpipe_sim::mibudge::{MibudgeConfig, MibudgeSim};
+use bankpipe_sim::ratelimit::RateLimit;
+use bankpipe_sim::trupocket::{TrupocketConfig, TrupocketSim};
+use bankpipe_sim::truv::{TruvConfig, TruvData, TruvSim};
+use bankpipe_sim::SimServer;
+use serde_json::Value;
+use support::{args, bankpipe_async, root};
+
+const ENV: [(&str, &str); 6] = [
+    ("T_ID", "sim-client"),
+    ("T_SECRET", "sim-secret"),
+    ("F_TOKEN", "sim-firefly-token"),
+    ("TP_PAT", "tp_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+    ("MB_LOGIN", "sim@example.com"),
+    ("MB_PASSWORD", "sim-password"),
+];
+
+/// Canonical transactions the fixtures make deliverable: 6 counted Truv rows
+/// (multipage) and 7 Firefly legs (groups), one of them in EUR.
+const DELIVERABLE: usize = 13;
+
+struct World {
+    _servers: Vec<SimServer>,
+    trupocket: Arc<TrupocketSim>,
+    mibudge: Arc<MibudgeSim>,
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+}
+
+async fn world(tp: TrupocketConfig, mb: MibudgeConfig, max_wait_secs: u64) -> World {
+    world_with(tp, mb, max_wait_secs, true).await
+}
+
+/// `create_categories = false` seeds only the fallback category, `Uncategorized`.
+async fn world_with(tp: TrupocketConfig, mb: MibudgeConfig, max_wait_secs: u64, create_categories: bool) -> World {
+    let truv =
+        TruvSim::new(TruvConfig::default(), TruvData::from_recorded(&root().join("fixtures/truv/multipage")).unwrap());
+    let firefly = FireflySim::new(
+        FireflyConfig::default(),
+        FireflyData::from_recorded(&root().join("fixtures/firefly/groups")).unwrap(),
+    );
+    let trupocket = TrupocketSim::new(tp);
+    let household = trupocket.seed_household("Home");
+    if !create_categories {
+        trupocket.seed_category(&household, "Uncategorized");
+    }
+    let tp_accounts: Vec<String> =
+        ["chk", "card", "ff1", "ff2", "ff5"].iter().map(|n| trupocket.seed_account(&household, "chkg", n)).collect();
+    let mibudge = MibudgeSim::new(mb);
+    let mb_accounts: Vec<String> =
+        ["USD", "USD", "USD", "USD", "EUR"].iter().map(|c| mibudge.seed_bank_account("acct", c)).collect();
+    let groceries = mibudge.seed_budget(&mb_accounts[2], "Groceries");
+    let _ = groceries;
+    let servers = vec![
+        SimServer::start(truv.router(), 0).await.unwrap(),
+        SimServer::start(firefly.router(), 0).await.unwrap(),
+        SimServer::start(trupocket.router(), 0).await.unwrap(),
+        SimServer::start(mibudge.router(), 0).await.unwrap(),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let map = |ids: &[String]| {
+        format!(
+            "\"chk-001\" = \"{}\"\n\"card-002\" = \"{}\"\n\"1\" = \"{}\"\n\"2\" = \"{}\"\n\"5\" = \"{}\"\n",
+            ids[0], ids[1], ids[2], ids[3], ids[4]
+        )
+    };
+    let extra = format!(
+        "[[sinks]]\nname = \"trupocket\"\nkind = \"trupocket\"\nbase_url = \"{}/v1\"\ntoken_env = \"TP_PAT\"\nhousehold_id = \"{household}\"\n\
+         create_categories = {create_categories}\nmax_wait_secs = {max_wait_secs}\n[sinks.accounts]\n{}\n\
+         [[sinks]]\nname = \"mibudge\"\nkind = \"mibudge\"\nbase_url = \"{}\"\nlogin_env = \"MB_LOGIN\"\npassword_env = \"MB_PASSWORD\"\n\
+         max_wait_secs = {max_wait_secs}\n[sinks.accounts]\n{}\n\
+         [categories.mibudge]\n\"Food & Dining/Groceries\" = \"Groceries\"\n",
+        servers[2].base_url(),
+        map(&tp_accounts),
+        servers[3].base_url(),
+        map(&mb_accounts)
+    );
+    let config =
+        support::write_config(dir.path(), Some(&servers[0].base_url()), Some(&servers[1].base_url()), None, &extra);
+    World { _servers: servers, trupocket, mibudge, dir, config }
+}
+
+async fn sync(config: &Path) -> std::process::Output {
+    bankpipe_async(args(&["sync", "--config", config.to_str().unwrap(), "--json"]), ENV.to_vec()).await
+}
+
+/// Ledger entries grouped by what identifies a movement; panics on a double.
+fn assert_exactly_once(name: &str, ledger: &[Value], key: impl Fn(&Value) -> String, expected: usize) {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in ledger {
+        *seen.entry(key(entry)).or_default() += 1;
+    }
+    // The fixtures hold one pair of true twins (two coffees): that key appears twice legitimately.
+    let twins = seen.iter().filter(|(k, n)| **n == 2 && k.contains("Blue Bottle")).count();
+    for (k, n) in &seen {
+        assert!(*n == 1 || (*n == 2 && k.contains("Blue Bottle")), "{name}: {k} delivered {n} times");
+    }
+    assert_eq!(twins, 1, "{name}: both twins delivered, once each");
+    assert_eq!(ledger.len(), expected, "{name}: {seen:#?}");
+}
+
+fn tp_key(t: &Value) -> String {
+    format!("{} {} {} {}", t["fromAccountID"], t["date"], t["categories"][0]["amount"], t["payee"])
+}
+
+fn mb_key(t: &Value) -> String {
+    let merchant = t["description"].as_str().unwrap_or("");
+    format!("{} {} {} {} {merchant}", t["bank_account"], t["posted_date"], t["amount"], t["raw_description"])
+}
+
+fn check_ledgers(w: &World) {
+    // Trupocket refuses the EUR row (household in USD); mibudge has an EUR account for it.
+    assert_exactly_once("trupocket", &w.trupocket.ledger(), tp_key, DELIVERABLE - 1);
+    assert_exactly_once("mibudge", &w.mibudge.ledger(), mb_key, DELIVERABLE);
+}
+
+fn json(o: &std::process::Output) -> Value {
+    support::json_out(o)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_run_delivers_each_transaction_once_and_a_second_run_nothing() {
+    let tp = TrupocketConfig { rate_limit: RateLimit { limit: 10, window_secs: 1 }, ..TrupocketConfig::default() };
+    let w = world(tp, MibudgeConfig::default(), 60).await;
+    let first = json(&sync(&w.config).await);
+    check_ledgers(&w);
+    let tp = first["deliveries"].as_array().unwrap().iter().find(|d| d["sink"] == "trupocket").unwrap();
+    assert_eq!((tp["delivered"].as_u64(), tp["failed"].as_u64()), (Some(12), Some(1)), "{tp}");
+    assert_eq!(w.trupocket.rejected_429(), 0, "no 429 when pacing by the advertised limits");
+    let (requests, rejected) = (w.trupocket.requests(), w.trupocket.rejected_429());
+    let second = json(&sync(&w.config).await);
+    check_ledgers(&w);
+    assert!(second["deliveries"].as_array().unwrap().iter().all(|d| d["delivered"] == 0));
+    let log = w.trupocket.request_log();
+    let retries_after_429 = w.trupocket.rejected_429() - rejected;
+    assert_eq!(
+        w.trupocket.requests() - requests - retries_after_429,
+        1,
+        "a run with nothing to deliver only lists the categories: {:?}",
+        &log[requests as usize..]
+    );
+    assert_eq!(w.mibudge.logins(), 2, "one login per run");
+    let splits = w.mibudge.split_calls();
+    assert_eq!(splits, 1, "one grocery row is split to the Groceries budget");
+    let status = bankpipe_async(args(&["status", "--config", w.config.to_str().unwrap()]), vec![]).await;
+    assert!(String::from_utf8_lossy(&status.stdout).contains("trupocket        0 waiting, 1 failed, 12 delivered"));
+    let _ = &w.dir;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exactly_once_through_5xx_and_dropped_responses() {
+    let faults = Faults { error_rate: 0.2, drop_after_processing_rate: 0.3, ..Faults::none() };
+    let tp = TrupocketConfig { faults: faults.clone(), ..TrupocketConfig::default() };
+    let mb = MibudgeConfig { faults: Faults { html_errors: true, ..faults }, ..MibudgeConfig::default() };
+    let w = world(tp, mb, 60).await;
+    // A run may stop on an unlucky streak; the next one resumes.
+    for _ in 0..6 {
+        let o = sync(&w.config).await;
+        if o.status.success() {
+            break;
+        }
+    }
+    json(&sync(&w.config).await);
+    check_ledgers(&w);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exactly_once_across_kill_9_during_delivery() {
+    let slow = Faults { latency: Duration::from_millis(15), ..Faults::none() };
+    let tp = TrupocketConfig { faults: slow.clone(), ..TrupocketConfig::default() };
+    let mb = MibudgeConfig { faults: slow, ..MibudgeConfig::default() };
+    let w = world(tp, mb, 60).await;
+    let mut kills = 0;
+    let mut rng = fastrand::Rng::with_seed(7);
+    while kills < 20 {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bankpipe"))
+            .args(["sync", "--config", w.config.to_str().unwrap()])
+            .envs(ENV)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(rng.u64(30..400))).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        if w.trupocket.ledger().len() == DELIVERABLE - 1 && w.mibudge.ledger().len() == DELIVERABLE && kills >= 20 {
+            break;
+        }
+    }
+    json(&sync(&w.config).await);
+    check_ledgers(&w);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_token_is_renewed_and_nothing_is_doubled() {
+    let mb = MibudgeConfig {
+        token_lifetime: Duration::from_millis(250),
+        faults: Faults { latency: Duration::from_millis(40), ..Faults::none() },
+        ..MibudgeConfig::default()
+    };
+    let w = world(TrupocketConfig::default(), mb, 60).await;
+    json(&sync(&w.config).await);
+    check_ledgers(&w);
+    let logins = w.mibudge.logins();
+    assert!(logins >= 2, "the token expired mid-run and was renewed");
+    assert!(logins <= 8, "logged in again only on 401s, not per request: {logins}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_storm_is_waited_out() {
+    let mb = MibudgeConfig { api_limit: Some((4, 1)), ..MibudgeConfig::default() };
+    let w = world(TrupocketConfig::default(), mb, 60).await;
+    json(&sync(&w.config).await);
+    check_ledgers(&w);
+    assert!(w.mibudge.rejected_429() > 0, "the storm happened");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exhausted_plan_exits_75_keeps_the_backlog_and_resumes() {
+    // Like the Free plan (20 calls a day), a budget too long to pace: 9 calls
+    // per 20-second window, spent as needed; waiting for the next window
+    // exceeds max_wait_secs = 1.
+    let tp = TrupocketConfig {
+        rate_limit: RateLimit { limit: 9, window_secs: 20 },
+        plan: "free".into(),
+        ..TrupocketConfig::default()
+    };
+    let w = world_with(tp, MibudgeConfig::default(), 1, false).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    tokio::time::sleep(Duration::from_secs((now.as_secs() / 20 + 1) * 20) - now + Duration::from_millis(50)).await;
+    let o = sync(&w.config).await;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("rate budget exhausted"), "{stderr}");
+    let partial = w.trupocket.ledger().len();
+    assert!(partial > 0 && partial < DELIVERABLE - 1, "some delivered, the rest kept: {partial}");
+    assert_eq!(w.trupocket.rejected_429(), 0, "stopped cleanly instead of hammering the limit");
+    // After the window, the next run resumes and finishes.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    tokio::time::sleep(Duration::from_secs((now.as_secs() / 20 + 1) * 20) - now + Duration::from_millis(50)).await;
+    json(&sync(&w.config).await);
+    check_ledgers(&w);
+    assert_eq!(w.trupocket.rejected_429(), 0);
+}
