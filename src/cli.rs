@@ -59,6 +59,21 @@ pub enum Command {
     Totals(TotalsArgs),
     /// Why a stored transaction was kept, merged, superseded or categorized so.
     Explain(ExplainArgs),
+    /// The main job end to end on bundled data: simulators of Truv, Firefly
+    /// III, Trupocket and mibudge on 127.0.0.1, a sync into SQLite, delivery
+    /// to both sinks, and a summary. Run it twice: nothing new is delivered.
+    Demo(DemoArgs),
+}
+
+/// Arguments of `bankpipe demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Directory for the demo's state (bankpipe.db) and generated config.
+    #[arg(long, value_name = "DIR", default_value = "bankpipe-demo")]
+    pub dir: PathBuf,
+    /// Fixture directory holding truv/multipage and firefly/groups.
+    #[arg(long, value_name = "DIR", default_value = "fixtures")]
+    pub fixtures: PathBuf,
 }
 
 const SYNC_EXAMPLES: &str = "\

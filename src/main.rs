@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         cli::Command::Export(args) => commands::export::run(&args),
         cli::Command::Totals(args) => commands::totals::run(&args),
         cli::Command::Explain(args) => commands::explain::run(&args),
+        cli::Command::Demo(args) => commands::demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
