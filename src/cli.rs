@@ -107,6 +107,10 @@ pub struct SyncArgs {
     /// Print a machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Fetch and normalize, then print (JSON lines on stdout) the requests
+    /// each sink would receive; write nothing, send nothing.
+    #[arg(long, conflicts_with = "json")]
+    pub dry_run: bool,
 }
 
 /// Arguments of `bankpipe backfill`.
@@ -251,6 +255,11 @@ pub struct ReplayArgs {
     /// source label that decided its category.
     #[arg(long)]
     pub explain: bool,
+    /// Also write, per configured sink, DIR/<sink>.jsonl: the exact requests
+    /// (method, path, body) delivery would make — golden files for CI.
+    /// Needs --config with [[sinks]].
+    #[arg(long, value_name = "DIR", requires = "config")]
+    pub sink_requests: Option<PathBuf>,
 }
 
 /// Source kind for `bankpipe gen`.

@@ -257,3 +257,27 @@ async fn an_exhausted_plan_exits_75_keeps_the_backlog_and_resumes() {
     check_ledgers(&w);
     assert_eq!(w.trupocket.rejected_429(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_prints_the_plan_and_sends_nothing() {
+    let w = world(TrupocketConfig::default(), MibudgeConfig::default(), 60).await;
+    let o = bankpipe_async(args(&["sync", "--config", w.config.to_str().unwrap(), "--dry-run"]), ENV.to_vec()).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let count =
+        |sink: &str, action: &str| lines.iter().filter(|l| l["sink"] == sink && l["plan"]["action"] == action).count();
+    assert_eq!((count("trupocket", "send"), count("trupocket", "refuse")), (DELIVERABLE - 1, 1));
+    assert_eq!(count("mibudge", "send"), DELIVERABLE);
+    assert!(w.trupocket.ledger().is_empty() && w.mibudge.ledger().is_empty(), "nothing sent");
+    assert_eq!(w.mibudge.logins(), 0);
+    let status = support::json_out(
+        &bankpipe_async(args(&["status", "--config", w.config.to_str().unwrap(), "--json"]), vec![]).await,
+    );
+    assert_eq!(status["transactions"], 0, "nothing written");
+    // After a real sync, a dry run has nothing left to plan.
+    json(&sync(&w.config).await);
+    let o = bankpipe_async(args(&["sync", "--config", w.config.to_str().unwrap(), "--dry-run"]), ENV.to_vec()).await;
+    let remaining = String::from_utf8_lossy(&o.stdout).lines().count();
+    assert_eq!(remaining, 0, "{}", String::from_utf8_lossy(&o.stdout));
+}

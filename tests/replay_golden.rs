@@ -117,3 +117,30 @@ fn categorized_with_rules_maps_and_explain() {
         ],
     );
 }
+
+#[test]
+fn sink_requests_of_the_fixtures() {
+    let requests = tempfile::tempdir().unwrap();
+    let dir = requests.path().to_str().unwrap().to_owned();
+    let (_out, _) = support::replay_ok(&[
+        "--truv",
+        "fixtures/truv/multipage",
+        "--firefly",
+        "fixtures/firefly/groups",
+        "--config",
+        "fixtures/config/sinks.toml",
+        "--sink-requests",
+        &dir,
+    ]);
+    let golden = support::root().join("fixtures/golden/sink-requests");
+    for name in ["trupocket.jsonl", "mibudge.jsonl"] {
+        let actual = std::fs::read_to_string(requests.path().join(name)).unwrap();
+        if std::env::var_os("BANKPIPE_BLESS").is_some() {
+            std::fs::create_dir_all(&golden).unwrap();
+            std::fs::write(golden.join(name), &actual).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(golden.join(name)).unwrap();
+        assert!(expected == actual, "sink-requests/{name}: {}", first_difference(&expected, &actual));
+    }
+}

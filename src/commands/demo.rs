@@ -108,6 +108,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         config: ConfigArg { config: config.clone() },
         source: vec![],
         json: false,
+        dry_run: false,
     });
     let report = report(&config, &running);
     let _ = stop.send(());

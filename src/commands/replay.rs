@@ -25,6 +25,53 @@ use serde::Serialize;
 use crate::cli::ReplayArgs;
 use crate::setup;
 
+/// `--sink-requests DIR`: per sink, `<sink>.jsonl` of the planned requests
+/// (see `bankpipe_sinks::offline`) for every deliverable transaction.
+#[derive(Default)]
+struct SinkRequestFiles {
+    files: Vec<(bankpipe_config::SinkConfig, PathBuf, std::io::BufWriter<std::fs::File>)>,
+}
+
+impl SinkRequestFiles {
+    fn create(dir: &std::path::Path, config: &bankpipe_config::Config) -> Result<SinkRequestFiles> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut files = Vec::new();
+        for sink in config.sinks.iter().filter(|s| s.kind != bankpipe_config::SinkKindConfig::File) {
+            let path = dir.join(format!("{}.jsonl", sink.name));
+            let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+            files.push((sink.clone(), path, std::io::BufWriter::new(file)));
+        }
+        if files.is_empty() {
+            return Err(setup::ConfigProblem("--sink-requests: the configuration has no [[sinks]]".into()).into());
+        }
+        Ok(SinkRequestFiles { files })
+    }
+
+    fn write(&mut self, categorizer: &bankpipe_enrich::Categorizer, tx: &bankpipe_model::Transaction) -> Result<()> {
+        use std::io::Write;
+        for (sink, path, out) in &mut self.files {
+            let deliverable = !tx.memo_only
+                && tx.duplicate_of.is_none()
+                && tx.superseded_by.is_none()
+                && (tx.status == Status::Posted || sink.deliver_pending);
+            if deliverable {
+                let plan = bankpipe_sinks::offline::plan(sink, &categorizer.sink_maps, tx);
+                writeln!(out, "{}", bankpipe_sinks::offline::line(tx, &plan))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        use std::io::Write;
+        for (_, path, mut out) in self.files {
+            out.flush().with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
 /// `explain.jsonl`: one `{id, source, source_transaction_id, category,
 /// category_source, kind, explanation}` object per transaction.
 struct ExplainFile {
@@ -136,6 +183,10 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary> {
         true => Some(ExplainFile::create(&args.out.join("explain.jsonl"))?),
         false => None,
     };
+    let mut sink_requests = match &args.sink_requests {
+        Some(dir) => SinkRequestFiles::create(dir, &config)?,
+        None => SinkRequestFiles::default(),
+    };
     let mut inputs = Vec::new();
     for (kind, dirs) in [(SourceKind::Truv, &args.truv), (SourceKind::Firefly, &args.firefly)] {
         for dir in dirs {
@@ -206,6 +257,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary> {
                 if let Some(file) = explain.as_mut() {
                     file.write(&tx, &categorizer.explain(&tx, &decision))?;
                 }
+                sink_requests.write(&categorizer, &tx)?;
                 totals.add(&tx);
                 summary.transactions += 1;
                 summary.counted += u64::from(tx.counts());
@@ -248,6 +300,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary> {
     if let Some(file) = explain {
         file.finish()?;
     }
+    sink_requests.finish()?;
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     let path = args.out.join("summary.json");
     let json = serde_json::to_string_pretty(&summary)?;

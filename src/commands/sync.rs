@@ -48,9 +48,70 @@ pub fn run(args: &SyncArgs) -> Result<()> {
     let sources = setup::select_sources(&config, path, &args.source)?;
     setup::runtime()?.block_on(async {
         let store = setup::open_store(&config).await?;
+        if args.dry_run {
+            return with_store!(&store, s => dry_run(s, &config, &categorizer, &sources).await);
+        }
         let _lock = store.lock().await?;
         with_store!(&store, s => sync(s, &config, &categorizer, &sources, args.json).await)
     })
+}
+
+/// `--dry-run`: fetch from the watermarks as a sync would, normalize and
+/// categorize in memory, and print the requests each sink would receive for
+/// the rows it does not have yet (JSON lines on stdout). Writes nothing to
+/// the store, sends nothing to a sink. Dedupe decisions of this fetch are
+/// not applied (they need the store).
+async fn dry_run<S: Store>(
+    store: &S,
+    config: &bankpipe_config::Config,
+    categorizer: &bankpipe_enrich::Categorizer,
+    sources: &[LiveSource],
+) -> Result<()> {
+    let client = HttpClient::new(Policy::default())?;
+    let mut planned = 0u64;
+    for source in sources {
+        let marks = store.watermarks(&source.ctx.source).await?;
+        let from = marks
+            .iter()
+            .map(|w| w.booking_date)
+            .max()
+            .map(|d| d - chrono::Days::new(u64::from(config.sync.overlap_days)));
+        let mut rows = Vec::new();
+        source
+            .walk::<anyhow::Error, _>(&client, Window { from, to: None }, async |page| {
+                for mut tx in page.page.transactions {
+                    categorizer.categorize(&mut tx);
+                    rows.push(tx);
+                }
+                Ok(())
+            })
+            .await?;
+        for sink in config.sinks.iter().filter(|s| s.kind != bankpipe_config::SinkKindConfig::File) {
+            let ids: Vec<String> = rows.iter().map(|t| t.id.to_string()).collect();
+            let settled: BTreeSet<String> = store.settled_deliveries(&sink.name, &ids).await?.into_iter().collect();
+            for tx in &rows {
+                let deliverable =
+                    !tx.memo_only && (tx.status == bankpipe_model::Status::Posted || sink.deliver_pending);
+                if deliverable && !settled.contains(&tx.id.to_string()) {
+                    let plan = bankpipe_sinks::offline::plan(sink, &categorizer.sink_maps, tx);
+                    println!(
+                        "{{\"sink\":{},\"plan\":{}}}",
+                        serde_json::to_string(&sink.name)?,
+                        bankpipe_sinks::offline::line(tx, &plan)
+                    );
+                    planned += 1;
+                }
+            }
+        }
+        eprintln!(
+            "dry run: {} from {}: {} transactions fetched",
+            source.ctx.source,
+            from.map_or("the beginning".into(), |d| d.to_string()),
+            rows.len()
+        );
+    }
+    eprintln!("dry run: {planned} planned sink requests printed; nothing was written or sent");
+    Ok(())
 }
 
 async fn sync<S: Store>(

@@ -5,6 +5,7 @@
 
 pub mod file;
 pub mod mibudge;
+pub mod offline;
 pub mod outbox;
 pub mod sink;
 pub mod trupocket;

@@ -687,6 +687,26 @@ macro_rules! store_impl {
                 q.build().fetch_all(&self.pool).await.map_err(&fail)?.iter().map(|r| r.try_get(0).map_err(&fail)).collect()
             }
 
+            async fn settled_deliveries(&self, sink: &str, ids: &[String]) -> Result<Vec<String>, StoreError> {
+                let fail = self.fail("reading deliveries");
+                let mut out = Vec::new();
+                for chunk in ids.chunks(CHUNK * 4) {
+                    let mut q = QueryBuilder::<$Db>::new(
+                        "SELECT transaction_id FROM deliveries WHERE state IN ('delivered', 'failed') AND sink = ",
+                    );
+                    q.push_bind(sink.to_owned()).push(" AND transaction_id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.clone());
+                    }
+                    q.push(")");
+                    for r in q.build().fetch_all(&self.pool).await.map_err(&fail)? {
+                        out.push(r.try_get(0).map_err(&fail)?);
+                    }
+                }
+                Ok(out)
+            }
+
             async fn sink_account(&self, sink: &str, source: &str, account: &str) -> Result<Option<String>, StoreError> {
                 let mut q = QueryBuilder::<$Db>::new("SELECT remote_account_id FROM sink_accounts WHERE sink = ");
                 q.push_bind(sink.to_owned())

@@ -158,6 +158,13 @@ pub trait Store: Send + Sync {
         to: NaiveDate,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
+    /// Of `ids`, those whose delivery to `sink` is settled (delivered or failed).
+    fn settled_deliveries(
+        &self,
+        sink: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
     /// The sink account bankpipe created for a source account, if any.
     fn sink_account(
         &self,

@@ -14,7 +14,7 @@
 //! no `X-RateLimit-*` headers, only 429 + `Retry-After`, which the HTTP
 //! layer honours; some faults are HTML 500 pages, which it reads as text.
 
-mod payload;
+pub(crate) mod payload;
 
 use std::collections::{BTreeMap, HashMap};
 

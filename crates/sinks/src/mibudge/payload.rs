@@ -31,7 +31,7 @@ fn normalized(amount: &str) -> String {
 }
 
 /// The transaction body and its listing key.
-pub(super) fn transaction(tx: &Transaction, account: &str) -> (Value, MatchKey) {
+pub(crate) fn transaction(tx: &Transaction, account: &str) -> (Value, MatchKey) {
     let merchant = tx.merchant_name.clone().filter(|m| !m.trim().is_empty()).unwrap_or_else(|| tx.description.clone());
     let body = json!({
         "bank_account": account,

@@ -13,7 +13,7 @@
 //! amount in another currency than the household's is refused, never
 //! converted. `plan-limit-exceeded` stops the sink for the run.
 
-mod payload;
+pub(crate) mod payload;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

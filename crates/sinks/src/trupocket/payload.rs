@@ -32,7 +32,7 @@ fn unix_seconds(date: NaiveDate) -> i64 {
 
 /// The transaction body and its listing key; `Err` with a reason when the
 /// amount cannot be sent exactly in cents.
-pub(super) fn transaction(tx: &Transaction, account: &str, category: &str) -> Result<(Value, MatchKey), String> {
+pub(crate) fn transaction(tx: &Transaction, account: &str, category: &str) -> Result<(Value, MatchKey), String> {
     let cents = tx.amount.abs().to_minor_units().map_err(|e| format!("amount cannot be sent in cents: {e}"))?;
     let payee = tx.merchant_name.clone().filter(|m| !m.trim().is_empty()).unwrap_or_else(|| tx.description.clone());
     let payee = if payee.trim().is_empty() { "(no description)".to_owned() } else { payee };

@@ -1,0 +1,110 @@
+//! Offline delivery plans: the exact requests each sink would receive,
+//! decided from the configuration alone — no HTTP, no state. Used by
+//! `replay --sink-requests` (golden files for CI) and `sync --dry-run`.
+//!
+//! Offline, a sink account must be mapped in `[sinks.accounts]` (accounts
+//! bankpipe would create are shown as skipped), Trupocket categories are
+//! assumed to exist, and mibudge account currencies are unknown, so the
+//! currency check is the Trupocket household currency only.
+
+use bankpipe_config::{SinkConfig, SinkKindConfig};
+use bankpipe_enrich::categorize::sink_maps::SinkCategoryMaps;
+use bankpipe_http::Method;
+use bankpipe_model::{Currency, Transaction};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::sink::{Plan, SinkRequest};
+
+/// One line of a plan file.
+#[derive(Debug, Serialize)]
+pub struct PlannedRequest<'a> {
+    /// Canonical transaction id.
+    pub transaction: String,
+    /// `send`, `skip` or `refuse`.
+    pub action: &'static str,
+    /// HTTP method (send only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'a str>,
+    /// Path relative to the sink's base URL (send only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// JSON body (send only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// Why not sent (skip, refuse).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The plan of `sink` for a transaction that counts (callers filter
+/// deliverable rows: posted unless `deliver_pending`, never MEMO, duplicate
+/// or superseded).
+pub fn plan(sink: &SinkConfig, maps: &SinkCategoryMaps, tx: &Transaction) -> Plan {
+    let Some(account) = sink.accounts.get(&tx.source_account_id) else {
+        return Plan::Skip {
+            account: format!("{}:{}", tx.source, tx.source_account_id),
+            notice: format!("source account {}:{} is not mapped in [sinks.accounts]", tx.source, tx.source_account_id),
+        };
+    };
+    match sink.kind {
+        SinkKindConfig::Trupocket => {
+            let household_currency = Currency::from_code(&sink.currency).ok();
+            if household_currency.is_some_and(|c| c != tx.amount.currency()) {
+                return Plan::Refuse(format!(
+                    "amount in {} but the Trupocket household is in {}; bankpipe never converts currencies",
+                    tx.amount.currency(),
+                    sink.currency
+                ));
+            }
+            let category = maps.trupocket(tx.category.as_deref().unwrap_or("Uncategorized")).to_owned();
+            let household = sink.household_id.clone().unwrap_or_default();
+            match crate::trupocket::payload::transaction(tx, account, &category) {
+                Ok((body, key)) => Plan::Send(SinkRequest {
+                    method: Method::POST,
+                    path: format!("households/{household}/detailed-tracking/transactions"),
+                    body,
+                    key,
+                }),
+                Err(reason) => Plan::Refuse(reason),
+            }
+        }
+        SinkKindConfig::Mibudge => {
+            let (body, key) = crate::mibudge::payload::transaction(tx, account);
+            Plan::Send(SinkRequest { method: Method::POST, path: "api/v1/transactions/".into(), body, key })
+        }
+        SinkKindConfig::File => Plan::Skip { account: String::new(), notice: "file sinks take no requests".into() },
+    }
+}
+
+/// The plan as a JSON line.
+pub fn line(tx: &Transaction, plan: &Plan) -> String {
+    let transaction = tx.id.to_string();
+    let planned = match plan {
+        Plan::Send(r) => PlannedRequest {
+            transaction,
+            action: "send",
+            method: Some(r.method.as_str()),
+            path: Some(r.path.clone()),
+            body: Some(r.body.clone()),
+            reason: None,
+        },
+        Plan::Skip { notice, .. } => PlannedRequest {
+            transaction,
+            action: "skip",
+            method: None,
+            path: None,
+            body: None,
+            reason: Some(notice.clone()),
+        },
+        Plan::Refuse(reason) => PlannedRequest {
+            transaction,
+            action: "refuse",
+            method: None,
+            path: None,
+            body: None,
+            reason: Some(reason.clone()),
+        },
+    };
+    serde_json::to_string(&planned).expect("plans serialize")
+}
