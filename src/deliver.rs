@@ -1,6 +1,6 @@
 //! Delivering the outbox to one configured sink.
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Result;
 use bankpipe_config::{SinkConfig, SinkKindConfig};
@@ -20,15 +20,41 @@ pub async fn deliver_sink<S: Store>(store: &S, categorizer: &Categorizer, sink: 
     let policy = Policy { max_wait: Duration::from_secs(sink.max_wait_secs.unwrap_or(60)), ..Policy::default() };
     let client = HttpClient::new(policy)?;
     let maps = &categorizer.sink_maps;
+    // Start from the budget an earlier run saw for this origin, and save it
+    // afterwards (DESIGN §7: a run must not spend what the last one did).
+    let origin = bankpipe_http::Endpoint::new(&sink.base_url, bankpipe_http::Credentials::None)?.origin().clone();
+    let key = origin.to_string();
+    if let Some((limit, remaining, reset)) = store.rate_budget(&key).await? {
+        client.gate(&origin).seed(&bankpipe_http::BudgetView {
+            limit: limit.map(|l| l.max(0) as u64),
+            remaining: Some(remaining.max(0) as u64),
+            reset: Some(UNIX_EPOCH + Duration::from_secs(reset.max(0) as u64)),
+        });
+    }
+    let result = deliver_with(store, maps, sink, &client).await;
+    let view = client.gate(&origin).view();
+    if let (Some(remaining), Some(reset)) = (view.remaining, view.reset) {
+        let reset = reset.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        store.save_rate_budget(&key, view.limit.map(|l| l as i64), remaining as i64, reset).await?;
+    }
+    result
+}
+
+async fn deliver_with<S: Store>(
+    store: &S,
+    maps: &bankpipe_enrich::categorize::sink_maps::SinkCategoryMaps,
+    sink: &SinkConfig,
+    client: &HttpClient,
+) -> Result<DeliveryReport> {
     let report = match sink.kind {
         SinkKindConfig::Trupocket => {
             let accounts = store.accounts().await?;
             let mut s = TrupocketSink::new(sink, maps, store, accounts)?;
-            deliver(store, &mut s, &client, sink.deliver_pending).await?
+            deliver(store, &mut s, client, sink.deliver_pending).await?
         }
         SinkKindConfig::Mibudge => {
             let mut s = MibudgeSink::new(sink, maps)?;
-            deliver(store, &mut s, &client, sink.deliver_pending).await?
+            deliver(store, &mut s, client, sink.deliver_pending).await?
         }
         SinkKindConfig::File => return Ok(DeliveryReport { sink: sink.name.clone(), ..DeliveryReport::default() }),
     };

@@ -188,6 +188,19 @@ impl RateGate {
         b.blocked_until.is_some_and(|u| u > SystemTime::now())
     }
 
+    /// Start from a budget remembered by an earlier process (e.g. from the
+    /// store), unless this gate has already heard from the server. A
+    /// window that has already ended is ignored.
+    pub fn seed(&self, view: &BudgetView) {
+        let mut b = self.budget.lock().expect("rate gate lock");
+        let current = view.reset.is_some_and(|r| r > SystemTime::now());
+        if b.remaining.is_none() && current {
+            b.limit = view.limit;
+            b.remaining = view.remaining;
+            b.reset = view.reset;
+        }
+    }
+
     /// The current budget.
     pub fn view(&self) -> BudgetView {
         let b = self.budget.lock().expect("rate gate lock");
@@ -269,6 +282,21 @@ mod tests {
             assert!(matches!(daily.step(), Step::Go));
         }
         assert!(matches!(daily.step(), Step::Wait(w, _) if w > Duration::from_secs(70_000)), "then wait for Reset");
+    }
+
+    #[test]
+    fn a_remembered_budget_seeds_a_fresh_gate_only_while_its_window_lasts() {
+        let reset = SystemTime::now() + Duration::from_secs(3600);
+        let gate = RateGate::new("o".into(), None, Duration::from_secs(2));
+        gate.seed(&BudgetView { limit: Some(20), remaining: Some(0), reset: Some(reset) });
+        assert!(matches!(gate.step(), Step::Wait(..)), "a spent budget of an earlier run is honoured");
+        let fresh = RateGate::new("o".into(), None, Duration::from_secs(2));
+        fresh.seed(&BudgetView {
+            limit: Some(20),
+            remaining: Some(0),
+            reset: Some(SystemTime::now() - Duration::from_secs(1)),
+        });
+        assert!(matches!(fresh.step(), Step::Go), "an ended window is ignored");
     }
 
     #[test]

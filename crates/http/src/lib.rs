@@ -31,6 +31,7 @@ pub mod origin;
 pub use client::{Endpoint, HttpClient, HttpResponse, Policy};
 pub use credentials::Credentials;
 pub use error::{ApiErrorBody, HttpError};
+pub use gate::BudgetView;
 pub use origin::Origin;
 pub use reqwest::{Method, StatusCode, Url};
 pub use secrecy::{self, SecretString};

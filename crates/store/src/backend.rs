@@ -707,6 +707,29 @@ macro_rules! store_impl {
                 Ok(out)
             }
 
+            async fn rate_budget(&self, origin: &str) -> Result<Option<(Option<i64>, i64, i64)>, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("SELECT rate_limit, remaining, reset_unix FROM rate_budgets WHERE origin = ");
+                q.push_bind(origin.to_owned());
+                let fail = self.fail("reading rate budgets");
+                match q.build().fetch_optional(&self.pool).await.map_err(&fail)? {
+                    None => Ok(None),
+                    Some(r) => Ok(Some((r.try_get(0).map_err(&fail)?, r.try_get(1).map_err(&fail)?, r.try_get(2).map_err(&fail)?))),
+                }
+            }
+
+            async fn save_rate_budget(&self, origin: &str, limit: Option<i64>, remaining: i64, reset_unix: i64) -> Result<(), StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("INSERT INTO rate_budgets (origin, rate_limit, remaining, reset_unix, updated_at) VALUES (");
+                q.push_bind(origin.to_owned()).push(", ")
+                    .push_bind(limit).push(", ")
+                    .push_bind(remaining).push(", ")
+                    .push_bind(reset_unix).push(", ")
+                    .push_bind(instant(Utc::now()))
+                    .push(") ON CONFLICT (origin) DO UPDATE SET rate_limit = excluded.rate_limit, remaining = excluded.remaining, \
+                           reset_unix = excluded.reset_unix, updated_at = excluded.updated_at");
+                q.build().execute(&self.pool).await.map_err(self.fail("recording a rate budget"))?;
+                Ok(())
+            }
+
             async fn sink_account(&self, sink: &str, source: &str, account: &str) -> Result<Option<String>, StoreError> {
                 let mut q = QueryBuilder::<$Db>::new("SELECT remote_account_id FROM sink_accounts WHERE sink = ");
                 q.push_bind(sink.to_owned())

@@ -165,6 +165,21 @@ pub trait Store: Send + Sync {
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
+    /// The rate budget last seen for an origin: (limit, remaining, reset as Unix seconds).
+    fn rate_budget(
+        &self,
+        origin: &str,
+    ) -> impl Future<Output = Result<Option<(Option<i64>, i64, i64)>, StoreError>> + Send;
+
+    /// Remember an origin's rate budget (limit, remaining, reset as Unix seconds).
+    fn save_rate_budget(
+        &self,
+        origin: &str,
+        limit: Option<i64>,
+        remaining: i64,
+        reset_unix: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The sink account bankpipe created for a source account, if any.
     fn sink_account(
         &self,
