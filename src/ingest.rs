@@ -99,6 +99,49 @@ pub async fn ingest_window<S: Store>(
     Ok(out)
 }
 
+/// Where a sync of `source` starts: its latest watermark minus
+/// `overlap_days` (late pending → posted, edits); `None` (all history)
+/// before the first sync.
+///
+/// # Errors
+/// Store errors.
+pub async fn sync_start<S: Store>(store: &S, source: &str, overlap_days: u32) -> Result<Option<NaiveDate>> {
+    let marks = store.watermarks(source).await?;
+    Ok(marks.iter().map(|w| w.booking_date).max().map(|d| d - chrono::Days::new(u64::from(overlap_days))))
+}
+
+/// The run record of a finished sync or backfill, and its outcome and error
+/// text (`ok`, or the outcome the error stands for).
+pub fn run_record<T>(
+    result: &Result<T>,
+    outcomes: &[SourceOutcome],
+    superseded: u64,
+    duplicates: u64,
+) -> bankpipe_store::RunSummary {
+    let (outcome, message) = match result {
+        Ok(_) => ("ok".to_owned(), None),
+        Err(e) => (crate::outcome_of(e).to_owned(), Some(format!("{e:#}"))),
+    };
+    let mut counts = PageCounts::default();
+    for o in outcomes {
+        counts.add(PageCounts {
+            inserted: o.inserted,
+            updated: o.updated,
+            unchanged: o.unchanged,
+            quarantined: o.quarantined,
+        });
+    }
+    bankpipe_store::RunSummary {
+        outcome,
+        pages: outcomes.iter().map(|o| o.pages).sum(),
+        records: outcomes.iter().map(|o| o.records).sum(),
+        counts,
+        superseded,
+        duplicates,
+        message,
+    }
+}
+
 /// The dedupe settings of the config.
 pub fn dedupe_config(config: &Config) -> DedupeConfig {
     let d = &config.dedupe;

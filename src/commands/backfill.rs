@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use bankpipe_http::{HttpClient, Policy};
 use bankpipe_sources::live::{LiveSource, Window};
-use bankpipe_store::{with_store, RunKind, RunSummary, Store};
+use bankpipe_store::{with_store, RunKind, Store};
 use chrono::{Datelike, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -188,33 +188,9 @@ async fn backfill<S: Store>(
     }
     .await;
     progress.finish();
-    let (outcome, error) = match &result {
-        Ok(()) => ("ok".to_owned(), None),
-        Err(e) => (crate::outcome_of(e).to_owned(), Some(format!("{e:#}"))),
-    };
-    let mut counts = bankpipe_store::PageCounts::default();
-    for o in &totals {
-        counts.add(bankpipe_store::PageCounts {
-            inserted: o.inserted,
-            updated: o.updated,
-            unchanged: o.unchanged,
-            quarantined: o.quarantined,
-        });
-    }
-    store
-        .finish_run(
-            run,
-            &RunSummary {
-                outcome: outcome.clone(),
-                pages: totals.iter().map(|o| o.pages).sum(),
-                records: totals.iter().map(|o| o.records).sum(),
-                counts,
-                superseded,
-                duplicates,
-                message: error.clone(),
-            },
-        )
-        .await?;
+    let record = ingest::run_record(&result, &totals, superseded, duplicates);
+    let (outcome, error) = (record.outcome.clone(), record.message.clone());
+    store.finish_run(run, &record).await?;
     let summary = SyncSummary {
         run,
         outcome,

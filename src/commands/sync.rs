@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::Result;
 use bankpipe_http::{HttpClient, Policy};
 use bankpipe_sources::live::{LiveSource, Window};
-use bankpipe_store::{with_store, RunKind, RunSummary, Store};
+use bankpipe_store::{with_store, RunKind, Store};
 use chrono::Utc;
 use serde::Serialize;
 
@@ -70,12 +70,7 @@ async fn dry_run<S: Store>(
     let client = HttpClient::new(Policy::default())?;
     let mut planned = 0u64;
     for source in sources {
-        let marks = store.watermarks(&source.ctx.source).await?;
-        let from = marks
-            .iter()
-            .map(|w| w.booking_date)
-            .max()
-            .map(|d| d - chrono::Days::new(u64::from(config.sync.overlap_days)));
+        let from = ingest::sync_start(store, &source.ctx.source, config.sync.overlap_days).await?;
         let mut rows = Vec::new();
         source
             .walk::<anyhow::Error, _>(&client, Window { from, to: None }, async |page| {
@@ -127,12 +122,7 @@ async fn sync<S: Store>(
     let result: Result<(u64, u64)> = async {
         let client = HttpClient::new(Policy::default())?;
         for source in sources {
-            let marks = store.watermarks(&source.ctx.source).await?;
-            let from = marks
-                .iter()
-                .map(|w| w.booking_date)
-                .max()
-                .map(|d| d - chrono::Days::new(u64::from(config.sync.overlap_days)));
+            let from = ingest::sync_start(store, &source.ctx.source, config.sync.overlap_days).await?;
             let outcome =
                 ingest::ingest_window(store, run, &client, categorizer, source, Window { from, to: None }).await?;
             outcomes.push(outcome);
@@ -171,28 +161,9 @@ async fn sync<S: Store>(
         (Ok(v), Some(e)) => Err(e).map(|()| v),
         (r, _) => r,
     };
-    let (outcome, error, superseded, duplicates) = match &result {
-        Ok((s, d)) => ("ok".to_owned(), None, *s, *d),
-        Err(e) => (crate::outcome_of(e).to_owned(), Some(format!("{e:#}")), 0, 0),
-    };
-    let mut counts = bankpipe_store::PageCounts::default();
-    for o in &outcomes {
-        counts.add(bankpipe_store::PageCounts {
-            inserted: o.inserted,
-            updated: o.updated,
-            unchanged: o.unchanged,
-            quarantined: o.quarantined,
-        });
-    }
-    let record = RunSummary {
-        outcome: outcome.clone(),
-        pages: outcomes.iter().map(|o| o.pages).sum(),
-        records: outcomes.iter().map(|o| o.records).sum(),
-        counts,
-        superseded,
-        duplicates,
-        message: error.clone(),
-    };
+    let (superseded, duplicates) = result.as_ref().map_or((0, 0), |&(s, d)| (s, d));
+    let record = ingest::run_record(&result, &outcomes, superseded, duplicates);
+    let (outcome, error) = (record.outcome.clone(), record.message.clone());
     store.finish_run(run, &record).await?;
     let summary = SyncSummary {
         run,
