@@ -285,3 +285,28 @@ async fn a_dry_run_prints_the_plan_and_sends_nothing() {
     let remaining = String::from_utf8_lossy(&o.stdout).lines().count();
     assert_eq!(remaining, 0, "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn created_accounts_are_remembered_and_a_plan_limit_stops_the_sink() {
+    // Trupocket without an account mapping but create_accounts = true, and a
+    // plan capped at 5 transactions a month.
+    let tp = TrupocketConfig { monthly_transactions: Some(5), ..TrupocketConfig::default() };
+    let w = world(tp, MibudgeConfig::default(), 60).await;
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    let start = text.find("[sinks.accounts]").unwrap();
+    let end = start + text[start..].find("\n\n").unwrap();
+    let unmapped = format!("{}create_accounts = true\n{}", &text[..start], &text[end..]);
+    std::fs::write(&w.config, unmapped).unwrap();
+    let first = json(&sync(&w.config).await);
+    let tp_report = first["deliveries"].as_array().unwrap().iter().find(|d| d["sink"] == "trupocket").unwrap();
+    assert_eq!(tp_report["delivered"], 5, "{tp_report}");
+    assert!(tp_report["stopped"].as_str().unwrap().contains("plan-limit-exceeded"), "{tp_report}");
+    let accounts_created =
+        w.trupocket.request_log().iter().filter(|l| l.starts_with("POST") && l.ends_with("/accounts")).count();
+    assert!(accounts_created >= 1);
+    // The next run creates no account again and still stops at the cap.
+    json(&sync(&w.config).await);
+    let again = w.trupocket.request_log().iter().filter(|l| l.starts_with("POST") && l.ends_with("/accounts")).count();
+    assert_eq!(again, accounts_created, "created accounts are remembered in the store");
+    assert_eq!(w.trupocket.ledger().len(), 5, "nothing beyond the plan's cap, nothing doubled");
+}

@@ -82,12 +82,18 @@ pub struct FireflySim {
     config: FireflyConfig,
     data: Mutex<FireflyData>,
     requests: AtomicU64,
+    drift_serial: AtomicU64,
 }
 
 impl FireflySim {
     /// A simulator over `data`.
     pub fn new(config: FireflyConfig, data: FireflyData) -> Arc<FireflySim> {
-        Arc::new(FireflySim { config, data: Mutex::new(data), requests: AtomicU64::new(0) })
+        Arc::new(FireflySim {
+            config,
+            data: Mutex::new(data),
+            requests: AtomicU64::new(0),
+            drift_serial: AtomicU64::new(0),
+        })
     }
 
     /// Requests received so far.
@@ -151,7 +157,21 @@ async fn handle(
         );
     }
     let kind = q.get("type").map(|t| t.replace('-', " "));
-    let data = sim.data.lock().expect("data lock");
+    let mut data = sim.data.lock().expect("data lock");
+    if faults.drift {
+        // New activity arrives between page requests: a group at the start
+        // of the listing shifts every later page by one.
+        let n = sim.drift_serial.fetch_add(1, Ordering::Relaxed);
+        if let Some(mut fresh) = data.groups.first().cloned() {
+            fresh["id"] = Value::String(format!("drift-{n}"));
+            if let Some(splits) = fresh["attributes"]["transactions"].as_array_mut() {
+                for (i, s) in splits.iter_mut().enumerate() {
+                    s["transaction_journal_id"] = Value::String(format!("drift-{n}-{i}"));
+                }
+            }
+            data.groups.insert(0, fresh);
+        }
+    }
     let selected: Vec<&Value> = data
         .groups
         .iter()

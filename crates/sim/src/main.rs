@@ -12,7 +12,7 @@ use bankpipe_sim::SimServer;
 use bankpipe_sources::generator::GenConfig;
 use clap::Parser;
 
-/// Serve faithful Truv, Firefly III and Trupocket simulators on 127.0.0.1
+/// Serve faithful Truv, Firefly III, Trupocket and mibudge simulators on 127.0.0.1
 /// until interrupted, and print their base URLs and (non-secret, simulator
 /// only) credentials.
 #[derive(Parser, Debug)]
@@ -21,7 +21,7 @@ use clap::Parser;
     version,
     after_help = "\
 Examples:
-  bankpipe-sim --truv fixtures/truv/multipage --firefly fixtures/firefly/groups --trupocket
+  bankpipe-sim --truv fixtures/truv/multipage --firefly fixtures/firefly/groups --trupocket --mibudge
   bankpipe-sim --truv-generate 100000 --trupocket --trupocket-limit 10 --trupocket-window 1 --error-rate 0.1"
 )]
 struct Args {
@@ -49,6 +49,12 @@ struct Args {
     /// Trupocket rate window in seconds (86400 = a day).
     #[arg(long, default_value_t = 86_400)]
     trupocket_window: u64,
+    /// Serve a mibudge API (one USD bank account).
+    #[arg(long)]
+    mibudge: bool,
+    /// mibudge access-token lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    mibudge_token_secs: u64,
     /// First port (each simulator takes the next one); 0 = ephemeral ports.
     #[arg(long, default_value_t = 0)]
     port_base: u16,
@@ -123,6 +129,18 @@ async fn main() -> Result<(), String> {
         let account = sim.seed_account(&household, "chkg", "Checking");
         let s = SimServer::start(sim.router(), port(2)).await.map_err(|e| e.to_string())?;
         println!("trupocket  {}/v1  token={} household={household} account={account}", s.base_url(), cfg.token);
+        servers.push(s);
+    }
+    if args.mibudge {
+        let cfg = bankpipe_sim::mibudge::MibudgeConfig {
+            token_lifetime: Duration::from_secs(args.mibudge_token_secs),
+            faults: faults.clone(),
+            ..bankpipe_sim::mibudge::MibudgeConfig::default()
+        };
+        let sim = bankpipe_sim::mibudge::MibudgeSim::new(cfg.clone());
+        let account = sim.seed_bank_account("Checking", "USD");
+        let s = SimServer::start(sim.router(), port(3)).await.map_err(|e| e.to_string())?;
+        println!("mibudge    {}  email={} password={} bank_account={account}", s.base_url(), cfg.email, cfg.password);
         servers.push(s);
     }
     if servers.is_empty() {

@@ -207,3 +207,21 @@ async fn truv_account_ids_limit_the_walk() {
     assert!(!txs.is_empty());
     assert!(txs.iter().all(|t| t.source_account_id == "acct-0001" || t.source_account_id == "acct-0004"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn firefly_page_drift_is_reported_and_nothing_is_lost() {
+    let data = FireflyData::generated(gen(400));
+    let groups = data.groups.len();
+    let faults = Faults { drift: true, ..Faults::none() };
+    let sim = FireflySim::new(FireflyConfig { faults, ..FireflyConfig::default() }, data);
+    let server = SimServer::start(sim.router(), 0).await.unwrap();
+    let (txs, _, warnings) = collect(&firefly_source(&server.base_url(), 50), Window::default()).await.unwrap();
+    assert!(warnings.iter().any(|w| w.contains("page drift")), "{warnings:?}");
+    let groups_seen: BTreeSet<_> =
+        txs.iter().filter_map(|t| t.group_id.clone()).filter(|g| !g.starts_with("drift-")).collect();
+    assert!(
+        groups_seen.len() * 100 >= groups * 95,
+        "the original groups are all still read: {} of {groups}",
+        groups_seen.len()
+    );
+}
