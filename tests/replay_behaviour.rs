@@ -148,30 +148,25 @@ fn a_bad_rule_stops_with_exit_2_naming_the_rule_and_file() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let o = bankpipe(&[
-        "replay",
-        "--truv",
-        "fixtures/truv/doc-002",
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let replay = || {
+        bankpipe(&[
+            "replay",
+            "--truv",
+            "fixtures/truv/doc-002",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let o = replay();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("bad.toml") && stderr.contains("coffee") && stderr.contains("match_merchant"), "{stderr}");
     assert!(!out.join("transactions.csv").exists(), "nothing is written on a config error");
 
     std::fs::write(&config, "[[rules]]\nmcc = 5814\ncategory = \"Food & Dining/Pizza\"\n").unwrap();
-    let o = bankpipe(&[
-        "replay",
-        "--truv",
-        "fixtures/truv/doc-002",
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = replay();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("rules[0]") && stderr.contains("Food & Dining/Pizza"), "{stderr}");
