@@ -179,6 +179,34 @@ impl HttpClient {
         url: &Url,
         json: Option<&serde_json::Value>,
     ) -> Result<HttpResponse, HttpError> {
+        let idempotent = matches!(method, Method::GET | Method::PUT | Method::DELETE | Method::HEAD | Method::OPTIONS);
+        self.send_with(endpoint, method, url, json, idempotent).await
+    }
+
+    /// [`HttpClient::send`] for a request the caller knows is safe to repeat
+    /// whatever its method (e.g. a login `POST`, which creates nothing): it is
+    /// retried like a GET and never reported as ambiguous.
+    ///
+    /// # Errors
+    /// As [`HttpClient::send`], without [`HttpError::Ambiguous`].
+    pub async fn send_idempotent(
+        &self,
+        endpoint: &Endpoint,
+        method: Method,
+        url: &Url,
+        json: Option<&serde_json::Value>,
+    ) -> Result<HttpResponse, HttpError> {
+        self.send_with(endpoint, method, url, json, true).await
+    }
+
+    async fn send_with(
+        &self,
+        endpoint: &Endpoint,
+        method: Method,
+        url: &Url,
+        json: Option<&serde_json::Value>,
+        idempotent: bool,
+    ) -> Result<HttpResponse, HttpError> {
         let origin = Origin::of(url)?;
         if origin != endpoint.origin {
             return Err(HttpError::CrossOrigin { url: url.to_string(), expected: endpoint.origin.to_string() });
@@ -199,7 +227,7 @@ impl HttpClient {
                     .header(CONTENT_TYPE, "application/json")
                     .body(serde_json::to_vec(body).expect("JSON values serialize"));
             }
-            let outcome = self.attempt(endpoint.credentials.apply(request), &method, url, &gate).await;
+            let outcome = self.attempt(endpoint.credentials.apply(request), &method, url, &gate, idempotent).await;
             let error = match outcome {
                 Attempt::Done(result) => return result,
                 Attempt::Retry(error) => error,
@@ -220,49 +248,51 @@ impl HttpClient {
         }
     }
 
-    async fn attempt(&self, request: reqwest::RequestBuilder, method: &Method, url: &Url, gate: &RateGate) -> Attempt {
-        let idempotent = matches!(*method, Method::GET | Method::PUT | Method::DELETE | Method::HEAD | Method::OPTIONS);
-        let describe = |cause: String| (method.to_string(), url.to_string(), cause);
+    async fn attempt(
+        &self,
+        request: reqwest::RequestBuilder,
+        method: &Method,
+        url: &Url,
+        gate: &RateGate,
+        idempotent: bool,
+    ) -> Attempt {
+        // A failure without a usable response: retried when the request is
+        // idempotent or provably never reached the server, else ambiguous.
+        let unanswered = |cause: String, never_sent: bool| {
+            let (method, url) = (method.to_string(), url.to_string());
+            if never_sent || idempotent {
+                Attempt::Retry(HttpError::Transport { method, url, cause })
+            } else {
+                Attempt::Done(Err(HttpError::Ambiguous { method, url, cause }))
+            }
+        };
         let response = match request.send().await {
             Ok(r) => r,
-            Err(e) => {
-                let (method, url, cause) = describe(error_chain(&e));
-                // A connect error means the request never reached the server.
-                if e.is_connect() || idempotent {
-                    return Attempt::Retry(HttpError::Transport { method, url, cause });
-                }
-                return Attempt::Done(Err(HttpError::Ambiguous { method, url, cause }));
-            }
+            // A connect error means the request never reached the server.
+            Err(e) => return unanswered(error_chain(&e), e.is_connect()),
         };
         let status = response.status().as_u16();
         gate.observe(response.headers(), status);
         let headers = response.headers().clone();
         let body = match response.bytes().await {
             Ok(b) => b,
-            Err(e) => {
-                let (method, url, cause) = describe(format!("reading the response: {}", error_chain(&e)));
-                if idempotent {
-                    return Attempt::Retry(HttpError::Transport { method, url, cause });
-                }
-                return Attempt::Done(Err(HttpError::Ambiguous { method, url, cause }));
-            }
+            Err(e) => return unanswered(format!("reading the response: {}", error_chain(&e)), false),
         };
         if (200..300).contains(&status) {
             return Attempt::Done(Ok(HttpResponse { status, headers, body, url: url.clone() }));
         }
-        let (m, u, _) = describe(String::new());
-        let failure =
-            HttpError::Status { method: m.clone(), url: u.clone(), status, body: Box::new(ApiErrorBody::parse(&body)) };
+        let parsed = ApiErrorBody::parse(&body);
+        let (method, url) = (method.to_string(), url.to_string());
         match status {
             // Refused before processing: safe to retry whatever the method.
-            429 => Attempt::Retry(failure),
-            408 | 500..=599 if idempotent => Attempt::Retry(failure),
-            408 | 500..=599 => Attempt::Done(Err(HttpError::Ambiguous {
-                method: m,
-                url: u,
-                cause: format!("HTTP {status}: {}", ApiErrorBody::parse(&body)),
-            })),
-            _ => Attempt::Done(Err(failure)),
+            429 => Attempt::Retry(HttpError::Status { method, url, status, body: Box::new(parsed) }),
+            408 | 500..=599 if idempotent => {
+                Attempt::Retry(HttpError::Status { method, url, status, body: Box::new(parsed) })
+            }
+            408 | 500..=599 => {
+                Attempt::Done(Err(HttpError::Ambiguous { method, url, cause: format!("HTTP {status}: {parsed}") }))
+            }
+            _ => Attempt::Done(Err(HttpError::Status { method, url, status, body: Box::new(parsed) })),
         }
     }
 }

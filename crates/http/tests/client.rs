@@ -251,3 +251,19 @@ async fn the_token_never_reaches_logs_or_errors() {
         assert!(!errors.iter().any(|e| e.contains(secret)), "token in an error: {errors:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_declared_idempotent_is_retried_through_5xx() {
+    let faults = Faults { error_rate: 1.0, ..Faults::none() };
+    let (sim, _server, ep) = trupocket(RateLimit::PREMIUM, faults).await;
+    let client = HttpClient::new(Policy { max_retries: 3, ..fast_policy() }).unwrap();
+    let url = ep.url("households").unwrap();
+    let body = json!({"name": "Home"});
+    // A plain POST answered 503 may have been applied: ambiguous, not retried.
+    let e = client.send(&ep, Method::POST, &url, Some(&body)).await.unwrap_err();
+    assert!(matches!(e, HttpError::Ambiguous { .. }), "{e:?}");
+    // Declared safe to repeat: retried, and after the retries a plain status error.
+    let e = client.send_idempotent(&ep, Method::POST, &url, Some(&body)).await.unwrap_err();
+    assert!(matches!(e, HttpError::Status { status: 503, .. }), "{e:?}");
+    assert_eq!(sim.requests(), 1 + 4, "one plain attempt, then 1 + 3 retries");
+}

@@ -83,11 +83,8 @@ impl<'a> MibudgeSink<'a> {
         let url = self.anonymous.url("api/token/")?;
         let body =
             json!({ self.login_field.clone(): self.login.expose_secret(), "password": self.password.expose_secret() });
-        let r = client.send(&self.anonymous, Method::POST, &url, Some(&body)).await.map_err(|e| match e {
-            // A login creates nothing: an unknown outcome is simply a failed login.
-            HttpError::Ambiguous { method, url, cause } => HttpError::Transport { method, url, cause },
-            other => other,
-        })?;
+        // A login creates nothing: safe to retry through 5xx and timeouts.
+        let r = client.send_idempotent(&self.anonymous, Method::POST, &url, Some(&body)).await?;
         let access =
             serde_json::from_slice::<Value>(&r.body).ok().and_then(|v| v["access"].as_str().map(str::to_owned));
         let access = access.ok_or_else(|| HttpError::Transport {
