@@ -111,6 +111,10 @@ impl DailyTotalsBuilder {
                     field: String::new(),
                     value: format!("{} {} ({} transactions)", entry.date, entry.net_total, entry.transaction_count),
                     reason,
+                    record_id: Some(match &entry.account_id {
+                        Some(a) => format!("daily_total:{}:{a}", entry.date),
+                        None => format!("daily_total:{}", entry.date),
+                    }),
                 };
                 let (currency, scope) = match resolve_scope(walk, entry) {
                     Ok(x) => x,

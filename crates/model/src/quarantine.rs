@@ -19,4 +19,10 @@ pub struct QuarantineRecord {
     pub value: String,
     /// Why it was rejected.
     pub reason: String,
+    /// The source's own id of the rejected record when it can be read
+    /// (Truv `id`, Firefly group `id` or `transaction_journal_id`, account
+    /// `id`, `daily_total:<date>[:<account>]`), so a record re-read by a
+    /// later run is recognised while distinct records with the same bad
+    /// value are all kept.
+    pub record_id: Option<String>,
 }

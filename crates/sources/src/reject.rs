@@ -14,11 +14,18 @@ pub(crate) struct Reject {
     pub field: String,
     pub value: String,
     pub reason: String,
+    pub record_id: Option<String>,
 }
 
 impl Reject {
     pub(crate) fn new(field: &str, value: impl Into<String>, reason: impl Into<String>) -> Reject {
-        Reject { field: field.to_owned(), value: value.into(), reason: reason.into() }
+        Reject { field: field.to_owned(), value: value.into(), reason: reason.into(), record_id: None }
+    }
+
+    /// Attach the rejected record's own id (when it could be read).
+    pub(crate) fn with_record_id(mut self, id: Option<String>) -> Reject {
+        self.record_id = self.record_id.or(id);
+        self
     }
 
     /// A required field that is missing or null.
@@ -35,7 +42,18 @@ impl Reject {
             field: self.field,
             value: truncate(&self.value),
             reason: self.reason,
+            record_id: self.record_id,
         }
+    }
+}
+
+/// The scalar at `key` of a raw record, read only on the failure path.
+pub(crate) fn raw_id(raw: &RawValue, key: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+    match &v[key] {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 

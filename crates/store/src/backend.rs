@@ -247,7 +247,9 @@ macro_rules! store_impl {
                     q.build().execute(&mut *db).await.map_err(&fail)?;
                 }
                 // A record quarantined by an earlier run (re-read in an overlap
-                // window) is not stored again; repeats within this run are.
+                // window) is not stored again; repeats within this run are. The
+                // record is recognised by its source id when it has one, else by
+                // what was wrong with it.
                 let mut fresh = Vec::with_capacity(quarantine.len());
                 for r in quarantine {
                     let mut q = QueryBuilder::<$Db>::new("SELECT COUNT(*) FROM quarantine WHERE source = ");
@@ -256,13 +258,18 @@ macro_rules! store_impl {
                         .push(" AND value = ").push_bind(r.value.clone())
                         .push(" AND reason = ").push_bind(r.reason.clone())
                         .push(" AND run_id <> ").push_bind(run);
+                    match &r.record_id {
+                        Some(id) => q.push(" AND record_id = ").push_bind(id.clone()),
+                        None => q.push(" AND record_id IS NULL"),
+                    };
                     let seen: i64 = q.build().fetch_one(&mut *db).await.and_then(|row| row.try_get(0)).map_err(&fail)?;
                     if seen == 0 {
                         fresh.push(r);
                     }
                 }
                 for chunk in fresh.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$Db>::new("INSERT INTO quarantine (run_id, source, file, pointer, field, value, reason) ");
+                    let mut q =
+                        QueryBuilder::<$Db>::new("INSERT INTO quarantine (run_id, source, file, pointer, field, value, reason, record_id) ");
                     q.push_values(chunk, |mut b, r| {
                         b.push_bind(run)
                             .push_bind(r.source.clone())
@@ -270,7 +277,8 @@ macro_rules! store_impl {
                             .push_bind(r.pointer.clone())
                             .push_bind(r.field.clone())
                             .push_bind(r.value.clone())
-                            .push_bind(r.reason.clone());
+                            .push_bind(r.reason.clone())
+                            .push_bind(r.record_id.clone());
                     });
                     q.build().execute(&mut *db).await.map_err(&fail)?;
                 }
@@ -519,7 +527,7 @@ macro_rules! store_impl {
 
             async fn quarantine(&self) -> Result<Vec<QuarantineRecord>, StoreError> {
                 let fail = self.fail("reading quarantine");
-                let rows = sqlx::query("SELECT source, file, pointer, field, value, reason FROM quarantine ORDER BY id")
+                let rows = sqlx::query("SELECT source, file, pointer, field, value, reason, record_id FROM quarantine ORDER BY id")
                     .fetch_all(&self.pool)
                     .await
                     .map_err(&fail)?;
@@ -532,6 +540,7 @@ macro_rules! store_impl {
                             field: r.try_get(3).map_err(&fail)?,
                             value: r.try_get(4).map_err(&fail)?,
                             reason: r.try_get(5).map_err(&fail)?,
+                            record_id: r.try_get(6).map_err(&fail)?,
                         })
                     })
                     .collect()

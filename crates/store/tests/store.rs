@@ -107,6 +107,12 @@ async fn transactions_round_trip_exactly<S: Store>(s: &S) {
     let next = s.begin_run(RunKind::Sync).await.unwrap();
     s.write_page(next, &[], &[], &quarantine).await.unwrap();
     assert_eq!(s.quarantine().await.unwrap(), quarantine, "a re-read bad record is not stored twice");
+    // Another record with the same bad value and reason is a different record: kept.
+    let mut other = quarantine[0].clone();
+    assert!(other.record_id.is_some(), "{other:?}");
+    other.record_id = Some("another-record".into());
+    s.write_page(next, &[], &[], std::slice::from_ref(&other)).await.unwrap();
+    assert_eq!(s.quarantine().await.unwrap().len(), quarantine.len() + 1, "distinct bad records are all kept");
     let mut seen = Vec::new();
     s.for_each_transaction(|t| {
         seen.push((t.booking_date, t.id));

@@ -22,7 +22,7 @@ use crate::context::NormalizeContext;
 use crate::error::{malformed_page, page_text, PageError};
 use crate::json::{non_empty, scalar_text};
 use crate::page::NormalizedPage;
-use crate::reject::{currency_field, parse_record, Reject};
+use crate::reject::{currency_field, parse_record, raw_id, Reject};
 use crate::time::parse_offset_datetime;
 
 /// The pagination fields of one Firefly page.
@@ -69,7 +69,7 @@ pub fn normalize_page(
             Ok(g) => g,
             Err(r) => {
                 out.records_read += 1;
-                out.quarantine.push(r.into_record(ctx, file, format!("/data/{i}")));
+                out.quarantine.push(r.with_record_id(raw_id(raw, "id")).into_record(ctx, file, format!("/data/{i}")));
                 continue;
             }
         };
@@ -87,7 +87,7 @@ pub fn normalize_page(
             Err(e) => {
                 out.records_read += group.attributes.transactions.len().max(1) as u64;
                 let v = group.attributes.updated_at.as_deref().unwrap_or_default();
-                let r = Reject::new("attributes.updated_at", v, e);
+                let r = Reject::new("attributes.updated_at", v, e).with_record_id(Some(group_id.clone()));
                 out.quarantine.push(r.into_record(ctx, file, format!("/data/{i}")));
                 continue;
             }
@@ -105,7 +105,11 @@ pub fn normalize_page(
                 }
                 Err(r) => {
                     let pointer = format!("/data/{i}/attributes/transactions/{j}");
-                    out.quarantine.push(r.into_record(ctx, file, pointer));
+                    let id = raw_id(split_raw, "transaction_journal_id").map(|j| format!("{group_id}/{j}"));
+                    out.quarantine.push(
+                        r.with_record_id(id.or_else(|| Some(format!("{group_id}/#{j}"))))
+                            .into_record(ctx, file, pointer),
+                    );
                 }
             }
         }

@@ -16,7 +16,7 @@ use crate::context::NormalizeContext;
 use crate::error::{malformed_page, page_text, PageError};
 use crate::json::{non_empty, scalar_text};
 use crate::page::NormalizedPage;
-use crate::reject::{currency_field, money_field, parse_record, Reject};
+use crate::reject::{currency_field, money_field, parse_record, raw_id, Reject};
 use crate::time::{date_in, parse_date, parse_utc};
 
 /// The pagination fields of one Truv page (`count`, `next`, `previous`).
@@ -53,17 +53,22 @@ pub fn normalize_page(
     };
     let mut out = NormalizedPage { records_read: page.transactions.len() as u64, ..NormalizedPage::default() };
     for (i, raw) in page.accounts.iter().flatten().enumerate() {
-        let account = parse_record(raw).and_then(|w| normalize_account(ctx, w));
+        let account =
+            parse_record(raw).and_then(|w| normalize_account(ctx, w)).map_err(|r| r.with_record_id(raw_id(raw, "id")));
         collect(&mut out.accounts, &mut out.quarantine, account, || (ctx, file, format!("/accounts/{i}")));
     }
     out.transactions.reserve(page.transactions.len());
     for (i, raw) in page.transactions.iter().enumerate() {
-        let tx = parse_record(raw).and_then(|w| normalize_transaction(ctx, w));
+        let tx = parse_record(raw)
+            .and_then(|w| normalize_transaction(ctx, w))
+            .map_err(|r| r.with_record_id(raw_id(raw, "id")));
         collect(&mut out.transactions, &mut out.quarantine, tx, || (ctx, file, format!("/transactions/{i}")));
     }
     for (i, raw) in page.daily_totals.iter().flatten().enumerate() {
         let pointer = format!("/daily_totals/{i}");
-        let total = parse_record(raw).and_then(|w| normalize_daily_total(ctx, w, file, &pointer));
+        let total = parse_record(raw)
+            .and_then(|w| normalize_daily_total(ctx, w, file, &pointer))
+            .map_err(|r| r.with_record_id(raw_id(raw, "date").map(|d| format!("daily_total:{d}"))));
         collect(&mut out.reported_totals, &mut out.quarantine, total, || (ctx, file, pointer.clone()));
     }
     let cursor = cursor(page.count, page.next, page.previous);
@@ -74,17 +79,20 @@ pub fn normalize_page(
 fn normalize_typed(ctx: &NormalizeContext, file: &str, page: wire::TypedPage<'_>) -> (NormalizedPage, TruvCursor) {
     let mut out = NormalizedPage { records_read: page.transactions.len() as u64, ..NormalizedPage::default() };
     for (i, w) in page.accounts.into_iter().flatten().enumerate() {
-        let account = normalize_account(ctx, w);
+        let id = w.id.as_deref().map(str::to_owned);
+        let account = normalize_account(ctx, w).map_err(|r| r.with_record_id(id));
         collect(&mut out.accounts, &mut out.quarantine, account, || (ctx, file, format!("/accounts/{i}")));
     }
     out.transactions.reserve(page.transactions.len());
     for (i, w) in page.transactions.into_iter().enumerate() {
-        let tx = normalize_transaction(ctx, w);
+        let id = w.id.as_deref().filter(|id| !id.is_empty()).map(str::to_owned);
+        let tx = normalize_transaction(ctx, w).map_err(|r| r.with_record_id(id));
         collect(&mut out.transactions, &mut out.quarantine, tx, || (ctx, file, format!("/transactions/{i}")));
     }
     for (i, w) in page.daily_totals.into_iter().flatten().enumerate() {
         let pointer = format!("/daily_totals/{i}");
-        let total = normalize_daily_total(ctx, w, file, &pointer);
+        let id = w.date.as_deref().map(|d| format!("daily_total:{d}"));
+        let total = normalize_daily_total(ctx, w, file, &pointer).map_err(|r| r.with_record_id(id));
         collect(&mut out.reported_totals, &mut out.quarantine, total, || (ctx, file, pointer.clone()));
     }
     (out, cursor(page.count, page.next, page.previous))
