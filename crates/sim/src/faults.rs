@@ -17,6 +17,15 @@ pub struct Faults {
     pub latency: Duration,
     /// Process the request, then drop the connection instead of answering.
     pub drop_after_processing_rate: f64,
+    /// Sink simulators (mibudge, Trupocket): delay the answer to a
+    /// successful write (POST/PUT/PATCH/DELETE) by this much *after* the
+    /// state change, so that a client with a shorter timeout gives up on a
+    /// request that did take effect. Zero by default.
+    pub latency_after_commit: Duration,
+    /// Sink simulators: process a write, then answer its success status
+    /// (e.g. 201) with a truncated JSON body (the first half of the real
+    /// one, `content-type: application/json`) that no JSON parser accepts.
+    pub unreadable_success_rate: f64,
     /// Serve a truncated, malformed JSON page (source simulators).
     pub malformed_page_rate: f64,
     /// Insert a new record at the front of the data after each page
@@ -60,6 +69,41 @@ impl Faults {
             response
         }
     }
+}
+
+impl Faults {
+    /// The faults of a write that took effect: [`Faults::latency_after_commit`],
+    /// then a dropped connection ([`Faults::drop_after_processing_rate`]) or
+    /// an unreadable body ([`Faults::unreadable_success_rate`]), if drawn.
+    pub(crate) async fn after_commit(&self, response: Response<Body>) -> Response<Body> {
+        if !self.latency_after_commit.is_zero() {
+            tokio::time::sleep(self.latency_after_commit).await;
+        }
+        if Faults::roll(self.drop_after_processing_rate) {
+            return dropped_connection();
+        }
+        if Faults::roll(self.unreadable_success_rate) {
+            return truncated(response).await;
+        }
+        response
+    }
+}
+
+/// `response` with the first half of its body (nothing if it has none).
+async fn truncated(response: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    parts.headers.remove("content-length");
+    parts.headers.insert("content-type", axum::http::HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, Body::from(bytes.slice(..bytes.len() / 2)))
+}
+
+/// Run a request's handler in its own task, so that it runs to its end
+/// even when the client goes away (hyper drops the handler future of a
+/// closed connection; the servers simulated here, like a WSGI worker,
+/// finish the request regardless). Use as `axum::middleware::from_fn(detached)`.
+pub(crate) async fn detached(request: axum::extract::Request, next: axum::middleware::Next) -> Response<Body> {
+    tokio::spawn(next.run(request)).await.unwrap_or_else(|_| html_500())
 }
 
 /// A JSON response.

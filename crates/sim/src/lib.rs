@@ -17,7 +17,9 @@
 //!
 //! Every simulator takes [`Faults`]: a 5xx rate, latency, connections
 //! dropped after the request was processed, malformed JSON pages, and data
-//! that changes between page requests.
+//! that changes between page requests; the sinks (Trupocket, mibudge) also
+//! a latency after the commit and unreadable success bodies, and they run
+//! every request to its end even when the client hangs up.
 
 pub mod faults;
 pub mod firefly;

@@ -67,6 +67,14 @@ struct Args {
     /// Probability of dropping the connection after processing a request.
     #[arg(long, default_value_t = 0.0)]
     drop_rate: f64,
+    /// Sinks: delay the answer to a successful write by this many
+    /// milliseconds after the state change.
+    #[arg(long, default_value_t = 0)]
+    latency_after_commit_ms: u64,
+    /// Sinks: probability of answering a successful write with a truncated,
+    /// unparseable JSON body.
+    #[arg(long, default_value_t = 0.0)]
+    unreadable_rate: f64,
     /// Insert a new record after every source page request.
     #[arg(long)]
     drift: bool,
@@ -82,6 +90,8 @@ async fn main() -> Result<(), String> {
         error_rate: args.error_rate,
         latency: Duration::from_millis(args.latency_ms),
         drop_after_processing_rate: args.drop_rate,
+        latency_after_commit: Duration::from_millis(args.latency_after_commit_ms),
+        unreadable_success_rate: args.unreadable_rate,
         drift: args.drift,
         ..Faults::none()
     };

@@ -13,8 +13,20 @@
 //!   millisecond value is refused), 1–5 categories that exist, an existing
 //!   `fromAccountID`; the monthly plan cap answers 403
 //!   `plan-limit-exceeded`.
-//! - The ledger ([`TrupocketSim::ledger`]) holds every transaction accepted,
-//!   for "exactly once" assertions.
+//! - Listing filters: `accounts` (account ids), `categories` (category
+//!   ids), `fromDate`/`toDate` (`YYYY-MM-DD`, UTC days, inclusive) and
+//!   `hashtags` (tags without `#`, comma-separated: a transaction whose
+//!   `categories[].memo` carries any of them, case-insensitively; tags are
+//!   `#[A-Za-z0-9_-]+`), all combined (AND). Transactions are listed as
+//!   posted (memos included) plus `transactionID`, `createdAt`, `totalAmount`.
+//! - A request runs to its end even if the client hangs up (each handler
+//!   runs in its own task); [`Faults::latency_after_commit`],
+//!   [`Faults::drop_after_processing_rate`] and
+//!   [`Faults::unreadable_success_rate`] act on `POST …/transactions`
+//!   after the transaction is stored.
+//! - The ledger ([`TrupocketSim::ledger`]) holds every transaction accepted
+//!   (and seeded, [`TrupocketSim::seed_transaction`]), for "exactly once"
+//!   assertions.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +39,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
-use crate::faults::{json_response, Faults};
+use crate::faults::{detached, json_response, Faults};
 use crate::ratelimit::{RateLimit, WindowLimiter};
 
 /// Simulator settings.
@@ -128,7 +140,26 @@ impl TrupocketSim {
         id
     }
 
-    /// Every transaction accepted, across households, in arrival order.
+    /// Store a transaction in `household` as `POST
+    /// …/detailed-tracking/transactions` would with `body` (same
+    /// validation; no request counted, no rate or plan limit, no fault): an
+    /// entry the user made by hand. Returns its `transactionID`.
+    ///
+    /// # Panics
+    /// When the household does not exist or the POST would refuse `body`.
+    pub fn seed_transaction(&self, household: &str, body: Value) -> String {
+        // Panic only once the lock is released, so the simulator stays usable.
+        let stored =
+            self.households.lock().expect("lock").get_mut(household).map(|h| store_transaction(self, h, &body));
+        match stored {
+            None => panic!("seed_transaction: no household {household}"),
+            Some(Ok((id, _))) => id,
+            Some(Err((msg, field))) => panic!("seed_transaction refused ({field}): {msg}"),
+        }
+    }
+
+    /// Every transaction accepted or seeded, across households, in arrival
+    /// order (per household), as stored.
     pub fn ledger(&self) -> Vec<Value> {
         self.households.lock().expect("lock").values().flat_map(|h| h.transactions.iter().cloned()).collect()
     }
@@ -161,6 +192,7 @@ impl TrupocketSim {
             .route("/v1/households/{hid}", get(household))
             .route("/v1/households/{hid}/detailed-tracking/{collection}", get(collection).post(collection))
             .route("/v1/households/{hid}/detailed-tracking/accounts/{aid}", get(account))
+            .layer(axum::middleware::from_fn(detached))
             .layer(axum::middleware::from_fn_with_state(Arc::clone(self), log_request))
             .with_state(Arc::clone(self))
     }
@@ -296,14 +328,37 @@ async fn collection(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let mut hs = sim.households.lock().expect("lock");
-    let Some(h) = hs.get_mut(&hid) else {
-        return reply(&v, StatusCode::NOT_FOUND, error("not-found", "Household not found", None));
-    };
     let body: Option<Value> = (method == Method::POST).then(|| serde_json::from_slice(&body).unwrap_or(Value::Null));
-    let bad = |msg: &str, field: &str| reply(&v, StatusCode::BAD_REQUEST, error("validation-error", msg, Some(field)));
-    match (collection.as_str(), body) {
-        ("accounts", None) => reply(&v, StatusCode::OK, json!({"accounts": h.accounts})),
+    match serve_collection(&sim, &v, &hid, &collection, &q, body) {
+        Served::Done(r) => r,
+        Served::Committed(r) => sim.config.faults.after_commit(r).await,
+    }
+}
+
+enum Served {
+    /// A read or a refusal.
+    Done(Reply),
+    /// A transaction was stored: the after-commit faults apply.
+    Committed(Reply),
+}
+
+fn serve_collection(
+    sim: &TrupocketSim,
+    v: &crate::ratelimit::Verdict,
+    hid: &str,
+    collection: &str,
+    q: &BTreeMap<String, String>,
+    body: Option<Value>,
+) -> Served {
+    use Served::Done;
+    let mut hs = sim.households.lock().expect("lock");
+    let Some(h) = hs.get_mut(hid) else {
+        return Done(reply(v, StatusCode::NOT_FOUND, error("not-found", "Household not found", None)));
+    };
+    let bad =
+        |msg: &str, field: &str| Done(reply(v, StatusCode::BAD_REQUEST, error("validation-error", msg, Some(field))));
+    match (collection, body) {
+        ("accounts", None) => Done(reply(v, StatusCode::OK, json!({"accounts": h.accounts}))),
         ("accounts", Some(b)) => {
             let Some(kind) = b["type"].as_str().filter(|t| ["chkg", "svgs", "cc"].contains(t)) else {
                 return bad("type must be chkg, svgs or cc", "type");
@@ -318,9 +373,9 @@ async fn collection(
             h.accounts.push(
                 json!({"accountID": id, "type": kind, "name": name, "balance": b["balance"].as_i64().unwrap_or(0)}),
             );
-            reply(&v, StatusCode::CREATED, json!({"accountID": id}))
+            Done(reply(v, StatusCode::CREATED, json!({"accountID": id})))
         }
-        ("categories", None) => reply(&v, StatusCode::OK, json!({"categories": h.categories})),
+        ("categories", None) => Done(reply(v, StatusCode::OK, json!({"categories": h.categories}))),
         ("categories", Some(b)) => {
             let Some(name) = b["name"].as_str().filter(|n| !n.is_empty()) else {
                 return bad("name is required", "name");
@@ -331,67 +386,110 @@ async fn collection(
             let id = sim.next_id();
             let amount = b["budgetAmount"].as_i64().unwrap_or(0);
             h.categories.push(json!({"categoryID": id, "name": name, "budget": {"amount": amount, "balance": amount}}));
-            reply(&v, StatusCode::CREATED, json!({"categoryID": id}))
+            Done(reply(v, StatusCode::CREATED, json!({"categoryID": id})))
         }
-        ("payees", None) => reply(&v, StatusCode::OK, json!({"payees": h.payees})),
+        ("payees", None) => Done(reply(v, StatusCode::OK, json!({"payees": h.payees}))),
         ("payees", Some(b)) => {
             let Some(name) = b["name"].as_str().filter(|n| !n.is_empty()) else {
                 return bad("name is required", "name");
             };
             let id = sim.next_id();
             h.payees.push(json!({"payeeID": id, "name": name}));
-            reply(&v, StatusCode::CREATED, json!({"payeeID": id}))
+            Done(reply(v, StatusCode::CREATED, json!({"payeeID": id})))
         }
-        ("transactions", None) => {
-            let accounts: Option<Vec<&str>> = q.get("accounts").map(|a| a.split(',').collect());
-            let day = |k: &str| q.get(k).and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-            let (from, to) = (day("fromDate"), day("toDate"));
-            let list: Vec<&Value> = h
-                .transactions
-                .iter()
-                .filter(|t| accounts.as_ref().is_none_or(|a| a.contains(&t["fromAccountID"].as_str().unwrap_or(""))))
-                .filter(|t| {
-                    let d =
-                        chrono::DateTime::from_timestamp(t["date"].as_i64().unwrap_or(0), 0).map(|d| d.date_naive());
-                    from.is_none_or(|f| d.is_some_and(|d| d >= f)) && to.is_none_or(|e| d.is_some_and(|d| d <= e))
-                })
-                .collect();
-            reply(&v, StatusCode::OK, json!({"transactions": list}))
-        }
+        ("transactions", None) => Done(reply(v, StatusCode::OK, json!({"transactions": list_transactions(h, q)}))),
         ("transactions", Some(b)) => {
-            let response = match validate_transaction(&b, h) {
-                Err((msg, field)) => return bad(&msg, field),
-                Ok(total) => total,
-            };
+            if let Err((msg, field)) = validate_transaction(&b, h) {
+                return bad(&msg, field);
+            }
             if let Some(cap) = sim.config.monthly_transactions {
                 let month = |t: i64| chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m").to_string());
                 let now = month(chrono::Utc::now().timestamp());
                 let this_month =
                     h.transactions.iter().filter(|t| month(t["createdAt"].as_i64().unwrap_or(0)) == now).count();
                 if this_month as u64 >= cap {
-                    return reply(
-                        &v,
+                    return Done(reply(
+                        v,
                         StatusCode::FORBIDDEN,
                         error("plan-limit-exceeded", "Monthly transaction limit of your plan reached", None),
-                    );
+                    ));
                 }
             }
-            let id = sim.next_id();
-            let mut stored = b.clone();
-            stored["transactionID"] = json!(id);
-            stored["createdAt"] = json!(chrono::Utc::now().timestamp());
-            stored["totalAmount"] = json!({"currency": "USD", "amount": response});
-            h.transactions.push(stored);
-            let ok = reply(
-                &v,
-                StatusCode::CREATED,
-                json!({"transactionID": id, "totalAmount": {"currency": "USD", "amount": response}}),
-            );
-            drop(hs);
-            sim.config.faults.maybe_drop(ok)
+            match store_transaction(sim, h, &b) {
+                Err((msg, field)) => bad(&msg, field),
+                Ok((id, total)) => Served::Committed(reply(
+                    v,
+                    StatusCode::CREATED,
+                    json!({"transactionID": id, "totalAmount": {"currency": "USD", "amount": total}}),
+                )),
+            }
         }
-        _ => reply(&v, StatusCode::NOT_FOUND, error("not-found", "Unknown resource", None)),
+        _ => Done(reply(v, StatusCode::NOT_FOUND, error("not-found", "Unknown resource", None))),
     }
+}
+
+/// The `#hashtags` of a transaction's category memos, lower-cased.
+fn hashtags(t: &Value) -> Vec<String> {
+    let memos = t["categories"].as_array().into_iter().flatten().filter_map(|c| c["memo"].as_str());
+    let mut tags = Vec::new();
+    for memo in memos {
+        for piece in memo.split('#').skip(1) {
+            let tag: String =
+                piece.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect();
+            if !tag.is_empty() {
+                tags.push(tag.to_ascii_lowercase());
+            }
+        }
+    }
+    tags
+}
+
+/// A comma-separated list parameter (empty items dropped), if given.
+fn list_param<'a>(q: &'a BTreeMap<String, String>, k: &str) -> Option<Vec<&'a str>> {
+    let items: Vec<&str> = q.get(k)?.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    (!items.is_empty()).then_some(items)
+}
+
+/// The household's transactions matching every filter given.
+fn list_transactions<'a>(h: &'a Household, q: &BTreeMap<String, String>) -> Vec<&'a Value> {
+    let accounts = list_param(q, "accounts");
+    let categories: Option<Vec<&Value>> = list_param(q, "categories").map(|ids| {
+        h.categories.iter().filter(|c| ids.iter().any(|id| c["categoryID"] == *id)).map(|c| &c["name"]).collect()
+    });
+    let tags: Option<Vec<String>> =
+        list_param(q, "hashtags").map(|t| t.iter().map(|t| t.trim_start_matches('#').to_ascii_lowercase()).collect());
+    let day = |k: &str| q.get(k).and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let (from, to) = (day("fromDate"), day("toDate"));
+    h.transactions
+        .iter()
+        .filter(|t| accounts.as_ref().is_none_or(|a| a.contains(&t["fromAccountID"].as_str().unwrap_or(""))))
+        .filter(|t| {
+            categories.as_ref().is_none_or(|names| {
+                t["categories"].as_array().into_iter().flatten().any(|c| names.contains(&&c["name"]))
+            })
+        })
+        .filter(|t| tags.as_ref().is_none_or(|wanted| hashtags(t).iter().any(|tag| wanted.contains(tag))))
+        .filter(|t| {
+            let d = chrono::DateTime::from_timestamp(t["date"].as_i64().unwrap_or(0), 0).map(|d| d.date_naive());
+            from.is_none_or(|f| d.is_some_and(|d| d >= f)) && to.is_none_or(|e| d.is_some_and(|d| d <= e))
+        })
+        .collect()
+}
+
+/// Validate and store a transaction; returns its id and total in cents.
+fn store_transaction(
+    sim: &TrupocketSim,
+    h: &mut Household,
+    b: &Value,
+) -> Result<(String, i64), (String, &'static str)> {
+    let total = validate_transaction(b, h)?;
+    let id = sim.next_id();
+    let mut stored = b.clone();
+    stored["transactionID"] = json!(id);
+    stored["createdAt"] = json!(chrono::Utc::now().timestamp());
+    stored["totalAmount"] = json!({"currency": "USD", "amount": total});
+    h.transactions.push(stored);
+    Ok((id, total))
 }
 
 /// Validate a transaction body; returns its total in cents.

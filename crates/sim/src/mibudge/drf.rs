@@ -1,6 +1,7 @@
 //! Django REST framework conventions the mibudge simulator reproduces:
 //! error bodies, the anonymous/user throttle, page-number pagination, and
-//! the parsing rules of DRF's decimal, date, boolean and choice fields.
+//! the parsing rules of DRF's decimal, date, boolean and choice fields,
+//! and the `numeric(14,2)` money columns.
 
 use std::collections::VecDeque;
 use std::str::FromStr;
@@ -45,8 +46,9 @@ pub(super) const TRANSACTION_TYPES: [&str; 23] = [
     "fx_order",
 ];
 
-/// DRF's message for a date in another format.
-pub(super) const DATE_FORMAT: &str = "Date has wrong format. Use one of these formats instead: YYYY-MM-DD.";
+/// DRF's message for a `DateTimeField` value in another format.
+pub(super) const DATETIME_FORMAT: &str =
+    "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].";
 
 /// A JSON reply.
 pub(super) fn reply(status: StatusCode, body: Value) -> Reply {
@@ -133,26 +135,60 @@ pub(super) fn uuid4() -> String {
     format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
-/// ISO 4217 minor-unit digits (2 unless listed).
-pub(super) fn minor_digits(currency: &str) -> u32 {
-    match currency {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI" | "VND"
-        | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        _ => 2,
-    }
+/// A UUID as Python's `uuid.UUID(hex=…)` reads it (hyphens, braces and
+/// `urn:uuid:` optional, any case), as 32 lower-case hex digits.
+pub(super) fn uuid_hex(s: &str) -> Option<String> {
+    let s = s.trim();
+    let s = s.strip_prefix("urn:uuid:").unwrap_or(s);
+    let s = s.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or(s);
+    let hex: String = s.chars().filter(|c| *c != '-').collect::<String>().to_ascii_lowercase();
+    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
 }
 
-/// `d` with exactly `digits` decimals, as the API renders money.
-pub(super) fn money(d: Decimal, digits: u32) -> String {
+/// The currencies the server accepts (its `CURRENCIES` setting), sorted by
+/// code, with the English name and ISO 4217 numeric code that py-moneyed
+/// gives them: `(code, name, numeric)`.
+pub(super) const CURRENCIES: [(&str, &str, &str); 20] = [
+    ("AUD", "Australian Dollar", "036"),
+    ("BRL", "Brazilian Real", "986"),
+    ("CAD", "Canadian Dollar", "124"),
+    ("CHF", "Swiss Franc", "756"),
+    ("CNY", "Chinese Yuan", "156"),
+    ("DKK", "Danish Krone", "208"),
+    ("EUR", "Euro", "978"),
+    ("GBP", "British Pound", "826"),
+    ("HKD", "Hong Kong Dollar", "344"),
+    ("INR", "Indian Rupee", "356"),
+    ("JPY", "Japanese Yen", "392"),
+    ("KRW", "South Korean Won", "410"),
+    ("MXN", "Mexican Peso", "484"),
+    ("NOK", "Norwegian Krone", "578"),
+    ("NZD", "New Zealand Dollar", "554"),
+    ("SEK", "Swedish Krona", "752"),
+    ("SGD", "Singapore Dollar", "702"),
+    ("TWD", "New Taiwan Dollar", "901"),
+    ("USD", "US Dollar", "840"),
+    ("ZAR", "South African Rand", "710"),
+];
+
+/// Digits of every money column: `numeric(14,2)` (`MAX_DIGITS`,
+/// `DECIMAL_PLACES`), whatever the currency.
+const MAX_DIGITS: u32 = 14;
+const DECIMAL_PLACES: u32 = 2;
+
+/// `d` as a `numeric(14,2)` money field renders: exactly 2 decimals for
+/// every currency (a JPY amount is `"-500.00"`).
+pub(super) fn money(d: Decimal) -> String {
     let mut d = d;
-    d.rescale(digits);
+    d.rescale(DECIMAL_PLACES);
     d.to_string()
 }
 
-/// Parse a DRF `DecimalField` value (a decimal string, or a JSON number)
-/// with at most `digits` decimals; `Err` is DRF's message.
-pub(super) fn parse_amount(v: &Value, digits: u32) -> Result<Decimal, String> {
+/// Parse a DRF `DecimalField(max_digits=14, decimal_places=2)` value (a
+/// decimal string, or a JSON number); `Err` is DRF's message. The digits
+/// are counted as DRF's `validate_precision` counts them (trailing zeros
+/// count: `"1.250"` has 3 decimal places).
+pub(super) fn parse_amount(v: &Value) -> Result<Decimal, String> {
     let text = match v {
         Value::String(s) => s.trim().to_owned(),
         Value::Number(n) => n.to_string(),
@@ -160,9 +196,18 @@ pub(super) fn parse_amount(v: &Value, digits: u32) -> Result<Decimal, String> {
     };
     let plain = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b"+-.".contains(&b));
     let d = Decimal::from_str(&text).ok().filter(|_| plain).ok_or("A valid number is required.")?;
-    if d.scale() > digits {
-        let unit = if digits == 1 { "place" } else { "places" };
-        return Err(format!("Ensure that there are no more than {digits} decimal {unit}."));
+    let digits = d.mantissa().unsigned_abs().to_string().len() as u32;
+    let places = d.scale();
+    let (total, whole) = if digits > places { (digits, digits - places) } else { (places, 0) };
+    if total > MAX_DIGITS {
+        return Err(format!("Ensure that there are no more than {MAX_DIGITS} digits in total."));
+    }
+    if places > DECIMAL_PLACES {
+        return Err(format!("Ensure that there are no more than {DECIMAL_PLACES} decimal places."));
+    }
+    if whole > MAX_DIGITS - DECIMAL_PLACES {
+        let n = MAX_DIGITS - DECIMAL_PLACES;
+        return Err(format!("Ensure that there are no more than {n} digits before the decimal point."));
     }
     Ok(d)
 }
@@ -260,7 +305,8 @@ impl Params {
     }
 }
 
-/// DRF `PageNumberPagination` with `page_size` default 100 and max 500.
+/// DRF `PageNumberPagination` with a `page_size` query parameter (the
+/// server's `FlexiblePageNumberPagination`: default `PAGE_SIZE`, max 500).
 pub(super) struct Page {
     number: usize,
     size: usize,
@@ -270,10 +316,11 @@ pub(super) struct Page {
 impl Page {
     /// The page asked for over `total` items; `None` past the end (DRF
     /// answers 404 `{"detail": "Invalid page."}`, see [`invalid_page`]).
-    pub(super) fn select(params: &Params, total: usize) -> Option<Page> {
+    /// `default_size` applies when `page_size` is absent or invalid.
+    pub(super) fn select(params: &Params, total: usize, default_size: usize) -> Option<Page> {
         let size = match params.get("page_size").and_then(|s| s.parse::<usize>().ok()) {
             Some(n) if n > 0 => n.min(500),
-            _ => 100,
+            _ => default_size.max(1),
         };
         let pages = total.div_ceil(size).max(1);
         let number = match params.get("page") {

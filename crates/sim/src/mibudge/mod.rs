@@ -17,20 +17,38 @@
 //!   "YYYY-MM-DD"}`, which never moves that date backwards.
 //! - `GET /api/v1/budgets/`, `/{id}/`; each account has an `Unallocated`
 //!   budget.
-//! - `POST /api/v1/transactions/` (signed decimal-string amounts in the
-//!   account's currency, no dedupe, `bank_transaction_id` not stored, a
-//!   currency other than the account's is an HTML 500 page); `GET
-//!   /api/v1/transactions/` (page-number pagination, filters `bank_account`,
-//!   `pending`, `posted_date_from/to`, `date_from/to`, `transaction_type`),
-//!   `/{id}/`; `POST /api/v1/transactions/{id}/splits/` with `{"splits":
-//!   {"<budget id>": "<positive amount>"}}`.
+//! - `GET /api/v1/currencies/`: the 20 currencies the server accepts, a
+//!   plain JSON array (not paginated) of `{"code", "name", "numeric"}`
+//!   sorted by code, as the server's `currencies` view renders them.
+//! - `POST /api/v1/transactions/`: signed decimal-string amounts stored as
+//!   `numeric(14,2)` (more than 2 decimals or 14 digits is a 400);
+//!   `amount_currency` absent means USD, and a currency other than the
+//!   account's is an HTML 500 page (nothing stored); `posted_date` and
+//!   `transaction_date` are datetimes (a bare date is local midnight); no
+//!   dedupe; `bank_transaction_id` not stored on create; `memo` up to 512
+//!   characters. `GET /api/v1/transactions/` (page-number pagination,
+//!   default page size [`MibudgeConfig::page_size`], filters
+//!   `bank_account`, `pending`, `posted_date_from/to`, `date_from/to` as
+//!   datetime `gte`/`lte`, `transaction_type`), `GET/PUT/PATCH/DELETE
+//!   /{id}/` (after creation only `transaction_type`, `memo`,
+//!   `description`, `bank_transaction_id` and the pending → posted
+//!   transition may change; the server's serializer refuses a changed
+//!   amount, account, posted date, transaction date or raw description
+//!   with a 400); `POST /api/v1/transactions/{id}/splits/` with
+//!   `{"splits": {"<budget id>": "<positive amount>"}}`.
 //! - Errors are DRF JSON of varying shapes: `{"field": ["msg"]}`,
 //!   `{"field": "msg"}` (mark-imported), `["msg"]` (splits), `{"detail"}`.
-//! - Datetimes returned (`created_at`, `modified_at`, `last_imported_at`)
-//!   carry the server's fixed non-UTC offset.
+//! - Every datetime returned (`posted_date`, `transaction_date`,
+//!   `created_at`, `modified_at`, `last_imported_at`) carries the server's
+//!   offset ([`MibudgeConfig::utc_offset_minutes`], [`MibudgeConfig::us_dst`]).
+//! - A request runs to its end even if the client hangs up or times out
+//!   (each handler runs in its own task): a cut-off write usually did
+//!   take effect. [`Faults::latency_after_commit`] and
+//!   [`Faults::unreadable_success_rate`] act after the state change.
 
 mod drf;
 mod handlers;
+mod zone;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,12 +60,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::{FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-use crate::faults::Faults;
+use crate::faults::{detached, Faults};
 use drf::{field_error, json_object, jwt_like, reply, throttled, unauthorized, uuid4, Reply, Throttle};
+use zone::Zone;
 
 /// How long a refresh cookie stays valid.
 const REFRESH_LIFETIME: Duration = Duration::from_secs(86_400);
@@ -72,9 +91,20 @@ pub struct MibudgeConfig {
     pub api_limit: Option<(u64, u64)>,
     /// Faults to inject.
     pub faults: Faults,
-    /// The server's zone as a fixed offset east of UTC, in minutes, used
-    /// for every datetime it returns.
+    /// The server's zone (Django `TIME_ZONE`) as an offset east of UTC, in
+    /// minutes: every datetime is rendered with it, and a bare date or a
+    /// datetime without offset (in a body or a filter) is local to it.
+    /// Default -480, `America/Los_Angeles` standard time. A fixed offset
+    /// unless [`MibudgeConfig::us_dst`] is set: the real server's zone is
+    /// `America/Los_Angeles`, which renders summer datetimes with `-07:00`.
     pub utc_offset_minutes: i32,
+    /// Apply the US daylight-saving rules (since 2007) on top of
+    /// `utc_offset_minutes`; with -480 this is exactly `America/Los_Angeles`.
+    /// Default false (a fixed offset).
+    pub us_dst: bool,
+    /// Default page size of the lists (DRF `PAGE_SIZE`; the server's is
+    /// 100). A client's `page_size` still goes up to 500.
+    pub page_size: usize,
 }
 
 impl Default for MibudgeConfig {
@@ -87,7 +117,9 @@ impl Default for MibudgeConfig {
             login_limit: (100, 3_600),
             api_limit: None,
             faults: Faults::none(),
-            utc_offset_minutes: 120,
+            utc_offset_minutes: -480,
+            us_dst: false,
+            page_size: 100,
         }
     }
 }
@@ -120,20 +152,57 @@ struct Allocation {
     created_at: String,
 }
 
+/// A stored transaction (datetimes as instants, rendered per request).
+struct Txn {
+    id: String,
+    bank_account: String,
+    amount: Decimal,
+    currency: String,
+    posted: DateTime<Utc>,
+    date: DateTime<Utc>,
+    kind: String,
+    pending: bool,
+    memo: Option<String>,
+    raw: String,
+    description: String,
+    bank_transaction_id: Option<String>,
+    /// The account's balances just after the create (snapshots).
+    posted_balance: Decimal,
+    available_balance: Decimal,
+    created_at: String,
+    modified_at: String,
+}
+
 #[derive(Default)]
 struct Data {
     accounts: Vec<Account>,
     budgets: Vec<Budget>,
-    /// Transactions as served, in arrival order.
-    transactions: Vec<Value>,
+    /// Stored transactions, in arrival order.
+    transactions: Vec<Txn>,
     by_id: HashMap<String, usize>,
     /// Allocations per transaction id.
     allocations: HashMap<String, Vec<Allocation>>,
+    /// Every transaction created, as the create answered it.
+    created: Vec<Value>,
 }
 
 impl Data {
     fn account(&self, id: &str) -> Option<&Account> {
         self.accounts.iter().find(|a| a.id == id)
+    }
+
+    fn txn(&self, id: &str) -> Option<&Txn> {
+        self.by_id.get(id).map(|i| &self.transactions[*i])
+    }
+
+    /// Remove a transaction (and its index entry), keeping arrival order.
+    fn remove_txn(&mut self, id: &str) -> Option<Txn> {
+        let i = self.by_id.remove(id)?;
+        let t = self.transactions.remove(i);
+        for (k, t) in self.transactions.iter().enumerate().skip(i) {
+            self.by_id.insert(t.id.clone(), k);
+        }
+        Some(t)
     }
 }
 
@@ -146,7 +215,7 @@ struct Tokens {
 /// The simulator's state.
 pub struct MibudgeSim {
     config: MibudgeConfig,
-    offset: FixedOffset,
+    zone: Zone,
     data: Mutex<Data>,
     tokens: Mutex<Tokens>,
     anon_throttle: Throttle,
@@ -162,8 +231,7 @@ impl MibudgeSim {
     /// A simulator with no bank accounts.
     pub fn new(config: MibudgeConfig) -> Arc<MibudgeSim> {
         Arc::new(MibudgeSim {
-            offset: FixedOffset::east_opt(config.utc_offset_minutes * 60)
-                .unwrap_or(FixedOffset::east_opt(0).expect("UTC")),
+            zone: Zone::new(config.utc_offset_minutes, config.us_dst),
             anon_throttle: Throttle::new(config.login_limit),
             api_throttle: config.api_limit.map(Throttle::new),
             config,
@@ -180,7 +248,17 @@ impl MibudgeSim {
     /// Create a bank account (checking, balances 0, `last_posted_through`
     /// null) and its `Unallocated` budget; returns the account's UUID.
     /// `currency` is an ISO 4217 code such as `USD`.
+    ///
+    /// # Panics
+    /// When `currency` is not one of the 20 the server accepts (see
+    /// [`MibudgeSim::currencies`]; e.g. `KWD`): the server cannot hold
+    /// such an account.
     pub fn seed_bank_account(&self, name: &str, currency: &str) -> String {
+        assert!(
+            drf::CURRENCIES.iter().any(|c| c.0 == currency),
+            "mibudge accepts only {:?}; no bank account in {currency}",
+            MibudgeSim::currencies()
+        );
         let (id, unallocated, now) = (uuid4(), uuid4(), self.now());
         let mut d = self.data.lock().expect("data lock");
         d.budgets.push(Budget {
@@ -220,11 +298,43 @@ impl MibudgeSim {
         id
     }
 
-    /// Every transaction created, in arrival order, as the create call
-    /// answered it (amounts are decimal strings in the account's currency,
-    /// dates `YYYY-MM-DD`).
+    /// Every transaction created (by POST or [`MibudgeSim::seed_transaction`]),
+    /// in arrival order, as the create answered it, including those deleted
+    /// since and without later changes: a log of creations, for "exactly
+    /// once" assertions. [`MibudgeSim::transactions`] has the stored rows.
     pub fn ledger(&self) -> Vec<Value> {
-        self.data.lock().expect("data lock").transactions.clone()
+        self.data.lock().expect("data lock").created.clone()
+    }
+
+    /// Every stored transaction row, in arrival order, as `GET
+    /// /api/v1/transactions/{id}/` renders it now (after PATCHes; deleted
+    /// rows gone).
+    pub fn transactions(&self) -> Vec<Value> {
+        let d = self.data.lock().expect("data lock");
+        d.transactions.iter().map(|t| handlers::txn_json(&self.zone, t)).collect()
+    }
+
+    /// Create a transaction as `POST /api/v1/transactions/` would with
+    /// `body` (same validation, balances and default allocation; no
+    /// request counted, no fault): a row the user entered by hand.
+    /// Returns its id.
+    ///
+    /// # Panics
+    /// When the POST would not answer 201 (the panic shows its body).
+    pub fn seed_transaction(&self, body: Value) -> String {
+        let Value::Object(b) = body else { panic!("seed_transaction: a JSON object, not {body}") };
+        // Panic only once the lock is released, so the simulator stays usable.
+        let created = handlers::create(self, &mut self.data.lock().expect("data lock"), &b);
+        match created {
+            Ok(row) => row["id"].as_str().expect("id").to_owned(),
+            Err(why) => panic!("seed_transaction refused: {why}"),
+        }
+    }
+
+    /// The codes of the currencies the server accepts (`GET
+    /// /api/v1/currencies/`), sorted.
+    pub fn currencies() -> Vec<&'static str> {
+        drf::CURRENCIES.iter().map(|c| c.0).collect()
     }
 
     /// A bank account as `GET /api/v1/bank-accounts/{id}/` shows it.
@@ -275,15 +385,23 @@ impl MibudgeSim {
             .route("/api/v1/bank-accounts/{id}/mark-imported/", post(handlers::mark_imported))
             .route("/api/v1/budgets/", get(handlers::list_budgets))
             .route("/api/v1/budgets/{id}/", get(handlers::get_budget))
+            .route("/api/v1/currencies/", get(handlers::currencies))
             .route("/api/v1/transactions/", get(handlers::list_transactions).post(handlers::create_transaction))
-            .route("/api/v1/transactions/{id}/", get(handlers::get_transaction))
+            .route(
+                "/api/v1/transactions/{id}/",
+                get(handlers::get_transaction)
+                    .put(handlers::put_transaction)
+                    .patch(handlers::patch_transaction)
+                    .delete(handlers::delete_transaction),
+            )
             .route("/api/v1/transactions/{id}/splits/", post(handlers::splits))
+            .layer(axum::middleware::from_fn(detached))
             .with_state(Arc::clone(self))
     }
 
     /// Now in the server's zone, as DRF renders datetimes.
     fn now(&self) -> String {
-        Utc::now().with_timezone(&self.offset).format("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string()
+        self.zone.render(Utc::now())
     }
 
     /// Count, authenticate and throttle an API call (DRF's order), then
@@ -390,7 +508,6 @@ async fn refresh(State(sim): State<Arc<MibudgeSim>>, headers: HeaderMap) -> Repl
 
 /// A bank account as the API renders it.
 fn account_json(a: &Account) -> Value {
-    let digits = drf::minor_digits(&a.currency);
     json!({
         "id": a.id,
         "name": a.name,
@@ -399,9 +516,9 @@ fn account_json(a: &Account) -> Value {
         "account_type": "C",
         "account_number": "",
         "currency": a.currency,
-        "posted_balance": drf::money(a.posted, digits),
+        "posted_balance": drf::money(a.posted),
         "posted_balance_currency": a.currency,
-        "available_balance": drf::money(a.available, digits),
+        "available_balance": drf::money(a.available),
         "available_balance_currency": a.currency,
         "unallocated_budget": a.unallocated_budget,
         "last_imported_at": a.last_imported_at,
