@@ -84,9 +84,11 @@ Examples:
 cron (nightly at 02:30):
   30 2 * * *  bankpipe sync --config /etc/bankpipe.toml --log-format json >>/var/log/bankpipe.json 2>&1
 
-Exit codes: 0 ok; 1 failure (nothing half-written: watermarks stay where they
-were); 2 usage or configuration error; 75 rate budget exhausted or another
-sync running (try again later).";
+Exit codes: 0 ok: every source fetched, every delivery of this run settled;
+1 failure; 2 usage or configuration error; 3 completed, but deliveries
+failed in this run (the server's reason is in `status`) or stayed in flight
+(reconciled by the next run); 75 rate budget exhausted or another sync
+running (try again later).";
 
 const BACKFILL_EXAMPLES: &str = "\
 Examples:

@@ -16,7 +16,13 @@ use bankpipe_store::Store;
 ///
 /// # Errors
 /// The sink's stopping error (rate budget exhausted → exit 75, auth, …).
-pub async fn deliver_sink<S: Store>(store: &S, categorizer: &Categorizer, sink: &SinkConfig) -> Result<DeliveryReport> {
+/// `zone` is the booking zone (`sync.timezone`).
+pub async fn deliver_sink<S: Store>(
+    store: &S,
+    categorizer: &Categorizer,
+    sink: &SinkConfig,
+    zone: chrono_tz::Tz,
+) -> Result<DeliveryReport> {
     let policy = Policy { max_wait: Duration::from_secs(sink.max_wait_secs.unwrap_or(60)), ..Policy::default() };
     let client = HttpClient::new(policy)?;
     let maps = &categorizer.sink_maps;
@@ -31,7 +37,7 @@ pub async fn deliver_sink<S: Store>(store: &S, categorizer: &Categorizer, sink: 
             reset: Some(UNIX_EPOCH + Duration::from_secs(reset.max(0) as u64)),
         });
     }
-    let result = deliver_with(store, maps, sink, &client).await;
+    let result = deliver_with(store, maps, sink, &client, zone).await;
     let view = client.gate(&origin).view();
     if let (Some(remaining), Some(reset)) = (view.remaining, view.reset) {
         let reset = reset.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
@@ -45,6 +51,7 @@ async fn deliver_with<S: Store>(
     maps: &bankpipe_enrich::categorize::sink_maps::SinkCategoryMaps,
     sink: &SinkConfig,
     client: &HttpClient,
+    zone: chrono_tz::Tz,
 ) -> Result<DeliveryReport> {
     let report = match sink.kind {
         SinkKindConfig::Trupocket => {
@@ -53,7 +60,7 @@ async fn deliver_with<S: Store>(
             deliver(store, &mut s, client, sink.deliver_pending).await?
         }
         SinkKindConfig::Mibudge => {
-            let mut s = MibudgeSink::new(sink, maps)?;
+            let mut s = MibudgeSink::new(sink, maps, zone)?;
             deliver(store, &mut s, client, sink.deliver_pending).await?
         }
         SinkKindConfig::File => return Ok(DeliveryReport { sink: sink.name.clone(), ..DeliveryReport::default() }),

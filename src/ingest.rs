@@ -129,6 +129,7 @@ pub fn run_record<T>(
             updated: o.updated,
             unchanged: o.unchanged,
             quarantined: o.quarantined,
+            ..PageCounts::default()
         });
     }
     bankpipe_store::RunSummary {

@@ -47,23 +47,28 @@ fn main() -> ExitCode {
     }
 }
 
-/// DESIGN §8: 2 for usage and configuration errors, 75 (EX_TEMPFAIL) when a
+/// DESIGN §8: 2 for usage and configuration errors, 3 when a sync completed
+/// but some deliveries failed or stayed in flight, 75 (EX_TEMPFAIL) when a
 /// rate budget is exhausted or another sync holds the lock (try again
 /// later), 1 for other failures.
 fn exit_code(err: &anyhow::Error) -> u8 {
     match outcome_of(err) {
         "config-error" => 2,
+        "completed-with-failures" => 3,
         "rate-limited" | "locked" => 75,
         _ => 1,
     }
 }
 
-/// The run outcome an error stands for: `config-error`, `rate-limited`,
-/// `locked` or `failed`.
+/// The run outcome an error stands for: `config-error`,
+/// `completed-with-failures`, `rate-limited`, `locked` or `failed`.
 pub(crate) fn outcome_of(err: &anyhow::Error) -> &'static str {
     use bankpipe_http::HttpError;
     use bankpipe_sources::live::LiveError;
     for e in err.chain() {
+        if e.is::<commands::sync::DeliveriesIncomplete>() {
+            return "completed-with-failures";
+        }
         if e.is::<setup::ConfigProblem>()
             || matches!(e.downcast_ref::<bankpipe_sinks::SinkError>(), Some(bankpipe_sinks::SinkError::Config { .. }))
         {

@@ -82,3 +82,8 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
     use anyhow::Context;
     tokio::runtime::Runtime::new().context("starting the async runtime")
 }
+
+/// The booking zone, `sync.timezone` (already checked by [`select_sources`]).
+pub fn timezone(config: &Config) -> Result<chrono_tz::Tz> {
+    config.sync.timezone.parse().map_err(|_| ConfigProblem("sync.timezone".into()).into())
+}

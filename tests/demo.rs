@@ -19,7 +19,7 @@ fn the_demo_runs_the_whole_job_and_a_second_run_delivers_nothing_new() {
     );
     assert!(stdout.contains("Food & Dining/Coffee Shops"));
     let stderr = String::from_utf8_lossy(&first.stderr);
-    assert!(stderr.contains("sync ok"), "{stderr}");
+    assert!(stderr.contains("sync completed-with-failures") && stderr.contains("refused the one EUR row"), "{stderr}");
     let second = run();
     assert!(second.status.success());
     let stdout = String::from_utf8_lossy(&second.stdout);

@@ -113,7 +113,14 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let report = report(&config, &running);
     let _ = stop.send(());
     let _ = sims.join();
-    synced?;
+    match synced {
+        // The bundled data holds one EUR row the simulated USD household
+        // refuses: the sync says so with exit code 3; the demo shows it.
+        Err(e) if e.downcast_ref::<crate::commands::sync::DeliveriesIncomplete>().is_some() => {
+            eprintln!("demo: as expected, the Trupocket household (USD) refused the one EUR row: {e}")
+        }
+        other => other?,
+    }
     println!("{}", report?);
     Ok(())
 }

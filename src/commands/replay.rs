@@ -27,13 +27,17 @@ use crate::setup;
 
 /// `--sink-requests DIR`: per sink, `<sink>.jsonl` of the planned requests
 /// (see `bankpipe_sinks::offline`) for every deliverable transaction.
-#[derive(Default)]
 struct SinkRequestFiles {
     files: Vec<(bankpipe_config::SinkConfig, PathBuf, std::io::BufWriter<std::fs::File>)>,
+    zone: chrono_tz::Tz,
 }
 
 impl SinkRequestFiles {
-    fn create(dir: &std::path::Path, config: &bankpipe_config::Config) -> Result<SinkRequestFiles> {
+    fn create(
+        dir: &std::path::Path,
+        config: &bankpipe_config::Config,
+        zone: chrono_tz::Tz,
+    ) -> Result<SinkRequestFiles> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut files = Vec::new();
         for sink in config.sinks.iter().filter(|s| s.kind != bankpipe_config::SinkKindConfig::File) {
@@ -44,7 +48,7 @@ impl SinkRequestFiles {
         if files.is_empty() {
             return Err(setup::ConfigProblem("--sink-requests: the configuration has no [[sinks]]".into()).into());
         }
-        Ok(SinkRequestFiles { files })
+        Ok(SinkRequestFiles { files, zone })
     }
 
     fn write(&mut self, categorizer: &bankpipe_enrich::Categorizer, tx: &bankpipe_model::Transaction) -> Result<()> {
@@ -55,7 +59,7 @@ impl SinkRequestFiles {
                 && tx.superseded_by.is_none()
                 && (tx.status == Status::Posted || sink.deliver_pending);
             if deliverable {
-                let plan = bankpipe_sinks::offline::plan(sink, &categorizer.sink_maps, tx);
+                let plan = bankpipe_sinks::offline::plan(sink, &categorizer.sink_maps, self.zone, tx);
                 writeln!(out, "{}", bankpipe_sinks::offline::line(tx, &plan))
                     .with_context(|| format!("writing {}", path.display()))?;
             }
@@ -184,8 +188,8 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary> {
         false => None,
     };
     let mut sink_requests = match &args.sink_requests {
-        Some(dir) => SinkRequestFiles::create(dir, &config)?,
-        None => SinkRequestFiles::default(),
+        Some(dir) => SinkRequestFiles::create(dir, &config, timezone)?,
+        None => SinkRequestFiles { files: Vec::new(), zone: timezone },
     };
     let mut inputs = Vec::new();
     for (kind, dirs) in [(SourceKind::Truv, &args.truv), (SourceKind::Firefly, &args.firefly)] {

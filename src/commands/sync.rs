@@ -20,6 +20,12 @@ use crate::cli::SyncArgs;
 use crate::ingest::{self, SourceOutcome};
 use crate::setup;
 
+/// A sync that completed, but some deliveries of this run failed (their
+/// reasons are in the ledger) or stayed in flight: exit code 3.
+#[derive(Debug, thiserror::Error)]
+#[error("completed, but not every delivery settled: {0}")]
+pub struct DeliveriesIncomplete(pub String);
+
 /// `--json` output and the summary line.
 #[derive(Debug, Serialize)]
 pub struct SyncSummary {
@@ -88,7 +94,8 @@ async fn dry_run<S: Store>(
                 let deliverable =
                     !tx.memo_only && (tx.status == bankpipe_model::Status::Posted || sink.deliver_pending);
                 if deliverable && !settled.contains(&tx.id.to_string()) {
-                    let plan = bankpipe_sinks::offline::plan(sink, &categorizer.sink_maps, tx);
+                    let plan =
+                        bankpipe_sinks::offline::plan(sink, &categorizer.sink_maps, setup::timezone(config)?, tx);
                     println!(
                         "{{\"sink\":{},\"plan\":{}}}",
                         serde_json::to_string(&sink.name)?,
@@ -148,7 +155,7 @@ async fn sync<S: Store>(
     let mut sink_error: Option<anyhow::Error> = None;
     if result.is_ok() {
         for sink in &config.sinks {
-            match crate::deliver::deliver_sink(store, categorizer, sink).await {
+            match crate::deliver::deliver_sink(store, categorizer, sink, setup::timezone(config)?).await {
                 Ok(report) => deliveries.push(report),
                 Err(e) => {
                     tracing::error!(sink = %sink.name, "{e:#}");
@@ -157,8 +164,22 @@ async fn sync<S: Store>(
             }
         }
     }
+    let incomplete: Vec<String> = deliveries
+        .iter()
+        .filter(|d| d.failed > 0 || d.in_flight > 0 || d.stopped.is_some())
+        .map(|d| {
+            format!(
+                "{}: {} failed, {} in flight{}",
+                d.sink,
+                d.failed,
+                d.in_flight,
+                d.stopped.as_deref().map(|m| format!(", stopped: {m}")).unwrap_or_default()
+            )
+        })
+        .collect();
     let result = match (result, sink_error) {
         (Ok(v), Some(e)) => Err(e).map(|()| v),
+        (Ok(_), None) if !incomplete.is_empty() => Err(DeliveriesIncomplete(incomplete.join("; ")).into()),
         (r, _) => r,
     };
     let (superseded, duplicates) = result.as_ref().map_or((0, 0), |&(s, d)| (s, d));
@@ -204,11 +225,12 @@ pub fn summary_line(job: &str, s: &SyncSummary) -> String {
         .iter()
         .map(|d| {
             format!(
-                "; {} {} delivered ({} reconciled), {} failed, {} waiting for a mapping{}",
+                "; {} {} delivered ({} reconciled), {} failed, {} in flight, {} waiting for a mapping{}",
                 d.sink,
                 d.delivered,
                 d.reconciled_found,
                 d.failed,
+                d.in_flight,
                 d.skipped,
                 d.stopped.as_deref().map(|m| format!(", stopped: {m}")).unwrap_or_default()
             )

@@ -119,6 +119,14 @@ impl Config {
                     return Err(invalid(format!("sinks[{i}].{key}"), "", &format!("required for kind = {:?}", s.kind)));
                 }
             }
+            if s.kind == SinkKindConfig::Trupocket && s.deliver_pending {
+                return Err(invalid(
+                    format!("sinks[{i}].deliver_pending"),
+                    "true",
+                    "Trupocket's API defines no update or delete of a transaction, so a pending row sent there \
+                     could never be corrected when it posts (new id, tip, changed amount); remove the key or set it to false",
+                ));
+            }
         }
         Ok(())
     }

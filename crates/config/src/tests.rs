@@ -56,6 +56,16 @@ fn each_kind_needs_its_keys() {
 }
 
 #[test]
+fn trupocket_refuses_deliver_pending_and_says_why() {
+    let tp = "[[sinks]]\nname=\"tp\"\nkind=\"trupocket\"\nbase_url=\"https://api.trupocket.app/v1\"\ntoken_env=\"P\"\nhousehold_id=\"h\"\n";
+    assert!(Config::parse(tp, Path::new("d.toml")).is_ok());
+    let e = Config::parse(&format!("{tp}deliver_pending = true\n"), Path::new("d.toml")).unwrap_err().to_string();
+    assert!(e.contains("d.toml") && e.contains("sinks[0].deliver_pending") && e.contains("no update or delete"), "{e}");
+    let mb = "[[sinks]]\nname=\"m\"\nkind=\"mibudge\"\nbase_url=\"https://m.example\"\nlogin_env=\"L\"\npassword_env=\"P\"\ndeliver_pending = true\n";
+    assert!(Config::parse(mb, Path::new("d.toml")).is_ok(), "mibudge can delete, so it can correct");
+}
+
+#[test]
 fn account_links_name_known_sources() {
     let src = "[[sources]]\nname=\"f\"\nkind=\"firefly\"\nbase_url=\"https://ff.example\"\ntoken_env=\"T\"\n";
     let ok = format!("{src}[[account_links]]\naccounts = [\"f:1\", \"f:2\"]\n");

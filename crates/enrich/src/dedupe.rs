@@ -4,7 +4,11 @@
 //!   source account and currency when their normalized merchant (else
 //!   description) is equal, the posted row books 0–`pending_days` days
 //!   later, and the amounts are equal — or, for tip-prone MCCs (restaurants,
-//!   bars, fuel), within `tip_tolerance_percent`. Each row pairs at most once.
+//!   bars, fuel), within `tip_tolerance_percent`. A pairing needs evidence
+//!   that the two rows are one movement (DESIGN §4.6): a posted row that was
+//!   itself seen pending under its own id is its own settlement and
+//!   supersedes nothing, and a posted row supersedes at most one pending
+//!   row, ever (the store persists who already supersedes).
 //! - **Cross-source**: for account pairs the config links (the same real
 //!   account seen through Truv and Firefly), posted rows with the same
 //!   amount and currency, booking dates within ±`cross_source_days` and
@@ -48,6 +52,12 @@ pub struct Candidate {
     pub memo_only: bool,
     /// Already the kept side of a cross-source duplicate.
     pub kept_for_duplicate: bool,
+    /// Seen pending under its own id at some point (sticky): when posted,
+    /// it is its own settlement and supersedes no other row (DESIGN §4.6).
+    pub seen_pending: bool,
+    /// Already supersedes a pending row (persisted): a posted row
+    /// supersedes at most one, ever (DESIGN §4.6).
+    pub supersedes: bool,
 }
 
 /// A persisted dedupe decision.
@@ -142,6 +152,9 @@ pub fn supersede_pending(candidates: &[Candidate], cfg: &DedupeConfig) -> Vec<De
     let mut pending: Vec<&Candidate> = Vec::new();
     for c in candidates.iter().filter(|c| !c.memo_only) {
         if c.posted {
+            if c.seen_pending || c.supersedes {
+                continue; // its own settlement, or already paired once
+            }
             let key = (c.source.as_str(), c.source_account_id.as_str(), c.currency.as_str(), normalized_merchant(c));
             posted.entry(key).or_default().push(c);
         } else {
@@ -313,7 +326,27 @@ mod tests {
             mcc,
             memo_only: false,
             kept_for_duplicate: false,
+            seen_pending: !posted,
+            supersedes: false,
         }
+    }
+
+    #[test]
+    fn a_posted_row_seen_pending_under_its_own_id_supersedes_nothing() {
+        // Two daily coffees: c1 was pending and posted under its own id; c2 is
+        // still pending. c1 must not swallow c2.
+        let mut own = c("c1", "truv", "a", true, "2024-03-02", -450, "Blue Bottle", Some(5814));
+        own.seen_pending = true;
+        let rows = [own, c("c2", "truv", "a", false, "2024-03-02", -450, "Blue Bottle", Some(5814))];
+        assert!(supersede_pending(&rows, &DedupeConfig::default()).is_empty());
+    }
+
+    #[test]
+    fn a_posted_row_supersedes_at_most_one_pending_row_ever() {
+        let mut used = c("q1", "truv", "a", true, "2024-03-02", -450, "Transit", None);
+        used.supersedes = true; // decided in an earlier run
+        let rows = [used, c("p2", "truv", "a", false, "2024-03-02", -450, "Transit", None)];
+        assert!(supersede_pending(&rows, &DedupeConfig::default()).is_empty());
     }
 
     fn pairs(links: &[DedupeLink]) -> Vec<(&str, &str)> {

@@ -118,7 +118,7 @@ async fn main() {
     mb.seed_budget(&bank, "Groceries");
     let server = SimServer::start(mb.router(), 0).await.unwrap();
     let config = sink(SinkKindConfig::Mibudge, server.base_url(), &[("acct-0000".into(), bank)], None);
-    let mut s = MibudgeSink::new(&config, &categorizer.sink_maps).unwrap();
+    let mut s = MibudgeSink::new(&config, &categorizer.sink_maps, chrono_tz::UTC).unwrap();
     let started = Instant::now();
     let report = bankpipe_sinks::deliver(&store, &mut s, &client, false).await.unwrap();
     let secs = started.elapsed().as_secs_f64();

@@ -9,12 +9,12 @@
 
 use bankpipe_config::{SinkConfig, SinkKindConfig};
 use bankpipe_enrich::categorize::sink_maps::SinkCategoryMaps;
-use bankpipe_http::Method;
 use bankpipe_model::{Currency, Transaction};
+use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::sink::{Plan, SinkRequest};
+use crate::sink::{marker, Plan};
 
 /// One line of a plan file.
 #[derive(Debug, Serialize)]
@@ -40,7 +40,10 @@ pub struct PlannedRequest<'a> {
 /// The plan of `sink` for a transaction that counts (callers filter
 /// deliverable rows: posted unless `deliver_pending`, never MEMO, duplicate
 /// or superseded).
-pub fn plan(sink: &SinkConfig, maps: &SinkCategoryMaps, tx: &Transaction) -> Plan {
+///
+/// `zone` is the booking zone (`sync.timezone`). Offline, mibudge budget
+/// ids are unknown, so no split follow-up is planned.
+pub fn plan(sink: &SinkConfig, maps: &SinkCategoryMaps, zone: Tz, tx: &Transaction) -> Plan {
     let Some(account) = sink.accounts.get(&tx.source_account_id) else {
         return Plan::Skip {
             account: format!("{}:{}", tx.source, tx.source_account_id),
@@ -59,19 +62,16 @@ pub fn plan(sink: &SinkConfig, maps: &SinkCategoryMaps, tx: &Transaction) -> Pla
             }
             let category = maps.trupocket(tx.category.as_deref().unwrap_or("Uncategorized")).to_owned();
             let household = sink.household_id.clone().unwrap_or_default();
-            match crate::trupocket::payload::transaction(tx, account, &category) {
-                Ok((body, key)) => Plan::Send(SinkRequest {
-                    method: Method::POST,
-                    path: format!("households/{household}/detailed-tracking/transactions"),
-                    body,
-                    key,
-                }),
+            match crate::trupocket::payload::transaction(tx, &marker(&tx.id, 0), &household, account, &category) {
+                Ok(request) => Plan::Send(request),
                 Err(reason) => Plan::Refuse(reason),
             }
         }
         SinkKindConfig::Mibudge => {
-            let (body, key) = crate::mibudge::payload::transaction(tx, account);
-            Plan::Send(SinkRequest { method: Method::POST, path: "api/v1/transactions/".into(), body, key })
+            if tx.amount.amount().normalize().scale() > 2 {
+                return Plan::Refuse(format!("amount {} has more than 2 decimals", tx.amount));
+            }
+            Plan::Send(crate::mibudge::payload::transaction(tx, &marker(&tx.id, 0), account, zone, None))
         }
         SinkKindConfig::File => Plan::Skip { account: String::new(), notice: "file sinks take no requests".into() },
     }

@@ -1,30 +1,37 @@
-//! The transactional outbox (DESIGN §6): exactly once per (sink,
-//! transaction), across crashes (kill -9 included), ambiguous failures and
-//! rate limits.
+//! The delivery ledger, or transactional outbox (DESIGN §6): exactly once
+//! per (sink, transaction), across crashes (kill -9 included), lost
+//! responses, ambiguous failures and rate limits.
 //!
 //! 1. Queue every deliverable transaction not yet queued.
 //! 2. Reconcile every `in_flight` delivery — one whose outcome is unknown
-//!    because the process died or the response was lost — by listing the
-//!    sink (account, date range) and matching amount, date and payee or
-//!    description, skipping sink rows already known as delivered and pairing
-//!    identical rows one by one by count. Found: `delivered`. Not found:
-//!    back to `pending`, to be sent.
-//! 3. Deliver the queue: mark `in_flight` and **commit before the POST**,
-//!    then record `delivered(remote id)`. An ambiguous failure goes through
-//!    the same reconciliation, never a blind retry. Validation errors are
-//!    `failed(reason)` and the rest proceeds; a plan limit stops the sink
-//!    for the run; an exhausted rate budget stops it with the queue kept
-//!    (exit 75, resumed next run).
+//!    because the process died or the response was lost — by searching the
+//!    sink for **its idempotency marker** (never by amount or text: a row
+//!    without our marker may be the user's own). Found: `delivered` with that
+//!    remote id (and its follow-up, the mibudge budget split, is made). Not
+//!    found: the **stored** request is sent again.
+//! 3. Deliver the queue: plan the request, store it with the marker and
+//!    mark `in_flight` — **committed before the request leaves** — then
+//!    record `delivered(remote id)`. Any failure after which the request may
+//!    have been applied (timeout, reset, 5xx or an HTML page on a POST, a 2xx
+//!    whose body cannot be read) goes through the same marker search, never
+//!    a blind resend. A request that stays unanswered and absent after
+//!    [`MAX_SENDS`] sends ends `failed` with the last reason. Validation
+//!    errors are `failed(reason)` and the rest proceeds; a plan limit stops
+//!    the sink for the run; an exhausted rate budget stops it with the queue
+//!    kept (exit 75, resumed next run).
+//!
+//! Every state change is conditional on the state the outbox last saw
+//! (rows affected checked), so two workers can never both send one row.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use bankpipe_http::{HttpClient, HttpError};
-use bankpipe_model::Transaction;
-use bankpipe_store::{DeliveryState, Store};
-use chrono::NaiveDate;
+use bankpipe_store::{DeliveryState, InFlight, Store};
+use chrono::{Days, NaiveDate};
 use serde::Serialize;
 
-use crate::sink::{MatchKey, Plan, Sink, SinkError};
+use crate::sink::{marker, Plan, Sink, SinkError, SinkRequest};
 
 /// What one delivery pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -35,14 +42,17 @@ pub struct DeliveryReport {
     pub queued: u64,
     /// Delivered in this run (sent, or found by reconciliation).
     pub delivered: u64,
-    /// `in_flight` rows found on the sink by reconciliation.
+    /// `in_flight` rows found on the sink by their marker.
     pub reconciled_found: u64,
-    /// `in_flight` rows not found, sent again.
+    /// `in_flight` rows not found, sent again (stored request).
     pub reconciled_resent: u64,
-    /// Refused (validation, currency, missing category): recorded as failed.
+    /// Recorded as failed in this run (validation, currency, unanswered).
     pub failed: u64,
     /// Left queued (unmapped accounts).
     pub skipped: u64,
+    /// Still `in_flight` at the end of the pass (another worker's, or left
+    /// by a stop): reconciled by the next run.
+    pub in_flight: u64,
     /// Why the sink stopped early, if it did.
     pub stopped: Option<String>,
     /// Notices (one per unmapped account).
@@ -50,8 +60,23 @@ pub struct DeliveryReport {
 }
 
 const BATCH: u32 = 500;
-/// Sends of one transaction within a run before it is left for the next run.
-const MAX_ATTEMPTS: u32 = 3;
+/// Sends of one stored request (across runs) whose outcome stayed unknown
+/// and whose row was not found on the sink, before the delivery is
+/// recorded as failed with the last reason.
+pub const MAX_SENDS: i64 = 4;
+
+/// How one delivery ended in this pass.
+enum Settled {
+    Delivered {
+        reconciled: bool,
+    },
+    Failed,
+    /// Left as it is: another worker moved the row first, or it stays in
+    /// flight for the next run to finish.
+    Left,
+    /// The sink stops for the run (plan limit); the row is back in the queue.
+    Stop(String),
+}
 
 /// Run one delivery pass of `sink`.
 ///
@@ -67,56 +92,78 @@ pub async fn deliver<S: Store, K: Sink>(
     let name = sink.name().to_owned();
     let store_err = |source| SinkError::Store { sink: name.clone(), source };
     let mut report = DeliveryReport { sink: name.clone(), ..DeliveryReport::default() };
-    report.queued = store.enqueue_deliveries(&name, include_pending).await.map_err(store_err)?;
+    let corrections = sink.corrects();
+    report.queued = store.enqueue_deliveries(&name, include_pending, corrections).await.map_err(store_err)?;
     sink.prepare(client).await?;
+    let mut latest: BTreeMap<String, NaiveDate> = BTreeMap::new();
+    let result = run_pass(store, sink, client, &mut report, &mut latest).await;
+    finish_accounts(sink, client, &latest).await;
+    report.in_flight = count_in_flight(store, &name).await.map_err(store_err)?;
+    result.map(|()| report)
+}
 
-    // 2. Reconcile what an earlier run left in flight.
+async fn run_pass<S: Store, K: Sink>(
+    store: &S,
+    sink: &mut K,
+    client: &HttpClient,
+    report: &mut DeliveryReport,
+    latest: &mut BTreeMap<String, NaiveDate>,
+) -> Result<(), SinkError> {
+    let name = sink.name().to_owned();
+    let store_err = |source| SinkError::Store { sink: name.clone(), source };
+
+    // 2. Reconcile what an earlier run (or a dead worker) left in flight.
+    let mut after: Option<String> = None;
     loop {
-        let in_flight = store.deliveries(&name, DeliveryState::InFlight, None, BATCH).await.map_err(store_err)?;
-        if in_flight.is_empty() {
-            break;
-        }
-        let mut planned = Vec::with_capacity(in_flight.len());
-        for tx in in_flight {
-            match sink.plan(client, &tx).await? {
-                Plan::Send(req) => planned.push((tx, req.key)),
-                // Mapping changed since it was sent: decide again from the queue.
-                _ => store
-                    .set_delivery(&name, &tx.id.to_string(), DeliveryState::Pending, None, None)
-                    .await
-                    .map_err(store_err)?,
+        let batch = store.in_flight(&name, after.as_deref(), BATCH).await.map_err(store_err)?;
+        let Some(last) = batch.last() else { break };
+        after = Some(last.transaction_id.clone());
+        let mut stored: Vec<(InFlight, SinkRequest)> = Vec::with_capacity(batch.len());
+        for row in batch {
+            match row.request.as_deref().map(serde_json::from_str::<SinkRequest>) {
+                Some(Ok(request)) => stored.push((row, request)),
+                other => {
+                    let why = match other {
+                        Some(Err(e)) => format!("its stored request cannot be read ({e})"),
+                        _ => "no request was stored with it".to_owned(),
+                    };
+                    let reason = format!(
+                        "in flight, but {why}: it cannot be reconciled by its marker, so it is not resent blindly; check the sink"
+                    );
+                    if settle(store, &name, &row.transaction_id, DeliveryState::Failed, None, Some(&reason)).await? {
+                        report.failed += 1;
+                    }
+                }
             }
         }
-        let found = reconcile(store, sink, client, &planned).await?;
-        for (tx, _) in &planned {
-            let id = tx.id.to_string();
-            match found.get(&id) {
-                Some(remote) => {
-                    store
-                        .set_delivery(&name, &id, DeliveryState::Delivered, Some(remote), None)
-                        .await
-                        .map_err(store_err)?;
-                    report.reconciled_found += 1;
-                    report.delivered += 1;
-                }
+        let found = find_all(sink, client, &stored).await?;
+        for (row, request) in stored {
+            let outcome = match found.get(&request.marker) {
+                Some(remote) => finish(store, sink, client, &row.transaction_id, &request, remote, true).await?,
                 None => {
-                    store.set_delivery(&name, &id, DeliveryState::Pending, None, None).await.map_err(store_err)?;
-                    report.reconciled_resent += 1;
+                    let cause =
+                        row.reason.clone().unwrap_or_else(|| "the previous run stopped before the answer".into());
+                    resend(store, sink, client, &row.transaction_id, &request, row.attempts, &cause).await?
                 }
+            };
+            count(report, latest, &request, outcome)?;
+            if report.stopped.is_some() {
+                return Ok(());
             }
         }
     }
 
     // 3. Deliver the queue, once through, in (account, date) order.
-    let mut cursor: Option<Transaction> = None;
+    let mut cursor = None;
     let mut notified: BTreeSet<String> = BTreeSet::new();
-    let mut latest: BTreeMap<String, NaiveDate> = BTreeMap::new();
-    'batches: loop {
+    loop {
         let batch = store.deliveries(&name, DeliveryState::Pending, cursor.as_ref(), BATCH).await.map_err(store_err)?;
-        let Some(last) = batch.last().cloned() else { break };
-        for tx in &batch {
+        let Some(last) = batch.last().map(|q| q.transaction.clone()) else { break };
+        for queued in &batch {
+            let tx = &queued.transaction;
             let id = tx.id.to_string();
-            let request = match sink.plan(client, tx).await? {
+            let marker = marker(&tx.id, queued.revision);
+            let mut request = match sink.plan(client, tx, &marker).await? {
                 Plan::Skip { account, notice } => {
                     report.skipped += 1;
                     if notified.insert(account) {
@@ -126,79 +173,220 @@ pub async fn deliver<S: Store, K: Sink>(
                     continue;
                 }
                 Plan::Refuse(reason) => {
-                    store
-                        .set_delivery(&name, &id, DeliveryState::Failed, None, Some(&reason))
+                    if store
+                        .settle_delivery(&name, &id, DeliveryState::Pending, DeliveryState::Failed, None, Some(&reason))
                         .await
-                        .map_err(store_err)?;
-                    report.failed += 1;
+                        .map_err(store_err)?
+                    {
+                        report.failed += 1;
+                    }
                     continue;
                 }
                 Plan::Send(request) => request,
             };
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                store.set_delivery(&name, &id, DeliveryState::InFlight, None, None).await.map_err(store_err)?;
-                match sink.send(client, tx, &request).await {
-                    Ok(remote) => {
-                        store
-                            .set_delivery(&name, &id, DeliveryState::Delivered, Some(&remote), None)
-                            .await
-                            .map_err(store_err)?;
-                        report.delivered += 1;
-                        let d = latest.entry(request.key.account.clone()).or_insert(tx.booking_date);
-                        *d = (*d).max(tx.booking_date);
-                        break;
-                    }
-                    Err(HttpError::Ambiguous { cause, .. }) => {
-                        tracing::warn!(sink = %name, transaction = %id, %cause, "outcome unknown; reconciling");
-                        let found = reconcile(store, sink, client, &[(tx.clone(), request.key.clone())]).await?;
-                        if let Some(remote) = found.get(&id) {
-                            store
-                                .set_delivery(&name, &id, DeliveryState::Delivered, Some(remote), None)
-                                .await
-                                .map_err(store_err)?;
-                            report.delivered += 1;
-                            report.reconciled_found += 1;
-                            break;
-                        }
-                        report.reconciled_resent += 1;
-                        if attempts >= MAX_ATTEMPTS {
-                            // Left in flight: the next run reconciles it first.
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        if let Some(message) = sink.stops_the_run(&e) {
-                            store
-                                .set_delivery(&name, &id, DeliveryState::Pending, None, None)
-                                .await
-                                .map_err(store_err)?;
-                            report.stopped = Some(message);
-                            break 'batches;
-                        }
-                        if sink.is_permanent(&e) {
-                            store
-                                .set_delivery(&name, &id, DeliveryState::Failed, None, Some(&e.to_string()))
-                                .await
-                                .map_err(store_err)?;
-                            report.failed += 1;
-                            break;
-                        }
-                        // Not sent (rate budget, connect error) or refused before
-                        // processing (401, 429 after retries): back to the queue,
-                        // and this sink stops for the run.
-                        store.set_delivery(&name, &id, DeliveryState::Pending, None, None).await.map_err(store_err)?;
-                        finish_accounts(sink, client, &latest).await;
-                        return Err(SinkError::Http { sink: name, source: e });
-                    }
-                }
+            debug_assert_eq!(request.marker, marker);
+            request.replaces.clone_from(&queued.replaces);
+            let text = serde_json::to_string(&request).expect("requests serialize");
+            // Committed before the request leaves: a crash from here on
+            // leaves an in-flight row that the next run reconciles.
+            if !store.begin_delivery(&name, tx, &request.marker, &text).await.map_err(store_err)? {
+                continue; // another worker took it
+            }
+            let outcome = dispatch(store, sink, client, &id, &request, 1).await?;
+            count(report, latest, &request, outcome)?;
+            if report.stopped.is_some() {
+                return Ok(());
             }
         }
         cursor = Some(last);
     }
-    finish_accounts(sink, client, &latest).await;
-    Ok(report)
+    Ok(())
+}
+
+fn count(
+    report: &mut DeliveryReport,
+    latest: &mut BTreeMap<String, NaiveDate>,
+    request: &SinkRequest,
+    outcome: Settled,
+) -> Result<(), SinkError> {
+    match outcome {
+        Settled::Delivered { reconciled } => {
+            report.delivered += 1;
+            if reconciled {
+                report.reconciled_found += 1;
+            }
+            let d = latest.entry(request.account.clone()).or_insert(request.date);
+            *d = (*d).max(request.date);
+        }
+        Settled::Failed => report.failed += 1,
+        Settled::Left => {}
+        Settled::Stop(message) => report.stopped = Some(message),
+    }
+    Ok(())
+}
+
+/// Send the stored request of an `in_flight` delivery (whose `attempts`
+/// already counts this send) and settle it.
+async fn dispatch<S: Store, K: Sink>(
+    store: &S,
+    sink: &mut K,
+    client: &HttpClient,
+    id: &str,
+    request: &SinkRequest,
+    mut attempts: i64,
+) -> Result<Settled, SinkError> {
+    let name = sink.name().to_owned();
+    loop {
+        let cause = match sink.send(client, request).await {
+            Ok(remote) => return finish(store, sink, client, id, request, &remote, false).await,
+            Err(HttpError::Ambiguous { cause, .. }) => cause,
+            Err(e) => {
+                if let Some(message) = sink.stops_the_run(&e) {
+                    settle(store, &name, id, DeliveryState::Pending, None, None).await?;
+                    return Ok(Settled::Stop(message));
+                }
+                if sink.is_permanent(&e) {
+                    let moved = settle(store, &name, id, DeliveryState::Failed, None, Some(&e.to_string())).await?;
+                    return Ok(if moved { Settled::Failed } else { Settled::Left });
+                }
+                // Not processed (rate budget, connect error, 401, 429 after
+                // retries): back to the queue, and this sink stops for the run.
+                settle(store, &name, id, DeliveryState::Pending, None, None).await?;
+                return Err(SinkError::Http { sink: name, source: e });
+            }
+        };
+        tracing::warn!(sink = %name, transaction = %id, %cause, "outcome unknown; looking for its marker");
+        let from = request.date.checked_sub_days(Days::new(1)).unwrap_or(request.date);
+        let to = request.date.checked_add_days(Days::new(1)).unwrap_or(request.date);
+        let found = sink.find(client, &request.account, from, to, &[request.marker.as_str()]).await?;
+        if let Some(remote) = found.get(&request.marker) {
+            return finish(store, sink, client, id, request, remote, true).await;
+        }
+        match resend_or_fail(store, &name, id, attempts, &cause).await? {
+            Some(next) => {
+                attempts = next;
+                // A short pause: a server that failed may recover.
+                tokio::time::sleep(Duration::from_millis(100 * attempts as u64)).await;
+            }
+            None => return Ok(Settled::Failed),
+        }
+    }
+}
+
+/// A not-found `in_flight` row: send its stored request again, or record it
+/// failed once it was sent [`MAX_SENDS`] times.
+async fn resend<S: Store, K: Sink>(
+    store: &S,
+    sink: &mut K,
+    client: &HttpClient,
+    id: &str,
+    request: &SinkRequest,
+    attempts: i64,
+    cause: &str,
+) -> Result<Settled, SinkError> {
+    match resend_or_fail(store, sink.name(), id, attempts, cause).await? {
+        Some(next) => {
+            tracing::info!(sink = %sink.name(), transaction = %id, "not found on the sink by its marker; sending the stored request again");
+            let outcome = dispatch(store, sink, client, id, request, next).await?;
+            Ok(outcome)
+        }
+        None => Ok(Settled::Failed),
+    }
+}
+
+/// `Some(attempts)` after counting one more send of an in-flight row, or
+/// `None` when it is recorded failed (sent [`MAX_SENDS`] times, never
+/// found) or was moved by another worker.
+async fn resend_or_fail<S: Store>(
+    store: &S,
+    sink: &str,
+    id: &str,
+    attempts: i64,
+    cause: &str,
+) -> Result<Option<i64>, SinkError> {
+    let store_err = |source| SinkError::Store { sink: sink.to_owned(), source };
+    if attempts >= MAX_SENDS {
+        let reason = format!("{cause} (sent {attempts} times, never answered and not found on the sink by its marker)");
+        settle(store, sink, id, DeliveryState::Failed, None, Some(&reason)).await?;
+        tracing::error!(sink, transaction = %id, "{reason}");
+        return Ok(None);
+    }
+    if store.resend_delivery(sink, id, attempts, cause).await.map_err(store_err)? {
+        Ok(Some(attempts + 1))
+    } else {
+        Ok(None)
+    }
+}
+
+/// The row `remote` exists (sent, or found by its marker): make its
+/// follow-up (budget split; for a correction, delete the row it replaces),
+/// then record it delivered. A correction whose old row could not be
+/// deleted stays in flight, so the next run finds it and deletes again.
+async fn finish<S: Store, K: Sink>(
+    store: &S,
+    sink: &mut K,
+    client: &HttpClient,
+    id: &str,
+    request: &SinkRequest,
+    remote: &str,
+    reconciled: bool,
+) -> Result<Settled, SinkError> {
+    if let Err(e) = sink.complete(client, request, remote).await {
+        tracing::warn!(sink = %sink.name(), remote, error = %e, "could not finish the delivery (delete of the replaced row); it stays in flight for the next run");
+        return Ok(Settled::Left);
+    }
+    let moved = settle(store, sink.name(), id, DeliveryState::Delivered, Some(remote), None).await?;
+    Ok(if moved { Settled::Delivered { reconciled } } else { Settled::Left })
+}
+
+/// Move an `in_flight` delivery to `to`, if it still is in flight.
+async fn settle<S: Store>(
+    store: &S,
+    sink: &str,
+    id: &str,
+    to: DeliveryState,
+    remote: Option<&str>,
+    reason: Option<&str>,
+) -> Result<bool, SinkError> {
+    let moved = store
+        .settle_delivery(sink, id, DeliveryState::InFlight, to, remote, reason)
+        .await
+        .map_err(|source| SinkError::Store { sink: sink.to_owned(), source })?;
+    if !moved {
+        tracing::warn!(sink, transaction = %id, "delivery was moved by another worker; leaving it");
+    }
+    Ok(moved)
+}
+
+/// Search the sink for the markers of `rows`, per sink account and date
+/// (widened by a day on each side): marker → remote id.
+async fn find_all<K: Sink>(
+    sink: &mut K,
+    client: &HttpClient,
+    rows: &[(InFlight, SinkRequest)],
+) -> Result<std::collections::HashMap<String, String>, SinkError> {
+    let mut by_account: BTreeMap<(&str, NaiveDate), Vec<&str>> = BTreeMap::new();
+    for (_, r) in rows {
+        by_account.entry((r.account.as_str(), r.date)).or_default().push(r.marker.as_str());
+    }
+    let mut found = std::collections::HashMap::new();
+    for ((account, date), markers) in by_account {
+        let from = date.checked_sub_days(Days::new(1)).unwrap_or(date);
+        let to = date.checked_add_days(Days::new(1)).unwrap_or(date);
+        found.extend(sink.find(client, account, from, to, &markers).await?);
+    }
+    Ok(found)
+}
+
+async fn count_in_flight<S: Store>(store: &S, sink: &str) -> Result<u64, bankpipe_store::StoreError> {
+    let mut n = 0u64;
+    let mut after: Option<String> = None;
+    loop {
+        let batch = store.in_flight(sink, after.as_deref(), BATCH).await?;
+        let Some(last) = batch.last() else { return Ok(n) };
+        after = Some(last.transaction_id.clone());
+        n += batch.len() as u64;
+    }
 }
 
 /// Tell the sink each account's batch is done (mibudge mark-imported);
@@ -209,53 +397,4 @@ async fn finish_accounts<K: Sink>(sink: &mut K, client: &HttpClient, latest: &BT
             tracing::warn!(sink = %sink.name(), %account, error = %e, "could not mark the account's import date");
         }
     }
-}
-
-/// Find `(transaction, key)`s on the sink: list each (account, date range),
-/// drop rows already known as delivered, then pair equal keys by count.
-/// Returns transaction id → remote id for those found.
-async fn reconcile<S: Store, K: Sink>(
-    store: &S,
-    sink: &mut K,
-    client: &HttpClient,
-    items: &[(Transaction, MatchKey)],
-) -> Result<HashMap<String, String>, SinkError> {
-    let name = sink.name().to_owned();
-    let mut by_account: BTreeMap<&str, Vec<&(Transaction, MatchKey)>> = BTreeMap::new();
-    for item in items {
-        by_account.entry(item.1.account.as_str()).or_default().push(item);
-    }
-    let mut found = HashMap::new();
-    for (account, group) in by_account {
-        let from = group.iter().map(|(_, k)| k.date).min().expect("non-empty");
-        let to = group.iter().map(|(_, k)| k.date).max().expect("non-empty");
-        let listed = sink
-            .list(client, account, from, to)
-            .await
-            .map_err(|source| SinkError::Http { sink: name.clone(), source })?;
-        // Sink rows already accounted for by delivered transactions of these source accounts.
-        let mut known: BTreeSet<String> = BTreeSet::new();
-        let sources: BTreeSet<(&str, &str)> =
-            group.iter().map(|(t, _)| (&*t.source, t.source_account_id.as_str())).collect();
-        for (source, source_account) in sources {
-            known.extend(
-                store
-                    .delivered_remote_ids(&name, source, source_account, from, to)
-                    .await
-                    .map_err(|e| SinkError::Store { sink: name.clone(), source: e })?,
-            );
-        }
-        let mut available: HashMap<&MatchKey, Vec<&str>> = HashMap::new();
-        for (remote, key) in &listed {
-            if !known.contains(remote) {
-                available.entry(key).or_default().push(remote.as_str());
-            }
-        }
-        for (tx, key) in group {
-            if let Some(remote) = available.get_mut(key).and_then(Vec::pop) {
-                found.insert(tx.id.to_string(), remote.to_owned());
-            }
-        }
-    }
-    Ok(found)
 }

@@ -11,7 +11,7 @@ pub(crate) const CHUNK: usize = 200;
 pub(crate) const TX_COLUMNS: &str = "id, source, source_account_id, source_transaction_id, status, booking_date, \
     amount_minor, currency, description, merchant_name, mcc, category, category_source, kind, memo_only, \
     transacted_at, posted_at, updated_at, source_status, source_type, external_id, group_id, source_categories, \
-    memo, check_number, source_fields, fingerprint, first_run, last_run";
+    memo, check_number, source_fields, fingerprint, first_run, last_run, seen_pending";
 
 /// `SET` list of an upsert: content columns and `last_run`; never the
 /// dedupe decisions or `first_run`.
@@ -23,7 +23,8 @@ pub(crate) const TX_UPDATE: &str = " ON CONFLICT (id) DO UPDATE SET status = exc
     updated_at = excluded.updated_at, source_status = excluded.source_status, source_type = excluded.source_type, \
     external_id = excluded.external_id, group_id = excluded.group_id, source_categories = excluded.source_categories, \
     memo = excluded.memo, check_number = excluded.check_number, source_fields = excluded.source_fields, \
-    fingerprint = excluded.fingerprint, last_run = excluded.last_run \
+    fingerprint = excluded.fingerprint, last_run = excluded.last_run, \
+    seen_pending = (transactions.seen_pending OR excluded.seen_pending) \
     WHERE transactions.updated_at IS NULL OR excluded.updated_at IS NULL OR excluded.updated_at >= transactions.updated_at";
 
 /// Columns read back into a [`TxRow`](crate::rows::TxRow).
@@ -206,10 +207,35 @@ macro_rules! store_impl {
                             .push_bind(r.source_fields.clone())
                             .push_bind(r.fingerprint.clone())
                             .push_bind(run)
-                            .push_bind(run);
+                            .push_bind(run)
+                            .push_bind(r.status == "pending");
                     });
                     q.push(TX_UPDATE);
                     q.build().execute(&mut *db).await.map_err(&fail)?;
+                }
+                // DESIGN §4.6: a superseded pending row that posts under its
+                // own id was its own settlement: un-superseded, deliverable.
+                let posted: Vec<&str> = writes.iter().filter(|r| r.status == "posted").map(|r| r.id.as_str()).collect();
+                for chunk in posted.chunks(CHUNK * 4) {
+                    let mut q = QueryBuilder::<$Db>::new(
+                        "DELETE FROM dedupe_links WHERE kind = 'superseded' AND transaction_id IN (SELECT id FROM transactions \
+                         WHERE status = 'posted' AND superseded_by IS NOT NULL AND id IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.to_string());
+                    }
+                    q.push("))");
+                    q.build().execute(&mut *db).await.map_err(&fail)?;
+                    let mut q = QueryBuilder::<$Db>::new(
+                        "UPDATE transactions SET superseded_by = NULL WHERE status = 'posted' AND superseded_by IS NOT NULL AND id IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.to_string());
+                    }
+                    q.push(")");
+                    counts.unsuperseded += q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected();
                 }
                 for a in accounts {
                     let mut q = QueryBuilder::<$Db>::new(
@@ -323,8 +349,9 @@ macro_rules! store_impl {
                 for (source, account) in accounts {
                     let mut q = QueryBuilder::<$Db>::new(
                         "SELECT t.id, t.source, t.source_account_id, t.status, t.booking_date, t.amount_minor, t.currency, \
-                         t.description, t.merchant_name, t.mcc, t.memo_only, \
-                         EXISTS (SELECT 1 FROM dedupe_links d WHERE d.target_id = t.id AND d.kind = 'duplicate') AS kept \
+                         t.description, t.merchant_name, t.mcc, t.memo_only, t.seen_pending, \
+                         EXISTS (SELECT 1 FROM dedupe_links d WHERE d.target_id = t.id AND d.kind = 'duplicate') AS kept, \
+                         EXISTS (SELECT 1 FROM dedupe_links d WHERE d.target_id = t.id AND d.kind = 'superseded') AS supersedes \
                          FROM transactions t WHERE t.source = ",
                     );
                     q.push_bind(source.clone())
@@ -353,6 +380,8 @@ macro_rules! store_impl {
                             mcc: r.try_get::<Option<i64>, _>("mcc").map_err(&fail)?.and_then(|m| u16::try_from(m).ok()),
                             memo_only: r.try_get("memo_only").map_err(&fail)?,
                             kept_for_duplicate: r.try_get("kept").map_err(&fail)?,
+                            seen_pending: r.try_get("seen_pending").map_err(&fail)?,
+                            supersedes: r.try_get("supersedes").map_err(&fail)?,
                         });
                     }
                 }
@@ -600,30 +629,96 @@ macro_rules! store_impl {
                 Ok(report)
             }
 
-            async fn enqueue_deliveries(&self, sink: &str, include_pending: bool) -> Result<u64, StoreError> {
+            async fn enqueue_deliveries(&self, sink: &str, include_pending: bool, corrections: bool) -> Result<u64, StoreError> {
                 let fail = self.fail("queueing deliveries");
+                let now = instant(Utc::now());
                 let mut db = self.write_tx().await?;
+                // Queued-but-unsent rows that stopped being deliverable leave the queue.
                 let mut q = QueryBuilder::<$Db>::new(
-                    "DELETE FROM deliveries WHERE state = 'pending' AND sink = ",
+                    "DELETE FROM deliveries WHERE state = 'pending' AND replaces IS NULL AND sink = ",
                 );
                 q.push_bind(sink.to_owned()).push(
                     " AND transaction_id IN (SELECT id FROM transactions WHERE duplicate_of IS NOT NULL OR superseded_by IS NOT NULL)",
                 );
                 q.build().execute(&mut *db).await.map_err(&fail)?;
+                let deliverable = |q: &mut QueryBuilder<'_, $Db>| {
+                    q.push(" t.memo_only = ").push_bind(false).push(" AND t.duplicate_of IS NULL AND t.superseded_by IS NULL");
+                    if !include_pending {
+                        q.push(" AND t.status = 'posted'");
+                    }
+                    q.push(" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.sink = ")
+                        .push_bind(sink.to_owned())
+                        .push(" AND d.transaction_id = t.id)");
+                };
+                let mut queued = 0;
+                if corrections {
+                    // A posted row superseding a pending row the sink has:
+                    // its delivery replaces that sink row (create, then delete).
+                    let mut q = QueryBuilder::<$Db>::new(
+                        "INSERT INTO deliveries (sink, transaction_id, state, replaces, reason, updated_at) SELECT ",
+                    );
+                    q.push_bind(sink.to_owned())
+                        .push(", t.id, 'pending', dp.remote_id, 'replaces the sink row of its pending transaction ' || p.id, ")
+                        .push_bind(now.clone())
+                        .push(" FROM transactions t JOIN transactions p ON p.superseded_by = t.id \
+                               JOIN deliveries dp ON dp.transaction_id = p.id AND dp.state = 'delivered' AND dp.sink = ")
+                        .push_bind(sink.to_owned())
+                        .push(" WHERE");
+                    deliverable(&mut q);
+                    queued += q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected();
+                    let mut q = QueryBuilder::<$Db>::new("UPDATE deliveries SET state = 'replaced', updated_at = ");
+                    q.push_bind(now.clone())
+                        .push(", reason = 'its sink row is replaced by the delivery of the transaction that superseded it' \
+                               WHERE state = 'delivered' AND sink = ")
+                        .push_bind(sink.to_owned())
+                        .push(" AND remote_id IN (SELECT replaces FROM deliveries WHERE replaces IS NOT NULL AND sink = ")
+                        .push_bind(sink.to_owned())
+                        .push(")");
+                    q.build().execute(&mut *db).await.map_err(&fail)?;
+                    // A delivered row whose status, amount or booking date
+                    // changed at the source: corrected (new revision, new
+                    // marker; the old sink row is deleted once the new exists).
+                    let mut q = QueryBuilder::<$Db>::new(
+                        "UPDATE deliveries SET state = 'pending', replaces = remote_id, remote_id = NULL, \
+                         marker = NULL, request = NULL, revision = revision + 1, \
+                         reason = 'correcting: the source changed from ' || sent_version, updated_at = ",
+                    );
+                    q.push_bind(now.clone())
+                        .push(" WHERE state = 'delivered' AND sent_version IS NOT NULL AND sink = ")
+                        .push_bind(sink.to_owned())
+                        .push(
+                            " AND sent_version <> (SELECT t.status || '|' || t.amount_minor || '|' || t.booking_date \
+                             FROM transactions t WHERE t.id = deliveries.transaction_id \
+                             AND t.superseded_by IS NULL AND t.duplicate_of IS NULL AND t.memo_only = ",
+                        )
+                        .push_bind(false);
+                    if !include_pending {
+                        q.push(" AND t.status = 'posted'");
+                    }
+                    q.push(")");
+                    queued += q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected();
+                }
+                // Everything else deliverable and not queued yet — except a
+                // row whose cross-source twin (DESIGN §4.7) or superseded
+                // pending row this sink already has or may have.
                 let mut q = QueryBuilder::<$Db>::new("INSERT INTO deliveries (sink, transaction_id, state, updated_at) SELECT ");
                 q.push_bind(sink.to_owned())
                     .push(", t.id, 'pending', ")
-                    .push_bind(instant(Utc::now()))
-                    .push(" FROM transactions t WHERE t.memo_only = ")
-                    .push_bind(false)
-                    .push(" AND t.duplicate_of IS NULL AND t.superseded_by IS NULL");
-                if !include_pending {
-                    q.push(" AND t.status = 'posted'");
-                }
-                q.push(" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.sink = ")
-                    .push_bind(sink.to_owned())
-                    .push(" AND d.transaction_id = t.id)");
-                let queued = q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected();
+                    .push_bind(now)
+                    .push(" FROM transactions t WHERE");
+                deliverable(&mut q);
+                q.push(
+                    " AND NOT EXISTS (SELECT 1 FROM dedupe_links l JOIN deliveries dd ON dd.transaction_id = l.transaction_id \
+                     WHERE l.target_id = t.id AND l.kind = 'duplicate' AND dd.state IN ('in_flight', 'delivered') AND dd.sink = ",
+                )
+                .push_bind(sink.to_owned())
+                .push(
+                    ") AND NOT EXISTS (SELECT 1 FROM transactions p JOIN deliveries dp ON dp.transaction_id = p.id \
+                     WHERE p.superseded_by = t.id AND dp.state IN ('in_flight', 'delivered') AND dp.sink = ",
+                )
+                .push_bind(sink.to_owned())
+                .push(")");
+                queued += q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected();
                 db.commit().await.map_err(&fail)?;
                 Ok(queued)
             }
@@ -634,8 +729,8 @@ macro_rules! store_impl {
                 state: DeliveryState,
                 after: Option<&Transaction>,
                 limit: u32,
-            ) -> Result<Vec<Transaction>, StoreError> {
-                let columns = TX_SELECT.replacen("SELECT ", "SELECT t.", 1).replace(", ", ", t.").replace("FROM transactions", "FROM transactions t");
+            ) -> Result<Vec<Queued>, StoreError> {
+                let columns = TX_SELECT.replacen("SELECT ", "SELECT t.", 1).replace(", ", ", t.").replace("FROM transactions", ", d.revision, d.replaces FROM transactions t");
                 let mut q = QueryBuilder::<$Db>::new(format!("{columns} JOIN deliveries d ON d.transaction_id = t.id WHERE d.sink = "));
                 q.push_bind(sink.to_owned())
                     .push(" AND d.state = ").push_bind(state.as_str())
@@ -649,51 +744,118 @@ macro_rules! store_impl {
                 }
                 q.push(" ORDER BY t.source, t.source_account_id, t.booking_date, t.id LIMIT ")
                     .push_bind(i64::from(limit));
-                let rows = q.build().fetch_all(&self.pool).await.map_err(self.fail("reading deliveries"))?;
-                rows.iter().map(|r| self.tx_from_row(r)).collect()
+                let fail = self.fail("reading deliveries");
+                let rows = q.build().fetch_all(&self.pool).await.map_err(&fail)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(Queued {
+                            transaction: self.tx_from_row(r)?,
+                            revision: r.try_get("revision").map_err(&fail)?,
+                            replaces: r.try_get("replaces").map_err(&fail)?,
+                        })
+                    })
+                    .collect()
             }
 
-            async fn set_delivery(
+            async fn begin_delivery(&self, sink: &str, tx: &Transaction, marker: &str, request: &str) -> Result<bool, StoreError> {
+                let transaction_id = tx.id.to_string();
+                let version = crate::sent_version(tx)?;
+                let mut q = QueryBuilder::<$Db>::new("UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1, marker = ");
+                q.push_bind(marker.to_owned())
+                    .push(", sent_version = ").push_bind(version)
+                    .push(", request = ").push_bind(request.to_owned())
+                    .push(", reason = NULL, updated_at = ").push_bind(instant(Utc::now()))
+                    .push(" WHERE state = 'pending' AND sink = ").push_bind(sink.to_owned())
+                    .push(" AND transaction_id = ").push_bind(transaction_id);
+                let done = q.build().execute(&self.pool).await.map_err(self.fail("recording a delivery"))?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn resend_delivery(&self, sink: &str, transaction_id: &str, attempts_seen: i64, reason: &str) -> Result<bool, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("UPDATE deliveries SET attempts = attempts + 1, reason = ");
+                q.push_bind(reason.to_owned())
+                    .push(", updated_at = ").push_bind(instant(Utc::now()))
+                    .push(" WHERE state = 'in_flight' AND sink = ").push_bind(sink.to_owned())
+                    .push(" AND transaction_id = ").push_bind(transaction_id.to_owned())
+                    .push(" AND attempts = ").push_bind(attempts_seen);
+                let done = q.build().execute(&self.pool).await.map_err(self.fail("recording a delivery"))?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn settle_delivery(
                 &self,
                 sink: &str,
                 transaction_id: &str,
-                state: DeliveryState,
+                from: DeliveryState,
+                to: DeliveryState,
                 remote_id: Option<&str>,
                 reason: Option<&str>,
-            ) -> Result<(), StoreError> {
+            ) -> Result<bool, StoreError> {
                 let mut q = QueryBuilder::<$Db>::new("UPDATE deliveries SET state = ");
-                q.push_bind(state.as_str())
-                    .push(", remote_id = COALESCE(").push_bind(remote_id.map(str::to_owned)).push(", remote_id)")
+                q.push_bind(to.as_str())
+                    .push(", remote_id = ").push_bind(remote_id.map(str::to_owned))
                     .push(", reason = ").push_bind(reason.map(str::to_owned))
                     .push(", updated_at = ").push_bind(instant(Utc::now()));
-                if state == DeliveryState::InFlight {
-                    q.push(", attempts = attempts + 1");
+                if to == DeliveryState::Pending {
+                    // Back in the queue only when provably not sent: what
+                    // was planned is planned again from the stored row.
+                    q.push(", marker = NULL, request = NULL");
                 }
-                q.push(" WHERE sink = ").push_bind(sink.to_owned())
+                q.push(" WHERE state = ").push_bind(from.as_str())
+                    .push(" AND sink = ").push_bind(sink.to_owned())
                     .push(" AND transaction_id = ").push_bind(transaction_id.to_owned());
-                q.build().execute(&self.pool).await.map_err(self.fail("recording a delivery"))?;
-                Ok(())
+                let done = q.build().execute(&self.pool).await.map_err(self.fail("recording a delivery"))?;
+                Ok(done.rows_affected() == 1)
             }
 
-            async fn delivered_remote_ids(
-                &self,
-                sink: &str,
-                source: &str,
-                account: &str,
-                from: NaiveDate,
-                to: NaiveDate,
-            ) -> Result<Vec<String>, StoreError> {
+            async fn in_flight(&self, sink: &str, after: Option<&str>, limit: u32) -> Result<Vec<InFlight>, StoreError> {
                 let mut q = QueryBuilder::<$Db>::new(
-                    "SELECT d.remote_id FROM deliveries d JOIN transactions t ON t.id = d.transaction_id \
-                     WHERE d.state = 'delivered' AND d.remote_id IS NOT NULL AND d.sink = ",
+                    "SELECT transaction_id, marker, request, attempts, reason, replaces FROM deliveries WHERE state = 'in_flight' AND sink = ",
                 );
-                q.push_bind(sink.to_owned())
-                    .push(" AND t.source = ").push_bind(source.to_owned())
-                    .push(" AND t.source_account_id = ").push_bind(account.to_owned())
-                    .push(" AND t.booking_date >= ").push_bind(from.to_string())
-                    .push(" AND t.booking_date <= ").push_bind(to.to_string());
-                let fail = self.fail("reading delivered ids");
-                q.build().fetch_all(&self.pool).await.map_err(&fail)?.iter().map(|r| r.try_get(0).map_err(&fail)).collect()
+                q.push_bind(sink.to_owned());
+                if let Some(after) = after {
+                    q.push(" AND transaction_id > ").push_bind(after.to_owned());
+                }
+                q.push(" ORDER BY transaction_id LIMIT ").push_bind(i64::from(limit));
+                let fail = self.fail("reading deliveries");
+                let rows = q.build().fetch_all(&self.pool).await.map_err(&fail)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(InFlight {
+                            transaction_id: r.try_get(0).map_err(&fail)?,
+                            marker: r.try_get(1).map_err(&fail)?,
+                            request: r.try_get(2).map_err(&fail)?,
+                            attempts: r.try_get(3).map_err(&fail)?,
+                            reason: r.try_get(4).map_err(&fail)?,
+                            replaces: r.try_get(5).map_err(&fail)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delivery(&self, sink: &str, transaction_id: &str) -> Result<Option<DeliveryRow>, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new(
+                    "SELECT state, remote_id, reason, attempts, marker, request, revision, replaces FROM deliveries WHERE sink = ",
+                );
+                q.push_bind(sink.to_owned()).push(" AND transaction_id = ").push_bind(transaction_id.to_owned());
+                let fail = self.fail("reading deliveries");
+                let Some(r) = q.build().fetch_optional(&self.pool).await.map_err(&fail)? else { return Ok(None) };
+                let state: String = r.try_get(0).map_err(&fail)?;
+                Ok(Some(DeliveryRow {
+                    state: DeliveryState::parse(&state).ok_or_else(|| StoreError::Corrupt {
+                        database: self.name.clone(),
+                        id: transaction_id.to_owned(),
+                        field: "deliveries.state",
+                        value: state.clone(),
+                    })?,
+                    remote_id: r.try_get(1).map_err(&fail)?,
+                    reason: r.try_get(2).map_err(&fail)?,
+                    attempts: r.try_get(3).map_err(&fail)?,
+                    marker: r.try_get(4).map_err(&fail)?,
+                    request: r.try_get(5).map_err(&fail)?,
+                    revision: r.try_get(6).map_err(&fail)?,
+                    replaces: r.try_get(7).map_err(&fail)?,
+                }))
             }
 
             async fn settled_deliveries(&self, sink: &str, ids: &[String]) -> Result<Vec<String>, StoreError> {

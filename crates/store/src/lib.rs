@@ -117,11 +117,18 @@ pub trait Store: Send + Sync {
     /// Queue for `sink` every deliverable transaction not yet queued — posted
     /// (any status with `include_pending`), not MEMO, not a duplicate, not
     /// superseded — and drop queued-but-unsent rows that stopped being
-    /// deliverable. Returns the rows queued.
+    /// deliverable. Delivery-aware (DESIGN §4.7): a row is not queued while
+    /// its cross-source twin or the pending row it superseded is delivered
+    /// (or in flight) to this sink. With `corrections` (a sink that can
+    /// delete rows): a posted row superseding a delivered pending row is
+    /// queued to replace its sink row, and a delivered row whose status,
+    /// amount or booking date changed is queued again as a correction (next
+    /// revision). Returns the deliveries queued.
     fn enqueue_deliveries(
         &self,
         sink: &str,
         include_pending: bool,
+        corrections: bool,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Up to `limit` transactions whose delivery to `sink` is in `state`,
@@ -133,30 +140,67 @@ pub trait Store: Send + Sync {
         state: DeliveryState,
         after: Option<&Transaction>,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<Transaction>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Queued>, StoreError>> + Send;
 
-    /// Set a delivery's state, with the sink's id or the failure reason;
-    /// committed before returning (the outbox marks `in_flight` this way
-    /// before every POST).
-    fn set_delivery(
+    /// `pending → in_flight`, committed before the request is sent: stores
+    /// the idempotency `marker`, the exact `request` (JSON text) and the
+    /// version of `tx` the sink receives ([`sent_version`]), and counts an
+    /// attempt. Returns `false` (nothing changed) when the row is not
+    /// pending any more — another worker took it.
+    fn begin_delivery(
+        &self,
+        sink: &str,
+        tx: &Transaction,
+        marker: &str,
+        request: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Count one more send of an `in_flight` row's stored request, with the
+    /// ambiguous outcome of the previous one as `reason`. Conditional on
+    /// `attempts` still being `attempts_seen` (optimistic concurrency);
+    /// returns `false` when it was not.
+    fn resend_delivery(
         &self,
         sink: &str,
         transaction_id: &str,
-        state: DeliveryState,
-        remote_id: Option<&str>,
-        reason: Option<&str>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        attempts_seen: i64,
+        reason: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Remote ids of the transactions of `(source, account)` booked between
-    /// `from` and `to` already delivered to `sink` (reconciliation skips them).
-    fn delivered_remote_ids(
+    /// Move a delivery from state `from` to `to` with the sink's id
+    /// (delivered) or the reason (failed), only if it is still in `from`;
+    /// returns whether it was. Moving to `pending` clears the stored request
+    /// (only done when the request provably never reached the sink).
+    ///
+    /// # Errors
+    /// A remote id already recorded for another delivery of the sink
+    /// violates `UNIQUE (sink, remote_id)` and fails.
+    fn settle_delivery(
         &self,
         sink: &str,
-        source: &str,
-        account: &str,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+        transaction_id: &str,
+        from: DeliveryState,
+        to: DeliveryState,
+        remote_id: Option<&str>,
+        reason: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Up to `limit` `in_flight` deliveries of `sink` ordered by transaction
+    /// id, after `after` — whatever the transaction's dedupe state (a row
+    /// in flight is reconciled even if it was superseded meanwhile).
+    fn in_flight(
+        &self,
+        sink: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<InFlight>, StoreError>> + Send;
+
+    /// The ledger row of one (sink, transaction).
+    fn delivery(
+        &self,
+        sink: &str,
+        transaction_id: &str,
+    ) -> impl Future<Output = Result<Option<DeliveryRow>, StoreError>> + Send;
 
     /// Of `ids`, those whose delivery to `sink` is settled (delivered or failed).
     fn settled_deliveries(
@@ -196,6 +240,18 @@ pub trait Store: Send + Sync {
         account: &str,
         remote: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// What a sink holds of a delivered transaction, compared on later runs to
+/// detect source changes: `status|amount in minor units|booking date`
+/// (e.g. `posted|-475|2024-03-05`), the same text the store's SQL builds.
+///
+/// # Errors
+/// [`StoreError::Money`] when the amount has no integer minor units.
+pub fn sent_version(tx: &Transaction) -> Result<String, StoreError> {
+    let minor =
+        tx.amount.to_minor_units().map_err(|e| StoreError::Money { id: tx.id.to_string(), cause: e.to_string() })?;
+    Ok(format!("{}|{minor}|{}", tx.status.as_str(), tx.booking_date))
 }
 
 /// Open the store named by a `database_url`: `sqlite://PATH` (created if

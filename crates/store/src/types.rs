@@ -36,6 +36,9 @@ pub struct PageCounts {
     pub unchanged: u64,
     /// Quarantine records written.
     pub quarantined: u64,
+    /// Superseded pending rows that posted under their own id and were
+    /// un-superseded (DESIGN §4.6): deliverable again.
+    pub unsuperseded: u64,
 }
 
 impl PageCounts {
@@ -45,6 +48,7 @@ impl PageCounts {
         self.updated += other.updated;
         self.unchanged += other.unchanged;
         self.quarantined += other.quarantined;
+        self.unsuperseded += other.unsuperseded;
     }
 }
 
@@ -126,9 +130,24 @@ pub enum DeliveryState {
     Delivered,
     /// Refused permanently (reason recorded); not retried.
     Failed,
+    /// Was delivered; its sink row is replaced by another delivery's (a
+    /// pending row corrected by the posted row that superseded it).
+    Replaced,
 }
 
 impl DeliveryState {
+    /// The state named `pending`, `in_flight`, `delivered` or `failed`.
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        Some(match s {
+            "pending" => DeliveryState::Pending,
+            "in_flight" => DeliveryState::InFlight,
+            "delivered" => DeliveryState::Delivered,
+            "failed" => DeliveryState::Failed,
+            "replaced" => DeliveryState::Replaced,
+            _ => return None,
+        })
+    }
+
     /// `pending`, `in_flight`, `delivered` or `failed`.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -136,6 +155,59 @@ impl DeliveryState {
             DeliveryState::InFlight => "in_flight",
             DeliveryState::Delivered => "delivered",
             DeliveryState::Failed => "failed",
+            DeliveryState::Replaced => "replaced",
         }
     }
+}
+
+/// An `in_flight` delivery awaiting reconciliation (DESIGN §6): the request
+/// that was committed before sending, as the sink stored it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InFlight {
+    /// Canonical transaction id (32 hex).
+    pub transaction_id: String,
+    /// The idempotency marker the sink row carries (`bp` + 16 hex); `None`
+    /// only for rows sent by a bankpipe that kept no ledger.
+    pub marker: Option<String>,
+    /// The exact request sent, as the sink serialized it (JSON text).
+    pub request: Option<String>,
+    /// Times the request was marked in flight (sends, or attempts to send).
+    pub attempts: i64,
+    /// The last ambiguous outcome seen, if any.
+    pub reason: Option<String>,
+    /// The sink row this delivery replaces (a correction), if any.
+    pub replaces: Option<String>,
+}
+
+/// A queued (`pending`) delivery: the transaction, the delivery's revision
+/// (0, or the number of corrections) and the sink row it replaces, if any.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Queued {
+    /// The transaction as stored now.
+    pub transaction: bankpipe_model::Transaction,
+    /// 0 for the first delivery; each correction adds one (and gets its own marker).
+    pub revision: i64,
+    /// The sink row to delete once this delivery's row exists (a correction).
+    pub replaces: Option<String>,
+}
+
+/// One (sink, transaction) row of the delivery ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryRow {
+    /// Its state.
+    pub state: DeliveryState,
+    /// The sink's id of the row it created (delivered).
+    pub remote_id: Option<String>,
+    /// Why it failed, or the last ambiguous outcome.
+    pub reason: Option<String>,
+    /// Times marked in flight.
+    pub attempts: i64,
+    /// The idempotency marker.
+    pub marker: Option<String>,
+    /// The exact request sent (JSON text).
+    pub request: Option<String>,
+    /// 0, or the number of corrections.
+    pub revision: i64,
+    /// The sink row this delivery replaces, if any.
+    pub replaces: Option<String>,
 }

@@ -78,7 +78,7 @@ async fn upsert_is_idempotent_and_newest_wins<S: Store>(s: &S) {
     let mut edited = t4.clone();
     edited.description = "TRATTORIA ROMA (edited)".into();
     edited.updated_at = Some("2024-03-04T00:00:00Z".parse().unwrap());
-    assert_eq!(s.write_page(run, &[], &[edited.clone()], &[]).await.unwrap().updated, 1);
+    assert_eq!(s.write_page(run, &[], std::slice::from_ref(&edited), &[]).await.unwrap().updated, 1);
     let mut stale = t4.clone();
     stale.description = "stale".into();
     stale.updated_at = Some("2024-03-01T00:00:00Z".parse().unwrap());
@@ -265,22 +265,41 @@ async fn deliveries_move_through_the_outbox_states<S: Store>(s: &S) {
     let run = s.begin_run(RunKind::Sync).await.unwrap();
     s.write_page(run, &[], &txs, &[]).await.unwrap();
     // 9 rows: 6 posted and counted, t-006 pending, t-005/t-007 MEMO.
-    assert_eq!(s.enqueue_deliveries("tp", false).await.unwrap(), 6);
-    assert_eq!(s.enqueue_deliveries("tp", false).await.unwrap(), 0, "queued once");
-    assert_eq!(s.enqueue_deliveries("mb", true).await.unwrap(), 7, "pending rows only when asked");
-    let queued = s.deliveries("tp", Pending, None, 100).await.unwrap();
-    let page = s.deliveries("tp", Pending, Some(&queued[1]), 2).await.unwrap();
+    assert_eq!(s.enqueue_deliveries("tp", false, false).await.unwrap(), 6);
+    assert_eq!(s.enqueue_deliveries("tp", false, false).await.unwrap(), 0, "queued once");
+    assert_eq!(s.enqueue_deliveries("mb", true, true).await.unwrap(), 7, "pending rows only when asked");
+    let queued: Vec<_> =
+        s.deliveries("tp", Pending, None, 100).await.unwrap().into_iter().map(|q| q.transaction).collect();
+    let page: Vec<_> =
+        s.deliveries("tp", Pending, Some(&queued[1]), 2).await.unwrap().into_iter().map(|q| q.transaction).collect();
     assert_eq!(page, queued[2..4].to_vec(), "keyset cursor");
     assert_eq!(queued.len(), 6);
     let first = queued[0].id.to_string();
-    s.set_delivery("tp", &first, InFlight, None, None).await.unwrap();
-    assert_eq!(s.deliveries("tp", InFlight, None, 100).await.unwrap().len(), 1);
-    s.set_delivery("tp", &first, Delivered, Some("remote-1"), None).await.unwrap();
-    let t = &queued[0];
-    let ids =
-        s.delivered_remote_ids("tp", &t.source, &t.source_account_id, t.booking_date, t.booking_date).await.unwrap();
-    assert_eq!(ids, ["remote-1"]);
-    s.set_delivery("tp", &queued[1].id.to_string(), Failed, None, Some("validation-error: bad payee")).await.unwrap();
+    assert!(s.begin_delivery("tp", &queued[0], "bp0001", r#"{"path":"x"}"#).await.unwrap());
+    assert!(!s.begin_delivery("tp", &queued[0], "bp0001", "{}").await.unwrap(), "only a pending row can go in flight");
+    let flying = s.in_flight("tp", None, 100).await.unwrap();
+    assert_eq!(flying.len(), 1);
+    assert_eq!(
+        (flying[0].marker.as_deref(), flying[0].request.as_deref(), flying[0].attempts),
+        (Some("bp0001"), Some(r#"{"path":"x"}"#), 1),
+        "the exact request is stored with the marker"
+    );
+    assert!(s.resend_delivery("tp", &first, 1, "HTTP 500").await.unwrap());
+    assert!(!s.resend_delivery("tp", &first, 1, "HTTP 500").await.unwrap(), "attempts act as a version");
+    assert!(!s.settle_delivery("tp", &first, Pending, Delivered, Some("remote-1"), None).await.unwrap());
+    assert!(s.settle_delivery("tp", &first, InFlight, Delivered, Some("remote-1"), None).await.unwrap());
+    let row = s.delivery("tp", &first).await.unwrap().unwrap();
+    assert_eq!((row.state, row.remote_id.as_deref(), row.attempts), (Delivered, Some("remote-1"), 2));
+    // A remote row is recorded for at most one delivery.
+    let second = queued[3].id.to_string();
+    assert!(s.begin_delivery("tp", &queued[3], "bp0002", "{}").await.unwrap());
+    assert!(s.settle_delivery("tp", &second, InFlight, Delivered, Some("remote-1"), None).await.is_err());
+    assert!(s.settle_delivery("tp", &second, InFlight, Pending, None, None).await.unwrap());
+    assert_eq!(s.delivery("tp", &second).await.unwrap().unwrap().request, None, "back in the queue, request cleared");
+    assert!(s.begin_delivery("tp", &queued[1], "bp0003", "{}").await.unwrap());
+    s.settle_delivery("tp", &queued[1].id.to_string(), InFlight, Failed, None, Some("validation-error: bad payee"))
+        .await
+        .unwrap();
     let report = s.status(1).await.unwrap();
     let tp = report.deliveries.iter().find(|d| d.0 == "tp").unwrap();
     assert_eq!((tp.1, tp.2, tp.3), (4, 1, 1), "waiting, failed, delivered");
@@ -293,11 +312,150 @@ async fn deliveries_move_through_the_outbox_states<S: Store>(s: &S) {
         reason: "t".into(),
     };
     s.apply_dedupe(run, &[link]).await.unwrap();
-    s.enqueue_deliveries("tp", false).await.unwrap();
-    assert!(s.deliveries("tp", Pending, None, 100).await.unwrap().iter().all(|t| t.id.to_string() != victim));
+    s.enqueue_deliveries("tp", false, false).await.unwrap();
+    assert!(s
+        .deliveries("tp", Pending, None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .all(|q| q.transaction.id.to_string() != victim));
     // Sink accounts are remembered.
     assert_eq!(s.sink_account("tp", "truv", "chk-001").await.unwrap(), None);
     s.set_sink_account("tp", "truv", "chk-001", "acc-9").await.unwrap();
     assert_eq!(s.sink_account("tp", "truv", "chk-001").await.unwrap().as_deref(), Some("acc-9"));
 }
 both_backends!(deliveries_move_through_the_outbox_states_on_both, deliveries_move_through_the_outbox_states);
+
+/// A copy of a fixture row with its own identity and the given status,
+/// amount (minor units) and booking date.
+fn row(template: &Transaction, source: &str, txid: &str, status: Status, minor: i64, date: &str) -> Transaction {
+    let mut t = template.clone();
+    t.source = std::sync::Arc::from(source);
+    t.source_transaction_id = txid.into();
+    t.id = bankpipe_model::CanonicalId::for_transaction(source, &t.source_account_id, txid);
+    t.status = status;
+    t.amount = bankpipe_model::Money::from_minor_units(minor, t.amount.currency());
+    t.booking_date = d(date);
+    t.memo_only = false;
+    t.updated_at = None;
+    t
+}
+
+/// Deliver `tx` to `sink` as remote row `remote` through the ledger's states.
+async fn delivered<S: Store>(s: &S, sink: &str, tx: &Transaction, remote: &str) {
+    use bankpipe_store::DeliveryState::*;
+    s.enqueue_deliveries(sink, true, true).await.unwrap();
+    assert!(s.begin_delivery(sink, tx, &format!("bp{remote}"), "{}").await.unwrap(), "{sink} {remote} queued");
+    assert!(s.settle_delivery(sink, &tx.id.to_string(), InFlight, Delivered, Some(remote), None).await.unwrap());
+}
+
+fn queued_ids(q: &[bankpipe_store::Queued]) -> Vec<String> {
+    q.iter().map(|q| q.transaction.id.to_string()).collect()
+}
+
+async fn enqueue_is_delivery_aware<S: Store>(s: &S) {
+    use bankpipe_store::DeliveryState::*;
+    let (txs, _, _) = fixture(SourceKind::Truv, "fixtures/truv/multipage");
+    let template = txs.iter().find(|t| t.status == Status::Posted && !t.memo_only).unwrap();
+    let run = s.begin_run(RunKind::Sync).await.unwrap();
+
+    // Cross-source (DESIGN §4.7): the ledger side reached "mb" first; when
+    // the bank side is later kept, "mb" must not get it too, "fresh" must.
+    let bank = row(template, "truv", "x-bank", Status::Posted, -2345, "2024-03-05");
+    let ledger = row(template, "firefly", "x-ledger", Status::Posted, -2345, "2024-03-04");
+    s.write_page(run, &[], std::slice::from_ref(&ledger), &[]).await.unwrap();
+    delivered(s, "mb", &ledger, "r-ledger").await;
+    s.write_page(run, &[], std::slice::from_ref(&bank), &[]).await.unwrap();
+    let link = DedupeLink {
+        transaction_id: ledger.id.to_string(),
+        kind: LinkKind::Duplicate,
+        target_id: bank.id.to_string(),
+        reason: "t".into(),
+    };
+    assert_eq!(s.apply_dedupe(run, &[link]).await.unwrap(), 1);
+    s.enqueue_deliveries("mb", false, true).await.unwrap();
+    assert!(!queued_ids(&s.deliveries("mb", Pending, None, 100).await.unwrap()).contains(&bank.id.to_string()));
+    s.enqueue_deliveries("fresh", false, true).await.unwrap();
+    assert_eq!(queued_ids(&s.deliveries("fresh", Pending, None, 100).await.unwrap()), [bank.id.to_string()]);
+
+    // Pending delivered, then superseded by a posted row under a new id:
+    // a sink that can delete gets a replacement, one that cannot gets nothing.
+    let pending = row(template, "truv", "p-1", Status::Pending, -4210, "2024-03-10");
+    s.write_page(run, &[], std::slice::from_ref(&pending), &[]).await.unwrap();
+    delivered(s, "corrects", &pending, "r-pending").await;
+    delivered(s, "cannot", &pending, "r-pending-2").await;
+    let posted = row(template, "truv", "q-1", Status::Posted, -4810, "2024-03-11");
+    s.write_page(run, &[], std::slice::from_ref(&posted), &[]).await.unwrap();
+    let link = DedupeLink {
+        transaction_id: pending.id.to_string(),
+        kind: LinkKind::Superseded,
+        target_id: posted.id.to_string(),
+        reason: "t".into(),
+    };
+    assert_eq!(s.apply_dedupe(run, &[link]).await.unwrap(), 1);
+    s.enqueue_deliveries("corrects", true, true).await.unwrap();
+    let q = s.deliveries("corrects", Pending, None, 100).await.unwrap();
+    let replacement = q.iter().find(|q| q.transaction.id == posted.id).expect("posted row queued");
+    assert_eq!(replacement.replaces.as_deref(), Some("r-pending"));
+    assert_eq!(s.delivery("corrects", &pending.id.to_string()).await.unwrap().unwrap().state, Replaced);
+    s.enqueue_deliveries("cannot", true, false).await.unwrap();
+    assert!(!queued_ids(&s.deliveries("cannot", Pending, None, 100).await.unwrap()).contains(&posted.id.to_string()));
+
+    // Same id, amount changed at the source after delivery: a correction.
+    let edited = row(template, "truv", "e-1", Status::Posted, -1000, "2024-03-12");
+    s.write_page(run, &[], std::slice::from_ref(&edited), &[]).await.unwrap();
+    delivered(s, "corrects", &edited, "r-edited").await;
+    s.enqueue_deliveries("corrects", true, true).await.unwrap();
+    assert_eq!(s.delivery("corrects", &edited.id.to_string()).await.unwrap().unwrap().state, Delivered, "unchanged");
+    let mut changed = edited.clone();
+    changed.amount = bankpipe_model::Money::from_minor_units(-1250, edited.amount.currency());
+    changed.merchant_name = Some("tip added".into());
+    s.write_page(run, &[], &[changed], &[]).await.unwrap();
+    s.enqueue_deliveries("corrects", true, true).await.unwrap();
+    let row_now = s.delivery("corrects", &edited.id.to_string()).await.unwrap().unwrap();
+    assert_eq!(
+        (row_now.state, row_now.revision, row_now.replaces.as_deref(), row_now.remote_id.as_deref()),
+        (Pending, 1, Some("r-edited"), None)
+    );
+}
+both_backends!(enqueue_is_delivery_aware_on_both, enqueue_is_delivery_aware);
+
+async fn a_superseded_row_posting_under_its_own_id_is_unsuperseded<S: Store>(s: &S) {
+    use bankpipe_store::DeliveryState::*;
+    let (txs, _, _) = fixture(SourceKind::Truv, "fixtures/truv/multipage");
+    let template = txs.iter().find(|t| t.status == Status::Posted && !t.memo_only).unwrap();
+    let run = s.begin_run(RunKind::Sync).await.unwrap();
+    // Two coffees: c1 pending was (wrongly, by similarity) superseded by c2 posted.
+    let c1 = row(template, "truv", "c-1", Status::Pending, -450, "2024-03-02");
+    let c2 = row(template, "truv", "c-2", Status::Posted, -450, "2024-03-02");
+    s.write_page(run, &[], &[c1.clone(), c2.clone()], &[]).await.unwrap();
+    let link = DedupeLink {
+        transaction_id: c1.id.to_string(),
+        kind: LinkKind::Superseded,
+        target_id: c2.id.to_string(),
+        reason: "t".into(),
+    };
+    assert_eq!(s.apply_dedupe(run, &[link]).await.unwrap(), 1);
+    let candidates =
+        s.dedupe_candidates(&[("truv".into(), c2.source_account_id.clone())], d("2024-01-01")).await.unwrap();
+    let c2c = candidates.iter().find(|c| c.id == c2.id.to_string()).unwrap();
+    assert!(c2c.supersedes && !c2c.seen_pending, "c2 already supersedes one row; it was never pending itself");
+    // c1 posts under its own id: it was its own movement.
+    let mut c1_posted = c1.clone();
+    c1_posted.status = Status::Posted;
+    let counts = s.write_page(run, &[], &[c1_posted], &[]).await.unwrap();
+    assert_eq!(counts.unsuperseded, 1);
+    let stored = s.transaction(&c1.id.to_string()).await.unwrap().unwrap();
+    assert_eq!(stored.superseded_by, None);
+    assert!(s.links_of(&c1.id.to_string()).await.unwrap().iter().all(|l| l.kind != LinkKind::Superseded));
+    s.enqueue_deliveries("tp", false, false).await.unwrap();
+    let q = queued_ids(&s.deliveries("tp", Pending, None, 100).await.unwrap());
+    assert!(q.contains(&c1.id.to_string()) && q.contains(&c2.id.to_string()), "both coffees are delivered");
+    let candidates =
+        s.dedupe_candidates(&[("truv".into(), c1.source_account_id.clone())], d("2024-01-01")).await.unwrap();
+    assert!(candidates.iter().find(|c| c.id == c1.id.to_string()).unwrap().seen_pending, "sticky");
+}
+both_backends!(
+    a_superseded_row_posting_under_its_own_id_is_unsuperseded_on_both,
+    a_superseded_row_posting_under_its_own_id_is_unsuperseded
+);

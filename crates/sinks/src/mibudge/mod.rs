@@ -3,20 +3,31 @@
 //! reused for the whole run and renewed only on a 401 (logins share a 100 per
 //! hour throttle); `POST /api/v1/transactions/` with a **signed decimal
 //! amount** (debits negative, the account currency's digits), `posted_date`,
-//! `transaction_date`, `transaction_type` from the kind, `raw_description`
-//! (the description), `description` (the merchant) and `pending`; budget
-//! splits when `[categories.mibudge]` maps the category; `mark-imported` with
-//! the latest posted date after each account's batch.
+//! `amount_currency` (the account's currency: without it the server takes
+//! the amount as USD and fails with an HTML 500), `posted_date` and
+//! `transaction_date` as booking-zone dates, `transaction_type` from the
+//! kind, `raw_description` (the description), `description` (the merchant),
+//! `pending`, and the delivery's idempotency marker as a `#bp…` hashtag in
+//! `memo` (after the source's memo, at most 512 characters); budget splits
+//! when `[categories.mibudge]` maps the category (also for rows found by
+//! reconciliation); `mark-imported` with the latest posted date after each
+//! account's batch.
 //!
-//! The server does no dedupe on POST and drops `bank_transaction_id` on
-//! create, so reconciliation lists by `posted_date` and matches (posted
-//! date, amount, raw description), pairing identical rows by count. It sends
-//! no `X-RateLimit-*` headers, only 429 + `Retry-After`, which the HTTP
-//! layer honours; some faults are HTML 500 pages, which it reads as text.
+//! Currencies are read once per run from `GET /api/v1/currencies/`: a
+//! transaction in a currency the server does not list, or with more than 2
+//! decimals (it stores `numeric(14,2)`), is refused before any request.
+//!
+//! The server does no dedupe on POST, drops `bank_transaction_id` on
+//! create and commits a request its client gave up on, so reconciliation
+//! lists the account's rows by `posted_date` (a day wider on each side; the
+//! server renders dates as datetimes in its own offset), follows every page
+//! and looks for the delivery's marker in `memo`. It sends no
+//! `X-RateLimit-*` headers, only 429 + `Retry-After`, which the HTTP layer
+//! honours; some faults are HTML 500 pages, which it reads as text.
 
 pub(crate) mod payload;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bankpipe_config::SinkConfig;
 use bankpipe_enrich::categorize::sink_maps::SinkCategoryMaps;
@@ -24,9 +35,10 @@ use bankpipe_http::secrecy::ExposeSecret;
 use bankpipe_http::{Credentials, Endpoint, HttpClient, HttpError, HttpResponse, Method, SecretString, Url};
 use bankpipe_model::{Currency, Transaction};
 use chrono::NaiveDate;
+use chrono_tz::Tz;
 use serde_json::{json, Value};
 
-use crate::sink::{MatchKey, Plan, Sink, SinkError, SinkRequest};
+use crate::sink::{Plan, Sink, SinkError, SinkRequest};
 
 /// The mibudge sink of one `[[sinks]]` entry.
 pub struct MibudgeSink<'a> {
@@ -40,8 +52,14 @@ pub struct MibudgeSink<'a> {
     maps: &'a SinkCategoryMaps,
     currencies: HashMap<String, Option<Currency>>,
     budgets: HashMap<(String, String), String>,
+    /// Currency codes the server accepts (`GET /api/v1/currencies/`).
+    accepted: BTreeSet<String>,
+    zone: Tz,
     logins: u32,
 }
+
+/// Pages a listing may have before bankpipe gives up on it (500 rows each).
+const MAX_PAGES: usize = 10_000;
 
 impl<'a> MibudgeSink<'a> {
     /// Build from config; login and password are read from the variables
@@ -49,7 +67,8 @@ impl<'a> MibudgeSink<'a> {
     ///
     /// # Errors
     /// [`SinkError::Config`] naming the missing key or variable.
-    pub fn new(config: &SinkConfig, maps: &'a SinkCategoryMaps) -> Result<Self, SinkError> {
+    /// `zone` is the booking zone (`sync.timezone`) of `transaction_date`.
+    pub fn new(config: &SinkConfig, maps: &'a SinkCategoryMaps, zone: Tz) -> Result<Self, SinkError> {
         let problem = |m: String| SinkError::Config { sink: config.name.clone(), message: m };
         let secret = |key: &str, var: &Option<String>| -> Result<SecretString, SinkError> {
             let var = var.as_deref().ok_or_else(|| problem(format!("{key} is required")))?;
@@ -70,6 +89,8 @@ impl<'a> MibudgeSink<'a> {
             maps,
             currencies: HashMap::new(),
             budgets: HashMap::new(),
+            accepted: BTreeSet::new(),
+            zone,
             logins: 0,
         })
     }
@@ -124,16 +145,34 @@ impl<'a> MibudgeSink<'a> {
         })
     }
 
-    /// Every page of a DRF list (`results`, following `next`).
-    async fn list_all(&mut self, client: &HttpClient, first: Url) -> Result<Vec<Value>, HttpError> {
+    /// Every row of a DRF list (`results`, following `next`), at most
+    /// [`MAX_PAGES`] pages; a `next` seen before is an error, not a loop.
+    async fn list_all(&mut self, client: &HttpClient, first: Url) -> Result<Vec<Value>, SinkError> {
         let mut out = Vec::new();
+        let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut url = Some(first);
         while let Some(u) = url {
-            let page = self.get_json(client, &u).await?;
-            out.extend(page["results"].as_array().cloned().unwrap_or_default());
-            url = page["next"].as_str().map(|n| u.join(n)).transpose().map_err(|e| HttpError::Url(e.to_string()))?;
+            if !seen.insert(u.to_string()) || seen.len() > MAX_PAGES {
+                return Err(self.protocol(format!(
+                    "GET {u}: the listing's next link repeats or exceeds {MAX_PAGES} pages; giving up on it"
+                )));
+            }
+            let page = self.get_json(client, &u).await.map_err(|e| self.http(e))?;
+            let rows = page["results"]
+                .as_array()
+                .ok_or_else(|| self.protocol(format!("GET {u}: the answer has no results list")))?;
+            out.extend(rows.iter().cloned());
+            url = match &page["next"] {
+                Value::Null => None,
+                Value::String(n) => Some(u.join(n).map_err(|e| self.http(HttpError::Url(e.to_string())))?),
+                other => return Err(self.protocol(format!("GET {u}: unreadable next link {other}"))),
+            };
         }
         Ok(out)
+    }
+
+    fn protocol(&self, message: String) -> SinkError {
+        SinkError::Protocol { sink: self.name.clone(), message }
     }
 
     async fn currency_of(&mut self, client: &HttpClient, account: &str) -> Result<Option<Currency>, SinkError> {
@@ -159,9 +198,13 @@ impl Sink for MibudgeSink<'_> {
 
     async fn prepare(&mut self, client: &HttpClient) -> Result<(), SinkError> {
         self.log_in(client).await.map_err(|e| self.http(e))?;
+        let url = self.api.url("api/v1/currencies/").map_err(|e| self.http(e))?;
+        let listed = self.get_json(client, &url).await.map_err(|e| self.http(e))?;
+        self.accepted = currency_codes(&listed)
+            .ok_or_else(|| self.protocol(format!("GET {url}: unreadable currency list {listed}")))?;
         if self.maps.has_mibudge_budgets() {
             let url = self.api.url("api/v1/budgets/?page_size=500").map_err(|e| self.http(e))?;
-            for b in self.list_all(client, url).await.map_err(|e| self.http(e))? {
+            for b in self.list_all(client, url).await? {
                 if let (Some(account), Some(name), Some(id)) =
                     (b["bank_account"].as_str(), b["name"].as_str(), b["id"].as_str())
                 {
@@ -172,7 +215,7 @@ impl Sink for MibudgeSink<'_> {
         Ok(())
     }
 
-    async fn plan(&mut self, client: &HttpClient, tx: &Transaction) -> Result<Plan, SinkError> {
+    async fn plan(&mut self, client: &HttpClient, tx: &Transaction, marker: &str) -> Result<Plan, SinkError> {
         let Some(account) = self.mapping.get(&tx.source_account_id).cloned() else {
             return Ok(Plan::Skip {
                 account: format!("{}:{}", tx.source, tx.source_account_id),
@@ -191,51 +234,89 @@ impl Sink for MibudgeSink<'_> {
             }
             _ => {}
         }
-        let (body, key) = payload::transaction(tx, &account);
-        Ok(Plan::Send(SinkRequest { method: Method::POST, path: "api/v1/transactions/".into(), body, key }))
-    }
-
-    async fn send(
-        &mut self,
-        client: &HttpClient,
-        tx: &Transaction,
-        request: &SinkRequest,
-    ) -> Result<String, HttpError> {
-        let url = self.api.url(&request.path)?;
-        let r = self.call(client, Method::POST, &url, Some(&request.body)).await?;
-        let created: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-        let id = created["id"].as_str().map(str::to_owned).ok_or_else(|| HttpError::Ambiguous {
-            method: "POST".into(),
-            url: url.to_string(),
-            cause: "created without an id in the response".into(),
-        })?;
-        // Budget split, when the category is mapped; the transaction itself is delivered either way.
+        let currency = tx.amount.currency();
+        if !self.accepted.contains(currency.code()) {
+            return Ok(Plan::Refuse(format!(
+                "mibudge does not accept {currency} (its currencies: {})",
+                self.accepted.iter().cloned().collect::<Vec<_>>().join(" ")
+            )));
+        }
+        if tx.amount.amount().normalize().scale() > 2 {
+            return Ok(Plan::Refuse(format!(
+                "amount {} has more than 2 decimals; mibudge stores amounts with 2 and bankpipe never rounds",
+                tx.amount
+            )));
+        }
         let budget = tx
             .category
             .as_deref()
             .and_then(|c| self.maps.mibudge(c))
-            .and_then(|name| self.budgets.get(&(request.key.account.clone(), name.to_owned())).cloned());
-        if let Some(budget) = budget {
-            let split_url = self.api.url(&format!("api/v1/transactions/{id}/splits/"))?;
-            let body = json!({"splits": {budget: tx.amount.abs().to_string()}});
-            if let Err(e) = self.call(client, Method::POST, &split_url, Some(&body)).await {
-                tracing::warn!(sink = %self.name, transaction = %id, error = %e, "budget split failed; the transaction stays unallocated");
-            }
-        }
-        Ok(id)
+            .and_then(|name| self.budgets.get(&(account.clone(), name.to_owned())))
+            .cloned();
+        Ok(Plan::Send(payload::transaction(tx, marker, &account, self.zone, budget.as_deref())))
     }
 
-    async fn list(
+    async fn send(&mut self, client: &HttpClient, request: &SinkRequest) -> Result<String, HttpError> {
+        let url = self.api.url(&request.path)?;
+        let r = self.call(client, Method::POST, &url, Some(&request.body)).await?;
+        // A 2xx whose body cannot be read may well have created the row.
+        let ambiguous = |cause: String| HttpError::Ambiguous { method: "POST".into(), url: url.to_string(), cause };
+        let created: Value = serde_json::from_slice(&r.body)
+            .map_err(|e| ambiguous(format!("HTTP {} with an unreadable body: {e}", r.status)))?;
+        created["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| ambiguous(format!("created without an id in the response: {created}")))
+    }
+
+    fn corrects(&self) -> bool {
+        true
+    }
+
+    async fn complete(&mut self, client: &HttpClient, request: &SinkRequest, remote_id: &str) -> Result<(), HttpError> {
+        if let Some(split) = &request.follow_up {
+            let url = self.api.url(&format!("api/v1/transactions/{remote_id}/splits/"))?;
+            if let Err(e) = self.call(client, Method::POST, &url, Some(split)).await {
+                tracing::warn!(sink = %self.name, transaction = %remote_id, error = %e, "budget split failed; the transaction stays unallocated");
+            }
+        }
+        if let Some(old) = &request.replaces {
+            // Only transaction_type, memo and description can change after
+            // creation: a correction is create + delete. A row already gone is fine.
+            let url = self.api.url(&format!("api/v1/transactions/{old}/"))?;
+            match self.call(client, Method::DELETE, &url, None).await {
+                Err(e) if e.status() == Some(404) => {}
+                other => {
+                    other?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn find(
         &mut self,
         client: &HttpClient,
         account: &str,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Vec<(String, MatchKey)>, HttpError> {
-        let url = self.api.url(&format!(
-            "api/v1/transactions/?bank_account={account}&posted_date_from={from}&posted_date_to={to}&page_size=500"
-        ))?;
-        Ok(self.list_all(client, url).await?.iter().filter_map(payload::listed_key).collect())
+        markers: &[&str],
+    ) -> Result<HashMap<String, String>, SinkError> {
+        let url = self
+            .api
+            .url(&format!(
+                "api/v1/transactions/?bank_account={account}&posted_date_from={from}&posted_date_to={to}&page_size=500"
+            ))
+            .map_err(|e| self.http(e))?;
+        let wanted: BTreeSet<&str> = markers.iter().copied().collect();
+        let mut found = HashMap::new();
+        for row in self.list_all(client, url.clone()).await? {
+            let (id, carried) = payload::listed_markers(&row).map_err(|m| self.protocol(format!("GET {url}: {m}")))?;
+            for m in carried.into_iter().filter(|m| wanted.contains(m.as_str())) {
+                found.entry(m).or_insert_with(|| id.clone());
+            }
+        }
+        Ok(found)
     }
 
     async fn account_done(&mut self, client: &HttpClient, account: &str, latest: NaiveDate) -> Result<(), HttpError> {
@@ -244,4 +325,11 @@ impl Sink for MibudgeSink<'_> {
             .await
             .map(|_| ())
     }
+}
+
+/// The codes of `GET /api/v1/currencies/`: a list (or a DRF page's
+/// `results`) of codes or of objects with a `code`.
+fn currency_codes(listed: &Value) -> Option<BTreeSet<String>> {
+    let rows = listed.as_array().or_else(|| listed["results"].as_array())?;
+    rows.iter().map(|c| c.as_str().or_else(|| c["code"].as_str()).map(str::to_owned)).collect()
 }

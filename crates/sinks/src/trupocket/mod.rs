@@ -3,7 +3,10 @@
 //! cents** whose direction is the `cashflow` (`expense` for debits, `income`
 //! for credits), `date` in **Unix seconds** of the booking date (00:00 UTC),
 //! `isCleared` = posted, the payee by name (merchant, else description) and
-//! the description as memo.
+//! the description as memo, followed by the delivery's idempotency marker as
+//! a hashtag (`#bp…`, the document's own tagging mechanism). Reconciliation
+//! finds a row by that hashtag with `GET …/transactions?hashtags=`; a row
+//! without our marker (the user's own entry) is never taken for ours.
 //!
 //! Accounts come from `[sinks.accounts]`, else one bankpipe created earlier
 //! (remembered in the store), else — with `create_accounts = true` — a new
@@ -25,7 +28,7 @@ use bankpipe_store::Store;
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 
-use crate::sink::{MatchKey, Plan, Sink, SinkError, SinkRequest};
+use crate::sink::{Plan, Sink, SinkError, SinkRequest};
 
 /// The Trupocket sink of one `[[sinks]]` entry.
 pub struct TrupocketSink<'a, S: Store> {
@@ -183,7 +186,7 @@ impl<S: Store> Sink for TrupocketSink<'_, S> {
         Ok(())
     }
 
-    async fn plan(&mut self, client: &HttpClient, tx: &Transaction) -> Result<Plan, SinkError> {
+    async fn plan(&mut self, client: &HttpClient, tx: &Transaction, marker: &str) -> Result<Plan, SinkError> {
         if tx.amount.currency() != self.currency {
             return Ok(Plan::Refuse(format!(
                 "amount in {} but the Trupocket household is in {}; bankpipe never converts currencies",
@@ -204,39 +207,57 @@ impl<S: Store> Sink for TrupocketSink<'_, S> {
             Ok(c) => c,
             Err(reason) => return Ok(Plan::Refuse(reason)),
         };
-        match payload::transaction(tx, &account, &category) {
-            Ok((body, key)) => {
-                Ok(Plan::Send(SinkRequest { method: Method::POST, path: self.path("transactions"), body, key }))
-            }
+        match payload::transaction(tx, marker, &self.household, &account, &category) {
+            Ok(request) => Ok(Plan::Send(request)),
             Err(reason) => Ok(Plan::Refuse(reason)),
         }
     }
 
-    async fn send(
-        &mut self,
-        client: &HttpClient,
-        _tx: &Transaction,
-        request: &SinkRequest,
-    ) -> Result<String, HttpError> {
-        let created = self.post(client, &request.path, &request.body).await?;
-        created["transactionID"].as_str().map(str::to_owned).ok_or_else(|| HttpError::Ambiguous {
-            method: "POST".into(),
-            url: request.path.clone(),
-            cause: format!("created without a transactionID in the response: {created}"),
-        })
+    async fn send(&mut self, client: &HttpClient, request: &SinkRequest) -> Result<String, HttpError> {
+        let url = self.endpoint.url(&request.path)?;
+        let r = client.send(&self.endpoint, Method::POST, &url, Some(&request.body)).await?;
+        // A 2xx whose body cannot be read may well have created the row.
+        let ambiguous = |cause: String| HttpError::Ambiguous { method: "POST".into(), url: url.to_string(), cause };
+        let created: Value = serde_json::from_slice(&r.body)
+            .map_err(|e| ambiguous(format!("HTTP {} with an unreadable body: {e}", r.status)))?;
+        created["transactionID"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| ambiguous(format!("created without a transactionID in the response: {created}")))
     }
 
-    async fn list(
+    async fn find(
         &mut self,
         client: &HttpClient,
         account: &str,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Vec<(String, MatchKey)>, HttpError> {
-        let listed = self
-            .get(client, &format!("{}?accounts={account}&fromDate={from}&toDate={to}", self.path("transactions")))
-            .await?;
-        Ok(listed["transactions"].as_array().into_iter().flatten().filter_map(payload::listed_key).collect())
+        markers: &[&str],
+    ) -> Result<HashMap<String, String>, SinkError> {
+        let wanted: BTreeSet<&str> = markers.iter().copied().collect();
+        let mut found = HashMap::new();
+        for chunk in markers.chunks(40) {
+            let path = format!(
+                "{}?hashtags={}&accounts={account}&fromDate={from}&toDate={to}",
+                self.path("transactions"),
+                chunk.join(",")
+            );
+            let listed = self.get(client, &path).await.map_err(|e| self.http(e))?;
+            let rows = listed["transactions"].as_array().ok_or_else(|| SinkError::Protocol {
+                sink: self.name.clone(),
+                message: format!("GET {path}: the answer has no transactions list"),
+            })?;
+            for row in rows {
+                let (id, carried) = payload::listed_markers(row).map_err(|m| SinkError::Protocol {
+                    sink: self.name.clone(),
+                    message: format!("GET {path}: {m}"),
+                })?;
+                for m in carried.into_iter().filter(|m| wanted.contains(m.as_str())) {
+                    found.entry(m).or_insert_with(|| id.clone());
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn account_done(

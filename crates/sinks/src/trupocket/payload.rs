@@ -4,7 +4,7 @@ use bankpipe_model::{Account, Status, Transaction};
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 
-use crate::sink::MatchKey;
+use crate::sink::{markers_in, SinkRequest};
 
 /// `chkg`, `svgs` or `cc` for a source account type.
 fn account_type(account: Option<&Account>) -> &'static str {
@@ -30,13 +30,34 @@ fn unix_seconds(date: NaiveDate) -> i64 {
     date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp()
 }
 
-/// The transaction body and its listing key; `Err` with a reason when the
+/// The memo of a created row: the bank's description (its `#` dropped, so
+/// a store number such as `STARBUCKS #1234` does not become a Trupocket
+/// hashtag) followed by the delivery's marker as a hashtag.
+fn memo(description: &str, marker: &str) -> String {
+    let text: String = description.replace('#', "");
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        format!("#{marker}")
+    } else {
+        format!("{text} #{marker}")
+    }
+}
+
+/// The request creating `tx` in `account` under `category`, carrying the
+/// delivery's idempotency marker in its memo; `Err` with a reason when the
 /// amount cannot be sent exactly in cents.
-pub(crate) fn transaction(tx: &Transaction, account: &str, category: &str) -> Result<(Value, MatchKey), String> {
+pub(crate) fn transaction(
+    tx: &Transaction,
+    marker: &str,
+    household: &str,
+    account: &str,
+    category: &str,
+) -> Result<SinkRequest, String> {
     let cents = tx.amount.abs().to_minor_units().map_err(|e| format!("amount cannot be sent in cents: {e}"))?;
     let payee = tx.merchant_name.clone().filter(|m| !m.trim().is_empty()).unwrap_or_else(|| tx.description.clone());
     let payee = if payee.trim().is_empty() { "(no description)".to_owned() } else { payee };
     let cashflow = if tx.amount.is_negative() { "expense" } else { "income" };
+    let marker = marker.to_owned();
     let body = json!({
         "cashflow": cashflow,
         "type": "debit_credit",
@@ -46,28 +67,40 @@ pub(crate) fn transaction(tx: &Transaction, account: &str, category: &str) -> Re
         "categories": [{
             "name": category,
             "amount": cents,
-            "memo": tx.description,
+            "memo": memo(&tx.description, &marker),
             "dontImpactBudget": false,
             "isCleared": tx.status == Status::Posted,
         }],
     });
-    let signed = if cashflow == "expense" { -cents } else { cents };
-    Ok((body, MatchKey { account: account.to_owned(), date: tx.booking_date, amount: signed.to_string(), text: payee }))
+    Ok(SinkRequest {
+        method: "POST".into(),
+        path: format!("households/{household}/detailed-tracking/transactions"),
+        body,
+        marker,
+        account: account.to_owned(),
+        date: tx.booking_date,
+        follow_up: None,
+        replaces: None,
+    })
 }
 
-/// The key of a listed Trupocket transaction (as [`transaction`] builds it).
-pub(super) fn listed_key(t: &Value) -> Option<(String, MatchKey)> {
-    let id = t["transactionID"].as_str()?.to_owned();
-    let date = chrono::DateTime::from_timestamp(t["date"].as_i64()?, 0)?.date_naive();
-    let cents: i64 = t["categories"].as_array()?.iter().filter_map(|c| c["amount"].as_i64()).sum();
-    let signed = if t["cashflow"] == "expense" { -cents } else { cents };
-    let key = MatchKey {
-        account: t["fromAccountID"].as_str()?.to_owned(),
-        date,
-        amount: signed.to_string(),
-        text: t["payee"].as_str()?.to_owned(),
-    };
-    Some((id, key))
+/// The (remote id, markers) of a listed Trupocket transaction.
+///
+/// # Errors
+/// A reason when the row has no `transactionID` or its `categories` are not
+/// a list of objects (an unreadable row is never "not ours").
+pub(super) fn listed_markers(t: &Value) -> Result<(String, Vec<String>), String> {
+    let id = t["transactionID"].as_str().ok_or_else(|| format!("a listed transaction has no transactionID: {t}"))?;
+    let lines = t["categories"].as_array().ok_or_else(|| format!("transaction {id} has no categories list"))?;
+    let mut markers = Vec::new();
+    for line in lines {
+        match &line["memo"] {
+            Value::String(m) => markers.extend(markers_in(m).into_iter().map(str::to_owned)),
+            Value::Null => {}
+            other => return Err(format!("transaction {id} has a memo that is not text: {other}")),
+        }
+    }
+    Ok((id.to_owned(), markers))
 }
 
 #[cfg(test)]
@@ -77,6 +110,7 @@ mod tests {
     use bankpipe_model::{CanonicalId, CategorySource, Currency, Kind, Money};
 
     use super::*;
+    use crate::sink::marker;
 
     fn tx(amount: &str, currency: &str, merchant: Option<&str>) -> Transaction {
         Transaction {
@@ -111,28 +145,39 @@ mod tests {
     }
 
     #[test]
-    fn absolute_cents_cashflow_and_unix_seconds() {
-        let (body, key) = transaction(&tx("-4.75", "USD", Some("Starbucks")), "acc", "Coffee Shops").unwrap();
+    fn absolute_cents_cashflow_unix_seconds_and_the_marker() {
+        let t = tx("-4.75", "USD", Some("Starbucks"));
+        let r = transaction(&t, &marker(&t.id, 0), "h1", "acc", "Coffee Shops").unwrap();
+        let body = &r.body;
         assert_eq!(body["cashflow"], "expense");
         assert_eq!(body["categories"][0]["amount"], 475, "absolute integer cents");
         assert_eq!(body["date"], 1_709_596_800, "2024-03-05T00:00:00Z in Unix seconds");
         assert_eq!(body["payee"], "Starbucks");
-        assert_eq!(body["categories"][0]["memo"], "STARBUCKS #1234");
+        let m = marker(&t.id, 0);
+        assert_eq!(body["categories"][0]["memo"], format!("STARBUCKS 1234 #{m}"), "no stray hashtag, our marker");
         assert_eq!(body["categories"][0]["isCleared"], true);
-        assert_eq!((key.amount.as_str(), key.text.as_str()), ("-475", "Starbucks"));
-        let (body, _) = transaction(&tx("2500.00", "USD", None), "acc", "Paycheck").unwrap();
         assert_eq!(
-            (body["cashflow"].as_str(), body["categories"][0]["amount"].as_i64()),
+            (r.account.as_str(), r.date, r.path.as_str()),
+            ("acc", t.booking_date, "households/h1/detailed-tracking/transactions")
+        );
+        let r = transaction(&tx("2500.00", "USD", None), "m", "h1", "acc", "Paycheck").unwrap();
+        assert_eq!(
+            (r.body["cashflow"].as_str(), r.body["categories"][0]["amount"].as_i64()),
             (Some("income"), Some(250_000))
         );
-        assert_eq!(body["payee"], "STARBUCKS #1234", "description when there is no merchant");
+        assert_eq!(r.body["payee"], "STARBUCKS #1234", "description when there is no merchant");
     }
 
     #[test]
-    fn listing_keys_match_the_posted_keys() {
-        let (body, key) = transaction(&tx("-4.75", "USD", Some("Starbucks")), "acc", "Coffee Shops").unwrap();
-        let mut listed = body.clone();
+    fn listed_rows_give_their_markers_and_unreadable_rows_are_errors() {
+        let t = tx("-4.75", "USD", Some("Starbucks"));
+        let r = transaction(&t, &marker(&t.id, 0), "h1", "acc", "Coffee Shops").unwrap();
+        let mut listed = r.body.clone();
         listed["transactionID"] = json!("r1");
-        assert_eq!(listed_key(&listed), Some(("r1".into(), key)));
+        assert_eq!(listed_markers(&listed), Ok(("r1".into(), vec![r.marker.clone()])));
+        let own = json!({"transactionID": "u1", "categories": [{"memo": "Coffee with Ann #friends"}]});
+        assert_eq!(listed_markers(&own), Ok(("u1".into(), vec![])), "a user's own row carries no marker");
+        assert!(listed_markers(&json!({"categories": []})).is_err());
+        assert!(listed_markers(&json!({"transactionID": "x", "categories": "no"})).is_err());
     }
 }
