@@ -225,6 +225,13 @@ impl Sink for MibudgeSink<'_> {
                 ),
             });
         };
+        let currency = tx.amount.currency();
+        if !self.accepted.contains(currency.code()) {
+            return Ok(Plan::Refuse(format!(
+                "mibudge does not accept {currency} (its currencies: {})",
+                self.accepted.iter().cloned().collect::<Vec<_>>().join(" ")
+            )));
+        }
         match self.currency_of(client, &account).await? {
             Some(c) if c != tx.amount.currency() => {
                 return Ok(Plan::Refuse(format!(
@@ -233,13 +240,6 @@ impl Sink for MibudgeSink<'_> {
                 )))
             }
             _ => {}
-        }
-        let currency = tx.amount.currency();
-        if !self.accepted.contains(currency.code()) {
-            return Ok(Plan::Refuse(format!(
-                "mibudge does not accept {currency} (its currencies: {})",
-                self.accepted.iter().cloned().collect::<Vec<_>>().join(" ")
-            )));
         }
         if tx.amount.amount().normalize().scale() > 2 {
             return Ok(Plan::Refuse(format!(
