@@ -128,3 +128,31 @@ async fn a_sink_answering_nonsense_is_named_with_its_url_and_nothing_is_lost() {
         assert!(flying[0].request.as_deref().unwrap().contains("#bp"), "the stored request carries the marker");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_answered_by_an_html_500_every_time_ends_failed_with_the_reason_not_in_flight_forever() {
+    let truv = TruvSim::new(
+        TruvConfig::default(),
+        TruvData::from_recorded(&support::root().join("fixtures/truv/multipage")).unwrap(),
+    );
+    let truv_server = SimServer::start(truv.router(), 0).await.unwrap();
+    let posts = Arc::new(AtomicUsize::new(0));
+    let empty = r#"{"count": 0, "next": null, "previous": null, "results": []}"#;
+    let sink = SimServer::start(nonsense(Arc::clone(&posts), empty), 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = mibudge_sink(&sink.base_url(), "\"chk-001\" = \"acc\"\n");
+    let config = support::write_config(dir.path(), Some(&truv_server.base_url()), None, None, &extra);
+    let o = support::bankpipe_async(support::args(&["sync", "--config", config.to_str().unwrap()]), ENV.to_vec()).await;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "completed with failures, never `ok`: {stderr}");
+    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("state.db").display())).await.unwrap();
+    assert!(store.in_flight("mibudge", None, 10).await.unwrap().is_empty(), "nothing left in flight");
+    let report = store.status(1).await.unwrap();
+    let (_, reason, count) = &report.failures[0];
+    assert!(reason.contains("HTTP 500") && reason.contains("sent 4 times"), "{reason}");
+    let sends = posts.load(Ordering::Relaxed);
+    assert_eq!(sends, *count as usize * 4, "each row sent at most 4 times, each time after a search by its marker");
+    // A failed row is not sent again by later runs.
+    support::bankpipe_async(support::args(&["sync", "--config", config.to_str().unwrap()]), ENV.to_vec()).await;
+    assert_eq!(posts.load(Ordering::Relaxed), sends);
+}

@@ -178,8 +178,11 @@ fn report(config_path: &Path, r: &Running) -> Result<String> {
         out += &format!("  {n:>3}  {c}\n");
     }
     out += "Deliveries (outbox):\n";
-    for (sink, waiting, failed, delivered) in &status.deliveries {
-        out += &format!("  {sink:<10} {delivered} delivered, {failed} failed, {waiting} waiting\n");
+    for d in &status.deliveries {
+        out += &format!("  {:<10} {} delivered, {} failed, {} waiting\n", d.sink, d.delivered, d.failed, d.waiting);
+        for (_, reason, count) in status.failures.iter().filter(|f| f.0 == d.sink) {
+            out += &format!("             failed ×{count}: {reason}\n");
+        }
     }
     out += &format!(
         "Received by the simulated sinks this run: Trupocket {} transactions, mibudge {} transactions ({} logins)\n",

@@ -26,8 +26,11 @@ pub fn run(args: &StatusArgs) -> Result<()> {
             })).collect::<Vec<_>>(),
             "transactions": report.transactions,
             "quarantined": report.quarantined,
-            "deliveries": report.deliveries.iter().map(|(sink, backlog, failed, delivered)| json!({
-                "sink": sink, "backlog": backlog, "failed": failed, "delivered": delivered,
+            "deliveries": report.deliveries.iter().map(|d| json!({
+                "sink": d.sink, "backlog": d.waiting, "in_flight": d.in_flight, "failed": d.failed,
+                "delivered": d.delivered, "changed_since_delivery": d.changed_since_delivery,
+                "failures": report.failures.iter().filter(|f| f.0 == d.sink)
+                    .map(|(_, reason, count)| json!({"reason": reason, "count": count})).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -61,8 +64,20 @@ pub fn run(args: &StatusArgs) -> Result<()> {
     if report.deliveries.is_empty() {
         println!("  (no sink has deliveries yet)");
     }
-    for (sink, backlog, failed, delivered) in &report.deliveries {
-        println!("  {sink:<16} {backlog} waiting, {failed} failed, {delivered} delivered");
+    for d in &report.deliveries {
+        let flying =
+            if d.in_flight > 0 { format!(" ({} in flight: reconciled next run)", d.in_flight) } else { String::new() };
+        println!("  {:<16} {} waiting, {} failed, {} delivered{flying}", d.sink, d.waiting, d.failed, d.delivered);
+        if d.changed_since_delivery > 0 {
+            println!(
+                "    {} delivered rows changed at the source since (status, amount or date): corrected next run \
+                 where the sink can delete rows (mibudge); Trupocket's API cannot update or delete, so fix those by hand",
+                d.changed_since_delivery
+            );
+        }
+        for (_, reason, count) in report.failures.iter().filter(|f| f.0 == d.sink).take(10) {
+            println!("    failed ×{count}: {reason}");
+        }
     }
     Ok(())
 }

@@ -609,22 +609,37 @@ macro_rules! store_impl {
                 report.quarantined = count("SELECT COUNT(*) FROM quarantine").await.map_err(&fail)?;
                 report.transactions = count("SELECT COUNT(*) FROM transactions").await.map_err(&fail)?;
                 let rows = sqlx::query(
-                    "SELECT sink, \
-                     SUM(CASE WHEN state IN ('pending', 'in_flight') THEN 1 ELSE 0 END), \
-                     SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), \
-                     SUM(CASE WHEN state = 'delivered' THEN 1 ELSE 0 END) \
-                     FROM deliveries GROUP BY sink ORDER BY sink",
+                    "SELECT d.sink, \
+                     SUM(CASE WHEN d.state IN ('pending', 'in_flight') THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN d.state = 'in_flight' THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN d.state = 'failed' THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN d.state = 'delivered' THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN d.state = 'delivered' AND t.superseded_by IS NULL AND t.duplicate_of IS NULL \
+                         AND d.sent_version <> (t.status || '|' || t.amount_minor || '|' || t.booking_date) THEN 1 ELSE 0 END) \
+                     FROM deliveries d LEFT JOIN transactions t ON t.id = d.transaction_id GROUP BY d.sink ORDER BY d.sink",
                 )
                 .fetch_all(&self.pool)
                 .await
                 .map_err(&fail)?;
                 for r in rows {
-                    report.deliveries.push((
-                        r.try_get(0).map_err(&fail)?,
-                        r.try_get(1).map_err(&fail)?,
-                        r.try_get(2).map_err(&fail)?,
-                        r.try_get(3).map_err(&fail)?,
-                    ));
+                    report.deliveries.push(SinkBacklog {
+                        sink: r.try_get(0).map_err(&fail)?,
+                        waiting: r.try_get(1).map_err(&fail)?,
+                        in_flight: r.try_get(2).map_err(&fail)?,
+                        failed: r.try_get(3).map_err(&fail)?,
+                        delivered: r.try_get(4).map_err(&fail)?,
+                        changed_since_delivery: r.try_get::<Option<i64>, _>(5).map_err(&fail)?.unwrap_or(0),
+                    });
+                }
+                let rows = sqlx::query(
+                    "SELECT sink, COALESCE(reason, '(no reason recorded)'), COUNT(*) FROM deliveries WHERE state = 'failed' \
+                     GROUP BY sink, COALESCE(reason, '(no reason recorded)') ORDER BY sink, COUNT(*) DESC",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(&fail)?;
+                for r in rows {
+                    report.failures.push((r.try_get(0).map_err(&fail)?, r.try_get(1).map_err(&fail)?, r.try_get(2).map_err(&fail)?));
                 }
                 Ok(report)
             }

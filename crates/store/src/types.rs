@@ -114,8 +114,30 @@ pub struct StatusReport {
     pub quarantined: i64,
     /// Transactions stored.
     pub transactions: i64,
-    /// Per sink: (sink, pending + in_flight, failed, delivered).
-    pub deliveries: Vec<(String, i64, i64, i64)>,
+    /// Per sink, its delivery ledger in numbers.
+    pub deliveries: Vec<SinkBacklog>,
+    /// Per sink, why deliveries failed: (sink, reason, count), most frequent first.
+    pub failures: Vec<(String, String, i64)>,
+}
+
+/// One sink's delivery ledger in numbers (`bankpipe status`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinkBacklog {
+    /// Sink name.
+    pub sink: String,
+    /// Queued and in flight.
+    pub waiting: i64,
+    /// Of `waiting`, sent and awaiting reconciliation.
+    pub in_flight: i64,
+    /// Failed (reason recorded).
+    pub failed: i64,
+    /// Delivered.
+    pub delivered: i64,
+    /// Delivered rows whose status, amount or booking date changed at the
+    /// source since: corrected on the next run by a sink that can delete
+    /// rows (mibudge); left as they are, and only reported, on one that
+    /// cannot (Trupocket's API has no update or delete of a transaction).
+    pub changed_since_delivery: i64,
 }
 
 /// State of one (sink, transaction) delivery (DESIGN §6): `pending →

@@ -301,8 +301,13 @@ async fn deliveries_move_through_the_outbox_states<S: Store>(s: &S) {
         .await
         .unwrap();
     let report = s.status(1).await.unwrap();
-    let tp = report.deliveries.iter().find(|d| d.0 == "tp").unwrap();
-    assert_eq!((tp.1, tp.2, tp.3), (4, 1, 1), "waiting, failed, delivered");
+    let tp = report.deliveries.iter().find(|d| d.sink == "tp").unwrap();
+    assert_eq!(
+        (tp.waiting, tp.in_flight, tp.failed, tp.delivered),
+        (4, 0, 1, 1),
+        "waiting, in flight, failed, delivered"
+    );
+    assert_eq!(report.failures, [("tp".to_owned(), "validation-error: bad payee".to_owned(), 1)]);
     // A queued row that becomes a duplicate leaves the queue.
     let victim = queued[2].id.to_string();
     let link = DedupeLink {
@@ -400,6 +405,18 @@ async fn enqueue_is_delivery_aware<S: Store>(s: &S) {
     assert_eq!(s.delivery("corrects", &pending.id.to_string()).await.unwrap().unwrap().state, Replaced);
     s.enqueue_deliveries("cannot", true, false).await.unwrap();
     assert!(!queued_ids(&s.deliveries("cannot", Pending, None, 100).await.unwrap()).contains(&posted.id.to_string()));
+    // A sink that cannot correct: a source change after delivery is reported.
+    let kept = row(template, "truv", "k-1", Status::Posted, -700, "2024-03-13");
+    s.write_page(run, &[], std::slice::from_ref(&kept), &[]).await.unwrap();
+    delivered(s, "cannot", &kept, "r-kept").await;
+    let mut later = kept.clone();
+    later.amount = bankpipe_model::Money::from_minor_units(-750, kept.amount.currency());
+    s.write_page(run, &[], &[later], &[]).await.unwrap();
+    s.enqueue_deliveries("cannot", true, false).await.unwrap();
+    let report = s.status(1).await.unwrap();
+    let cannot = report.deliveries.iter().find(|d| d.sink == "cannot").unwrap();
+    assert_eq!(cannot.changed_since_delivery, 1);
+    assert_eq!(s.delivery("cannot", &kept.id.to_string()).await.unwrap().unwrap().state, Delivered, "left as it is");
 
     // Same id, amount changed at the source after delivery: a correction.
     let edited = row(template, "truv", "e-1", Status::Posted, -1000, "2024-03-12");
@@ -459,3 +476,50 @@ both_backends!(
     a_superseded_row_posting_under_its_own_id_is_unsuperseded_on_both,
     a_superseded_row_posting_under_its_own_id_is_unsuperseded
 );
+
+/// A database written by the previous bankpipe (migrations 1–4) with what
+/// that version could leave behind: two deliveries recorded for one sink
+/// row (twins reconciled to the same row) and a row in flight sent without
+/// a marker. Opening it with this bankpipe must keep the first, queue the
+/// second again, and fail the unreconcilable one with its reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn upgrading_a_ledger_without_markers_loses_nothing_and_resends_nothing_blindly() {
+    use bankpipe_store::DeliveryState::*;
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("migrations");
+    std::fs::create_dir_all(&old).unwrap();
+    for entry in std::fs::read_dir(root().join("crates/store/migrations/sqlite")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.as_str() < "0005" {
+            std::fs::copy(&path, old.join(name)).unwrap();
+        }
+    }
+    let url = format!("sqlite://{}", dir.path().join("state.db").display());
+    let options: sqlx::sqlite::SqliteConnectOptions =
+        url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(old.as_path()).await.unwrap().run(&pool).await.unwrap();
+    for (id, state, remote) in
+        [("a", "delivered", Some("r1")), ("b", "delivered", Some("r1")), ("c", "in_flight", None)]
+    {
+        sqlx::query(
+            "INSERT INTO deliveries (sink, transaction_id, state, remote_id, updated_at) VALUES ('mb', ?, ?, ?, 'x')",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(remote)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    let s = SqliteStore::open(&url).await.unwrap();
+    let a = s.delivery("mb", "a").await.unwrap().unwrap();
+    let b = s.delivery("mb", "b").await.unwrap().unwrap();
+    let c = s.delivery("mb", "c").await.unwrap().unwrap();
+    assert_eq!((a.state, a.remote_id.as_deref()), (Delivered, Some("r1")));
+    assert_eq!((b.state, b.remote_id.as_deref()), (Pending, None), "queued again: r1 is a's row");
+    assert_eq!(c.state, Failed);
+    assert!(c.reason.unwrap().contains("without an idempotency marker"));
+}
