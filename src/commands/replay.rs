@@ -151,14 +151,14 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     if args.truv.is_empty() && args.firefly.is_empty() {
         // clap cannot express "at least one of two repeatable flags" with a
         // good message; keep usage errors on exit code 2.
-        eprintln!("bankpipe replay: give at least one --truv DIR or --firefly DIR (see --help)");
+        crate::diag::say(format_args!("bankpipe replay: give at least one --truv DIR or --firefly DIR (see --help)"));
         std::process::exit(2);
     }
     let summary = replay(args)?;
     for w in &summary.warnings {
-        eprintln!("bankpipe: warning: {w}");
+        crate::diag::warn(w);
     }
-    eprintln!(
+    crate::diag::say(format_args!(
         "replayed {} pages: {} records -> {} transactions ({} counted, {} pending), {} quarantined, {} duplicates, {} mismatching days; wrote {}",
         summary.pages,
         summary.records_read,
@@ -169,7 +169,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         summary.duplicates,
         summary.mismatching_days,
         args.out.display()
-    );
+    ));
     Ok(())
 }
 
@@ -206,7 +206,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary> {
     for input in &inputs {
         walk_dir(input.kind, &input.ctx, &input.dir, |_, page| {
             for tx in &page.transactions {
-                index.observe(tx.id, tx.updated_at, ordinal);
+                index.observe_transaction(tx, ordinal);
                 ordinal += 1;
             }
             Ok::<(), PageError>(())
@@ -215,7 +215,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary> {
     }
 
     // Pass 2: write the winners, accumulate totals, accounts and quarantine.
-    let losers = index.into_losers();
+    let mut losers = index.into_losers();
     let duplicates = losers.len();
     let mut files = CanonicalFiles::create(&args.out)?;
     let mut summary = Summary { duplicates, ..Summary::default() };
@@ -254,6 +254,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary> {
                         walk.accounts.entry(tx.source_account_id.clone()).or_default().insert(currency);
                     }
                 }
+                losers.note(this, &tx);
                 if losers.contains(this) {
                     continue;
                 }
@@ -287,6 +288,9 @@ pub fn replay(args: &ReplayArgs) -> Result<Summary> {
         walks.push(walk);
     }
 
+    // Two copies of one identity with the same updated_at but different
+    // content: the later is kept, and the pair is reported, never silently.
+    summary.warnings.extend(losers.conflict_warnings());
     let (daily, rejected) = totals.finish(&walks);
     for q in &rejected {
         files.write_quarantine(q)?;

@@ -8,6 +8,15 @@
 //! currency (a row with `source_account_id = "*"`; when the walk has a single
 //! account of that currency, that account's own row). Mismatches are
 //! reported in the row's status — the computed figures are never replaced.
+//!
+//! Every money addition is checked; nothing here panics on any input. Source
+//! amounts are bounded at parse time ([`bankpipe_model::MAX_ABS_MINOR_UNITS`]),
+//! so a day's sum cannot overflow in practice; should one anyway (rows that
+//! bypassed the normalizers, e.g. built in code or read from an old store),
+//! that day is marked overflowed: it gets no [`DailyTotal`] row and is
+//! reported instead as a quarantine record naming the source, account, date,
+//! currency and count (field `net_total`, `record_id`
+//! `daily_total_overflow:<date>:<account>:<currency>`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -16,25 +25,66 @@ use bankpipe_model::{
     Currency, DailyTotal, Money, QuarantineRecord, ReportedDailyTotal, SourceDailyTotal, Transaction,
 };
 use chrono::NaiveDate;
-use rust_decimal::Decimal;
 
 /// The account id used for a reconciliation across several accounts.
 pub const ALL_ACCOUNTS: &str = "*";
 
-#[derive(Clone, Copy, Default)]
+/// The running sums of one day. Once any sum overflows, `overflow` is set
+/// and the sums stop (the count goes on, for the report).
+#[derive(Clone, Copy)]
 struct Acc {
-    net: Decimal,
-    inflow: Decimal,
-    outflow: Decimal,
+    net: Money,
+    inflow: Money,
+    outflow: Money,
     count: u64,
+    overflow: bool,
 }
 
 impl Acc {
+    fn new(currency: Currency) -> Acc {
+        let zero = Money::zero(currency);
+        Acc { net: zero, inflow: zero, outflow: zero, count: 0, overflow: false }
+    }
+
+    /// Add one counted amount (checked; an overflow marks the day).
+    fn add_amount(&mut self, amount: &Money) {
+        self.count = self.count.saturating_add(1);
+        if self.overflow {
+            return;
+        }
+        let side = if amount.is_negative() { self.outflow } else { self.inflow };
+        match (self.net.checked_add(amount), side.checked_add(amount)) {
+            (Ok(net), Ok(side)) => {
+                self.net = net;
+                if amount.is_negative() {
+                    self.outflow = side;
+                } else {
+                    self.inflow = side;
+                }
+            }
+            _ => self.overflow = true,
+        }
+    }
+
+    /// Add another day's sums (a response-wide row over several accounts).
     fn add(&mut self, other: &Acc) {
-        self.net += other.net;
-        self.inflow += other.inflow;
-        self.outflow += other.outflow;
-        self.count += other.count;
+        self.count = self.count.saturating_add(other.count);
+        if self.overflow || other.overflow {
+            self.overflow = true;
+            return;
+        }
+        match (
+            self.net.checked_add(&other.net),
+            self.inflow.checked_add(&other.inflow),
+            self.outflow.checked_add(&other.outflow),
+        ) {
+            (Ok(net), Ok(inflow), Ok(outflow)) => {
+                self.net = net;
+                self.inflow = inflow;
+                self.outflow = outflow;
+            }
+            _ => self.overflow = true,
+        }
     }
 }
 
@@ -68,7 +118,9 @@ impl DailyTotalsBuilder {
         DailyTotalsBuilder::default()
     }
 
-    /// Add one transaction if it counts. Sums are exact `Decimal` additions.
+    /// Add one transaction if it counts. Sums are exact, checked additions:
+    /// never a panic; a day whose sum overflows is reported by
+    /// [`DailyTotalsBuilder::finish`] instead of totalled.
     pub fn add(&mut self, tx: &Transaction) {
         if !tx.counts() {
             return;
@@ -81,22 +133,17 @@ impl DailyTotalsBuilder {
             Some(d) => d,
             None => accounts.entry(tx.source_account_id.clone()).or_default(),
         };
-        let acc = days.entry((tx.booking_date, tx.amount.currency())).or_default();
-        let amount = tx.amount.amount();
-        acc.net += amount;
-        if tx.amount.is_negative() {
-            acc.outflow += amount;
-        } else {
-            acc.inflow += amount;
-        }
-        acc.count += 1;
+        let currency = tx.amount.currency();
+        days.entry((tx.booking_date, currency)).or_insert_with(|| Acc::new(currency)).add_amount(&tx.amount);
     }
 
     /// Produce every daily total, reconciled against the walks' reported
     /// totals, sorted by (source, account, date, currency). Reported entries
     /// that cannot be reconciled (unknown currency, ambiguous scope, digits
     /// beyond the currency's minor units, a conflicting repeat) are returned
-    /// as quarantine records.
+    /// as quarantine records, and so is every day whose sum overflowed (no
+    /// row for it; see the module docs), in (source, account, date,
+    /// currency) order after the reported entries.
     pub fn finish(self, walks: &[Walk]) -> (Vec<DailyTotal>, Vec<QuarantineRecord>) {
         let mut quarantine = Vec::new();
         // Targets: (source, account or "*", date, currency) -> (reported, scope accounts, origin)
@@ -149,34 +196,38 @@ impl DailyTotalsBuilder {
         // Response-wide ("*") rows sum their scope's accounts; compute them
         // before the per-account map is drained.
         let mut totals: Vec<DailyTotal> = Vec::new();
+        let mut overflowed: Vec<(RowKey, QuarantineRecord)> = Vec::new();
         let mut per_account: HashMap<RowKey, SourceDailyTotal> = HashMap::new();
         for ((source, label, date, currency), (reported, scope, _)) in targets {
             if label != ALL_ACCOUNTS {
                 per_account.insert((source, label, date, currency), reported);
                 continue;
             }
-            let mut acc = Acc::default();
+            let mut acc = Acc::new(currency);
             let accounts = self.by_account.get(&source);
             for account in &scope {
                 if let Some(a) = accounts.and_then(|m| m.get(account)).and_then(|d| d.get(&(date, currency))) {
                     acc.add(a);
                 }
             }
-            totals.push(row(source, label, date, currency, &acc, Some(reported)));
+            emit(&mut totals, &mut overflowed, (source, label, date, currency), &acc, Some(reported));
         }
         for (source, accounts) in self.by_account {
             for (account, days) in accounts {
                 for ((date, currency), acc) in days {
                     let key = (source.clone(), account.clone(), date, currency);
                     let reported = per_account.remove(&key);
-                    totals.push(row(key.0, key.1, date, currency, &acc, reported));
+                    emit(&mut totals, &mut overflowed, key, &acc, reported);
                 }
             }
         }
         // Reported days with no counted transaction: computed zero.
-        for ((source, account, date, currency), reported) in per_account {
-            totals.push(row(source, account, date, currency, &Acc::default(), Some(reported)));
+        for (key, reported) in per_account {
+            let currency = key.3;
+            emit(&mut totals, &mut overflowed, key, &Acc::new(currency), Some(reported));
         }
+        overflowed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        quarantine.extend(overflowed.into_iter().map(|(_, q)| q));
         totals.sort_unstable_by(|a, b| {
             (&a.source, &a.source_account_id, a.date, a.currency).cmp(&(
                 &b.source,
@@ -189,27 +240,45 @@ impl DailyTotalsBuilder {
     }
 }
 
-fn row(
-    source: Arc<str>,
-    account: String,
-    date: NaiveDate,
-    currency: Currency,
+/// Push the day's row, or — when its sums overflowed — its report.
+fn emit(
+    totals: &mut Vec<DailyTotal>,
+    overflowed: &mut Vec<(RowKey, QuarantineRecord)>,
+    key: RowKey,
     acc: &Acc,
     reported: Option<SourceDailyTotal>,
-) -> DailyTotal {
-    // Sums of amounts exact at the minor units are exact at the minor units.
-    let money = |d: Decimal| Money::new(d, currency).expect("sums of exact amounts stay exact");
-    DailyTotal {
+) {
+    let (source, account, date, currency) = key.clone();
+    if acc.overflow {
+        let told = reported
+            .map(|r| format!("; the source reported {} over {} transactions", r.net_total, r.transaction_count))
+            .unwrap_or_default();
+        let record = QuarantineRecord {
+            source: source.to_string(),
+            file: "(daily totals)".into(),
+            pointer: String::new(),
+            field: "net_total".into(),
+            value: format!("account {account}, {date}, {currency}: {} counted transactions", acc.count),
+            reason: format!(
+                "daily total overflow: the exact sum of the day's counted amounts exceeds the supported decimal range; \
+                 no total is reported for this day{told}"
+            ),
+            record_id: Some(format!("daily_total_overflow:{date}:{account}:{currency}")),
+        };
+        overflowed.push((key, record));
+        return;
+    }
+    totals.push(DailyTotal {
         source,
         source_account_id: account,
         date,
         currency,
-        net_total: money(acc.net),
+        net_total: acc.net,
         transaction_count: acc.count,
-        inflow: money(acc.inflow),
-        outflow: money(acc.outflow),
+        inflow: acc.inflow,
+        outflow: acc.outflow,
         source_total: reported,
-    }
+    });
 }
 
 /// Which currency and accounts a reported entry speaks for.
@@ -241,4 +310,135 @@ fn resolve_scope(walk: &Walk, entry: &ReportedDailyTotal) -> Result<(Currency, V
         return Err(format!("no account of the response is in {currency}"));
     }
     Ok((currency, scope))
+}
+
+#[cfg(test)]
+mod tests {
+    use bankpipe_model::{CanonicalId, CategorySource, Kind, Status};
+    use rust_decimal::Decimal;
+
+    use super::*;
+
+    fn tx(source: &str, account: &str, id: &str, amount: Money, day: u32) -> Transaction {
+        Transaction {
+            id: CanonicalId::for_transaction(source, account, id),
+            source: Arc::from(source),
+            source_account_id: account.into(),
+            source_transaction_id: id.into(),
+            external_id: None,
+            group_id: None,
+            status: Status::Posted,
+            source_status: "POSTED",
+            source_type: "DEBIT",
+            memo_only: false,
+            amount,
+            transacted_at: None,
+            posted_at: None,
+            booking_date: NaiveDate::from_ymd_opt(2024, 3, day).unwrap(),
+            updated_at: None,
+            description: id.into(),
+            merchant_name: None,
+            mcc: None,
+            source_categories: Vec::new(),
+            memo: None,
+            check_number: None,
+            kind: Kind::Other,
+            category: None,
+            category_source: CategorySource::Default,
+            duplicate_of: None,
+            superseded_by: None,
+            source_fields: None,
+        }
+    }
+
+    fn money(amount: Decimal, code: &str) -> Money {
+        Money::new(amount, Currency::from_code(code).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn sums_inflow_and_outflow_exactly() {
+        let mut b = DailyTotalsBuilder::new();
+        b.add(&tx("truv", "a", "1", money(Decimal::new(-475, 2), "USD"), 1));
+        b.add(&tx("truv", "a", "2", money(Decimal::new(1000, 2), "USD"), 1));
+        b.add(&tx("truv", "a", "3", money(Decimal::new(-25, 2), "USD"), 1));
+        let (totals, quarantine) = b.finish(&[]);
+        assert!(quarantine.is_empty());
+        let t = &totals[0];
+        assert_eq!(
+            (t.net_total.to_string(), t.inflow.to_string(), t.outflow.to_string()),
+            ("5.00".into(), "10.00".into(), "-5.00".into())
+        );
+        assert_eq!(t.transaction_count, 3);
+    }
+
+    /// Two accepted amounts whose sum leaves the decimal range used to panic
+    /// (exit 101) in `add`; now that day is reported and the others proceed.
+    #[test]
+    fn an_overflowing_day_is_reported_not_a_panic() {
+        for (source, code) in [("truv", "JPY"), ("truv", "USD"), ("firefly", "USD"), ("firefly", "KWD")] {
+            let currency = Currency::from_code(code).unwrap();
+            let max =
+                Money::new(Decimal::from_i128_with_scale((1 << 96) - 1, currency.minor_units()), currency).unwrap();
+            let mut b = DailyTotalsBuilder::new();
+            b.add(&tx(source, "acc", "big-1", max, 1));
+            b.add(&tx(source, "acc", "big-2", max, 1));
+            b.add(&tx(source, "acc", "big-3", max.negated(), 1));
+            b.add(&tx(source, "acc", "small", money(Decimal::new(-100, 0), code), 2));
+            // Outflows overflow on their own side too.
+            b.add(&tx(source, "acc", "neg-1", max.negated(), 3));
+            b.add(&tx(source, "acc", "neg-2", max.negated(), 3));
+            let (totals, quarantine) = b.finish(&[]);
+            assert_eq!(totals.len(), 1, "{source} {code}: only the sane day has a row");
+            assert_eq!(totals[0].date.to_string(), "2024-03-02");
+            assert_eq!(quarantine.len(), 2, "{quarantine:#?}");
+            let q = &quarantine[0];
+            assert_eq!(q.source, source);
+            assert_eq!(q.field, "net_total");
+            assert_eq!(q.record_id.as_deref(), Some(format!("daily_total_overflow:2024-03-01:acc:{code}").as_str()));
+            assert!(
+                q.value.contains("acc") && q.value.contains("2024-03-01") && q.value.contains("3 counted"),
+                "{}",
+                q.value
+            );
+            assert!(q.reason.starts_with("daily total overflow"), "{}", q.reason);
+            assert_eq!(
+                quarantine[1].record_id.as_deref(),
+                Some(format!("daily_total_overflow:2024-03-03:acc:{code}").as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn a_response_wide_row_that_overflows_is_reported_with_the_source_figure() {
+        let usd = Currency::USD;
+        let max = Money::new(Decimal::from_i128_with_scale((1 << 96) - 1, 2), usd).unwrap();
+        let mut b = DailyTotalsBuilder::new();
+        b.add(&tx("truv", "a", "1", max, 1));
+        b.add(&tx("truv", "b", "2", max, 1));
+        let walk = Walk {
+            source: Arc::from("truv"),
+            accounts: [("a".to_owned(), [usd].into()), ("b".to_owned(), [usd].into())].into(),
+            reported: vec![ReportedDailyTotal {
+                source: Arc::from("truv"),
+                account_id: None,
+                currency: None,
+                date: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+                net_total: Decimal::new(100, 2),
+                transaction_count: 2,
+                file: "p.json".into(),
+                pointer: "/daily_totals/0".into(),
+            }],
+        };
+        let (totals, quarantine) = b.finish(&[walk]);
+        // Each account's own day fits; their sum across accounts does not.
+        assert_eq!(totals.len(), 2);
+        assert!(totals.iter().all(|t| t.source_account_id != ALL_ACCOUNTS));
+        assert_eq!(quarantine.len(), 1, "{quarantine:#?}");
+        assert_eq!(quarantine[0].record_id.as_deref(), Some("daily_total_overflow:2024-03-01:*:USD"));
+        assert!(
+            quarantine[0].reason.contains("the source reported 1.00 over 2 transactions"),
+            "{}",
+            quarantine[0].reason
+        );
+    }
 }

@@ -10,8 +10,10 @@ use std::fmt;
 /// `(alphabetic code, minor units)`, sorted by code for binary search.
 ///
 /// Codes recently withdrawn but still seen in bank data for years afterwards
-/// (ANG, replaced by XCG in 2025; BGN, replaced by EUR in 2026; SLL, ZWL)
-/// are kept so that history replays do not fail; they are marked below.
+/// (ANG, replaced by XCG in 2025; BGN, replaced by EUR in 2026; CUC, the
+/// Cuban convertible peso, withdrawn 2021; HRK, the Croatian kuna, replaced
+/// by EUR in 2023; SLL, ZWL) are kept so that history replays do not fail;
+/// they are marked below.
 const ISO_4217: &[(&str, u8)] = &[
     ("AED", 2),
     ("AFN", 2),
@@ -50,6 +52,7 @@ const ISO_4217: &[(&str, u8)] = &[
     ("COP", 2),
     ("COU", 2),
     ("CRC", 2),
+    ("CUC", 2), // CUC: withdrawn 2021, historical
     ("CUP", 2),
     ("CVE", 2),
     ("CZK", 2),
@@ -73,6 +76,7 @@ const ISO_4217: &[(&str, u8)] = &[
     ("GYD", 2),
     ("HKD", 2),
     ("HNL", 2),
+    ("HRK", 2), // HRK: withdrawn 2023 (replaced by EUR), historical
     ("HTG", 2),
     ("HUF", 2),
     ("IDR", 2),
@@ -333,6 +337,15 @@ mod tests {
         assert_eq!(all.len(), ISO_4217.len());
         for (c, (code, units)) in all.iter().zip(ISO_4217) {
             assert_eq!((c.code(), c.minor_units()), (*code, u32::from(*units)));
+        }
+    }
+
+    #[test]
+    fn withdrawn_codes_seen_in_old_data_are_known() {
+        for (code, units) in [("HRK", 2), ("CUC", 2), ("ANG", 2), ("BGN", 2), ("SLL", 2), ("ZWL", 2)] {
+            let c = Currency::from_code(code).unwrap_or_else(|e| panic!("{code}: {e}"));
+            assert_eq!((c.code(), c.minor_units()), (code, units));
+            assert!(Currency::all().any(|a| a == c), "{code} listed by Currency::all");
         }
     }
 

@@ -17,6 +17,6 @@ pub use account::Account;
 pub use currency::{Currency, UnknownCurrency};
 pub use daily_total::{DailyTotal, ReconcileStatus, ReportedDailyTotal, SourceDailyTotal};
 pub use id::CanonicalId;
-pub use money::{parse_decimal, Money, MoneyError};
+pub use money::{parse_decimal, Money, MoneyError, MAX_ABS_MINOR_UNITS};
 pub use quarantine::QuarantineRecord;
 pub use transaction::{CategorySource, Kind, Mcc, SourceFields, Status, Transaction};

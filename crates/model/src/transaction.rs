@@ -182,7 +182,7 @@ impl fmt::Debug for Mcc {
 
 /// Source fields that have no canonical meaning but are kept for users and
 /// sinks (Firefly III: foreign amount, tags, notes, category and budget names).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SourceFields {
     /// Firefly `foreign_amount`, exact decimal text as received (unsigned).
     pub foreign_amount: Option<String>,

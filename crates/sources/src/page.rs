@@ -39,7 +39,10 @@ pub struct NormalizedPage {
     /// Input transaction records read (Truv transactions; Firefly splits,
     /// plus groups too malformed to count their splits).
     pub records_read: u64,
-    /// Page-level observations that are not errors (e.g. a Firefly
-    /// `meta.pagination.count` that disagrees with the splits on the page).
+    /// Page-level observations that are not errors, each naming the file:
+    /// a Firefly `meta.pagination.count` that disagrees with the splits on
+    /// the page, a stripped UTF-8 byte-order mark, a Truv account balance
+    /// out of range dropped to `None` (field, value and reason; the account
+    /// is kept).
     pub warnings: Vec<String>,
 }

@@ -1,6 +1,8 @@
 //! Record-level rejection: the reason a record goes to quarantine.
 
-use bankpipe_model::{Currency, Money, QuarantineRecord};
+use std::borrow::Cow;
+
+use bankpipe_model::{Currency, Money, MoneyError, QuarantineRecord};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -47,11 +49,12 @@ impl Reject {
     }
 }
 
-/// The scalar at `key` of a raw record, read only on the failure path.
+/// The scalar at `key` of a raw record (a non-blank string or a number),
+/// read only on the failure path.
 pub(crate) fn raw_id(raw: &RawValue, key: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
     match &v[key] {
-        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -90,14 +93,76 @@ fn value_at(record: &str, path: &serde_path_to_error::Path) -> Option<String> {
 }
 
 /// Read a money field exactly: a decimal string (or a JSON number's exact
-/// digits) in `currency`, refusing anything that would need rounding.
+/// digits) in `currency`, refusing anything that would need rounding or
+/// that lies beyond [`bankpipe_model::MAX_ABS_MINOR_UNITS`] ("amount out of
+/// range …"). Blank and `null` read as `None`.
 pub(crate) fn money_field(raw: Option<&RawValue>, field: &str, currency: Currency) -> Result<Option<Money>, Reject> {
+    match money_text(raw, field, currency)? {
+        None => Ok(None),
+        Some((_, Ok(m))) => Ok(Some(m)),
+        Some((text, Err(e))) => Err(Reject::new(field, text.as_ref(), e.to_string())),
+    }
+}
+
+/// The text of a money field and its parse (bounded), `None` when absent.
+#[allow(clippy::type_complexity)]
+fn money_text<'r>(
+    raw: Option<&'r RawValue>,
+    field: &str,
+    currency: Currency,
+) -> Result<Option<(Cow<'r, str>, Result<Money, MoneyError>)>, Reject> {
     let Some(raw) = raw else { return Ok(None) };
     let text = scalar_text(raw).map_err(|v| Reject::new(field, v, "expected a decimal string"))?;
-    match text {
+    Ok(match text {
+        None => None,
+        Some(t) if t.trim().is_empty() => None,
+        Some(t) => {
+            let parsed = Money::parse_in_range(&t, currency);
+            Some((t, parsed))
+        }
+    })
+}
+
+/// A balance that was read but dropped: its field, value and reason.
+#[derive(Debug)]
+pub(crate) struct Dropped {
+    pub field: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl Dropped {
+    /// The page warning for a value dropped from the record at `pointer`.
+    pub(crate) fn warning(&self, file: &str, pointer: &str, record_id: Option<&str>) -> String {
+        let id = record_id.map(|id| format!(" (id {id:?})")).unwrap_or_default();
+        format!(
+            "{file}: {pointer}{id}: {} = {:?} dropped (kept as no value; the record is kept): {}",
+            self.field,
+            truncate(&self.value),
+            self.reason
+        )
+    }
+}
+
+/// A balance field (current, available, credit limit): read like
+/// [`money_field`], except that a value out of range is not a reason to
+/// reject the whole account — it becomes `None` and is noted in `dropped`.
+/// Malformed values (not a decimal, digits beyond the minor units) still
+/// reject the record.
+pub(crate) fn balance_field(
+    raw: Option<&RawValue>,
+    field: &str,
+    currency: Currency,
+    dropped: &mut Vec<Dropped>,
+) -> Result<Option<Money>, Reject> {
+    match money_text(raw, field, currency)? {
         None => Ok(None),
-        Some(t) if t.trim().is_empty() => Ok(None),
-        Some(t) => Money::parse(&t, currency).map(Some).map_err(|e| Reject::new(field, t.as_ref(), e.to_string())),
+        Some((_, Ok(m))) => Ok(Some(m)),
+        Some((value, Err(e @ MoneyError::OutOfRange { .. }))) => {
+            dropped.push(Dropped { field: field.to_owned(), value: value.into_owned(), reason: e.to_string() });
+            Ok(None)
+        }
+        Some((text, Err(e))) => Err(Reject::new(field, text.as_ref(), e.to_string())),
     }
 }
 

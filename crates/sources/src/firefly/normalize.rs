@@ -12,9 +12,10 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use bankpipe_model::{
-    parse_decimal, Account, CanonicalId, CategorySource, Currency, Kind, Money, SourceFields, Status, Transaction,
+    parse_decimal, Account, CanonicalId, CategorySource, Currency, Kind, Money, MoneyError, SourceFields, Status,
+    Transaction, MAX_ABS_MINOR_UNITS,
 };
-use rust_decimal::RoundingStrategy;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::value::RawValue;
 
 use super::wire;
@@ -47,48 +48,68 @@ fn is_own(account_type: Option<&str>) -> bool {
 
 /// Normalize one Firefly III `/api/v1/transactions` page.
 ///
+/// Every split ends up as transaction legs, an opening balance (in
+/// `accounts`) or one quarantine record. A group whose group-level data is
+/// unusable (`id`, `attributes.updated_at`, the group object itself)
+/// quarantines each of its splits, with the group-level field and reason and
+/// the split's `transaction_journal_id` in `record_id`
+/// (`<group id>/<journal id>`, or the journal id alone when the group id is
+/// unreadable); only a group whose splits cannot be listed at all yields a
+/// single record for the group. A blank `transaction_journal_id` is
+/// rejected. Amounts and foreign amounts beyond
+/// [`bankpipe_model::MAX_ABS_MINOR_UNITS`] are quarantined ("amount out of
+/// range …"). A leading UTF-8 byte-order mark is stripped (with a warning).
+///
 /// # Errors
 /// [`PageError::Malformed`] when the page is not a Firefly list response
-/// (`data` or `meta.pagination` missing or mistyped). Malformed groups and
-/// splits are quarantined and the page proceeds.
+/// (not JSON, trailing data, `data` or `meta.pagination` missing or
+/// mistyped), naming the file, JSON path and problem.
 pub fn normalize_page(
     ctx: &NormalizeContext,
     file: &str,
     bytes: &[u8],
 ) -> Result<(NormalizedPage, FireflyCursor), PageError> {
-    let text = page_text(file, bytes)?;
-    let page: wire::Page<'_> = match serde_json::from_str(text) {
+    let page_text = page_text(file, bytes)?;
+    let page: wire::Page<'_> = match serde_json::from_str(page_text.text) {
         Ok(p) => p,
-        Err(_) => return Err(malformed_page::<wire::Page<'_>>(file, bytes)),
+        Err(_) => return Err(malformed_page::<wire::Page<'_>>(file, &page_text)),
     };
     let mut out = NormalizedPage::default();
+    out.warnings.extend(page_text.bom_warning(file));
     let mut accounts: HashMap<String, usize> = HashMap::new();
     let mut splits_on_page = 0u64;
     for (i, raw) in page.data.iter().enumerate() {
         let group: wire::Group<'_> = match parse_record(raw) {
             Ok(g) => g,
             Err(r) => {
-                out.records_read += 1;
-                out.quarantine.push(r.with_record_id(raw_id(raw, "id")).into_record(ctx, file, format!("/data/{i}")));
+                let group_id = raw_id(raw, "id");
+                let splits = journal_ids_of_raw_group(raw);
+                splits_on_page += splits.len() as u64;
+                quarantine_group(&mut out, ctx, file, i, r, group_id.as_deref(), &splits);
                 continue;
             }
         };
+        let journal_ids = || -> Vec<Option<String>> {
+            group.attributes.transactions.iter().map(|s| raw_id(s, "transaction_journal_id")).collect()
+        };
         let group_id = match scalar_text(group.id) {
-            Ok(Some(id)) if !id.is_empty() => id.into_owned(),
+            Ok(Some(id)) if !id.trim().is_empty() => id.into_owned(),
             _ => {
-                out.records_read += group.attributes.transactions.len().max(1) as u64;
+                let splits = journal_ids();
+                splits_on_page += splits.len() as u64;
                 let r = Reject::new("id", group.id.get(), "group id must be a non-empty string");
-                out.quarantine.push(r.into_record(ctx, file, format!("/data/{i}")));
+                quarantine_group(&mut out, ctx, file, i, r, None, &splits);
                 continue;
             }
         };
         let updated_at = match group.attributes.updated_at.as_deref().map(parse_offset_datetime).transpose() {
             Ok(t) => t.map(|t| t.with_timezone(&chrono::Utc)),
             Err(e) => {
-                out.records_read += group.attributes.transactions.len().max(1) as u64;
+                let splits = journal_ids();
+                splits_on_page += splits.len() as u64;
                 let v = group.attributes.updated_at.as_deref().unwrap_or_default();
-                let r = Reject::new("attributes.updated_at", v, e).with_record_id(Some(group_id.clone()));
-                out.quarantine.push(r.into_record(ctx, file, format!("/data/{i}")));
+                let r = Reject::new("attributes.updated_at", v, e);
+                quarantine_group(&mut out, ctx, file, i, r, Some(&group_id), &splits);
                 continue;
             }
         };
@@ -129,6 +150,65 @@ pub fn normalize_page(
         total: p.total,
     };
     Ok((out, cursor))
+}
+
+/// The `transaction_journal_id` of each split of a group that could not be
+/// parsed (e.g. a mistyped group-level field), read from the raw JSON; empty
+/// when its `attributes.transactions` is not a list.
+fn journal_ids_of_raw_group(raw: &RawValue) -> Vec<Option<String>> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(raw.get()) else { return Vec::new() };
+    let Some(splits) = v.pointer("/attributes/transactions").and_then(serde_json::Value::as_array) else {
+        return Vec::new();
+    };
+    splits
+        .iter()
+        .map(|s| match s.get("transaction_journal_id") {
+            Some(serde_json::Value::String(j)) if !j.trim().is_empty() => Some(j.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Quarantine a group whose group-level data is unusable: one record per
+/// split (`splits` holds their journal ids, `None` when unreadable), each
+/// carrying the group-level field, value and reason; or one record for the
+/// group when it lists no split.
+fn quarantine_group(
+    out: &mut NormalizedPage,
+    ctx: &NormalizeContext,
+    file: &str,
+    i: usize,
+    reject: Reject,
+    group_id: Option<&str>,
+    splits: &[Option<String>],
+) {
+    let pointer = format!("/data/{i}");
+    if splits.is_empty() {
+        out.records_read += 1;
+        out.quarantine.push(reject.with_record_id(group_id.map(str::to_owned)).into_record(ctx, file, pointer));
+        return;
+    }
+    for (j, journal) in splits.iter().enumerate() {
+        out.records_read += 1;
+        let record_id = match (group_id, journal) {
+            (Some(g), Some(jid)) => Some(format!("{g}/{jid}")),
+            (None, Some(jid)) => Some(jid.clone()),
+            (Some(g), None) => Some(format!("{g}/#{j}")),
+            (None, None) => None,
+        };
+        let jid = journal.as_deref().map_or_else(|| "unreadable".to_owned(), |j| format!("{j:?}"));
+        let r = Reject {
+            field: reject.field.clone(),
+            value: reject.value.clone(),
+            reason: format!(
+                "{} (group-level field; its split {pointer}/attributes/transactions/{j}, transaction_journal_id {jid}, is quarantined with the group)",
+                reject.reason
+            ),
+            record_id,
+        };
+        out.quarantine.push(r.into_record(ctx, file, pointer.clone()));
+    }
 }
 
 /// Keep one account entry per id on a page; an opening balance found on a
@@ -192,10 +272,16 @@ fn normalize_split(ctx: &NormalizeContext, group: &GroupCtx<'_>, raw: &RawValue)
         None => None,
         Some(r) => scalar_text(r)
             .map_err(|v| Reject::new("transaction_journal_id", v, "must be a string or number"))?
-            .filter(|s| !s.is_empty())
             .map(Cow::into_owned),
     }
     .ok_or_else(|| Reject::missing("transaction_journal_id"))?;
+    if journal_id.trim().is_empty() {
+        return Err(Reject::new(
+            "transaction_journal_id",
+            journal_id,
+            "transaction_journal_id is blank: a split cannot be identified without it",
+        ));
+    }
     let type_word = w.kind.as_deref().ok_or_else(|| Reject::missing("type"))?.to_owned();
     let date_text = w.date.as_deref().ok_or_else(|| Reject::missing("date"))?;
     let date = parse_offset_datetime(date_text).map_err(|e| Reject::new("date", date_text, e))?;
@@ -278,13 +364,7 @@ fn normalize_split(ctx: &NormalizeContext, group: &GroupCtx<'_>, raw: &RawValue)
     }
     let category = non_empty(w.category_name);
     let fields = SourceFields {
-        foreign_amount: match w.foreign_amount {
-            None => None,
-            Some(r) => scalar_text(r)
-                .map_err(|v| Reject::new("foreign_amount", v, "expected a decimal string"))?
-                .filter(|s| !s.is_empty())
-                .map(Cow::into_owned),
-        },
+        foreign_amount: foreign_amount(w.foreign_amount, w.foreign_currency_code.as_deref())?,
         foreign_currency: non_empty(w.foreign_currency_code),
         tags: w.tags.unwrap_or_default().into_iter().map(Cow::into_owned).collect(),
         notes: non_empty(w.notes),
@@ -331,13 +411,14 @@ fn normalize_split(ctx: &NormalizeContext, group: &GroupCtx<'_>, raw: &RawValue)
 
 /// The split amount, exact at `currency_decimal_places` (Firefly sends up to
 /// 12 decimals: `"12.340000000000"` is 12.34; `"12.345000000000"` with two
-/// places is a data error) and at the ISO 4217 minor units.
+/// places is a data error), at the ISO 4217 minor units, and within
+/// [`bankpipe_model::MAX_ABS_MINOR_UNITS`].
 fn exact_amount(raw: Option<&RawValue>, places: Option<u32>, currency: Currency) -> Result<Money, Reject> {
     let raw = raw.ok_or_else(|| Reject::missing("amount"))?;
     let text = scalar_text(raw)
         .map_err(|v| Reject::new("amount", v, "expected a decimal string"))?
         .ok_or_else(|| Reject::missing("amount"))?;
-    let value = parse_decimal(&text).map_err(|e| Reject::new("amount", text.as_ref(), e.to_string()))?;
+    let value = decimal_field("amount", &text, currency)?;
     if value.is_sign_negative() && !value.is_zero() {
         return Err(Reject::new(
             "amount",
@@ -353,5 +434,43 @@ fn exact_amount(raw: Option<&RawValue>, places: Option<u32>, currency: Currency)
             format!("non-zero digit beyond currency_decimal_places = {places}; refusing to round"),
         ));
     }
-    Money::new(value, currency).map_err(|e| Reject::new("amount", text.as_ref(), e.to_string()))
+    Money::new_in_range(value, currency).map_err(|e| Reject::new("amount", text.as_ref(), e.to_string()))
+}
+
+/// A plain decimal; a value too large for any decimal is out of range in
+/// `currency`.
+fn decimal_field(field: &str, text: &str, currency: Currency) -> Result<Decimal, Reject> {
+    parse_decimal(text).map_err(|e| {
+        let e = match e {
+            MoneyError::Overflow { .. } => MoneyError::out_of_range(text, currency),
+            other => other,
+        };
+        Reject::new(field, text, e.to_string())
+    })
+}
+
+/// `foreign_amount`: kept as the exact text received, but it must be a plain
+/// decimal within [`bankpipe_model::MAX_ABS_MINOR_UNITS`] minor units of
+/// `foreign_currency_code` — of a 4-minor-digit currency (the strictest)
+/// when that code is missing or not ISO 4217. Digits beyond the foreign
+/// currency's minor units are not judged here (the text is not money of
+/// the account).
+fn foreign_amount(raw: Option<&RawValue>, code: Option<&str>) -> Result<Option<String>, Reject> {
+    let Some(raw) = raw else { return Ok(None) };
+    let text = scalar_text(raw).map_err(|v| Reject::new("foreign_amount", v, "expected a decimal string"))?;
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else { return Ok(None) };
+    let currency = code.and_then(|c| Currency::from_code(c).ok());
+    // CLF has 4 minor units, the most in the table.
+    let strictest = Currency::from_code("CLF").expect("CLF is in the table");
+    let value = decimal_field("foreign_amount", &text, currency.unwrap_or(strictest))?;
+    let minor = currency.map_or(4, |c| c.minor_units());
+    if value.abs() > Decimal::from_i128_with_scale(i128::from(MAX_ABS_MINOR_UNITS), minor) {
+        let e = MoneyError::out_of_range(&text, currency.unwrap_or(strictest));
+        let reason = match currency {
+            Some(_) => e.to_string(),
+            None => format!("{e} (foreign_currency_code is missing or unknown: the strictest bound applies)"),
+        };
+        return Err(Reject::new("foreign_amount", text.as_ref(), reason));
+    }
+    Ok(Some(text.into_owned()))
 }

@@ -4,6 +4,8 @@
 //! `page` query parameter (absent on the first page's URL, which is page 1).
 //! A walk is valid when it starts at page 1 (`previous` null), every page is
 //! the one after its predecessor, and it ends on a page whose `next` is null.
+//! A blank `next`/`previous` (`""`) is read as null by the normalizer, so it
+//! ends (starts) the walk rather than looking like a loop.
 
 use std::collections::HashMap;
 
@@ -47,16 +49,16 @@ impl TruvChain {
         // A page's own number: one after the page `previous` points at; page 1
         // when `previous` is null.
         let number = match cursor.previous.as_deref() {
-            Some(url) => page_number(url).map_err(err)? + 1,
+            Some(url) => page_number(url).map_err(|e| err(format!("previous = {url:?}: {e}")))? + 1,
             None => 1,
         };
         if let Some(url) = cursor.next.as_deref() {
-            let next = page_number(url).map_err(err)?;
+            let next = page_number(url).map_err(|e| err(format!("next = {url:?}: {e}")))?;
             if next <= number {
-                return Err(err(format!("loop: page {number}'s next points back to page {next}")));
+                return Err(err(format!("loop: page {number}'s next = {url:?} points back to page {next}")));
             }
             if next != number + 1 {
-                return Err(err(format!("page {number}'s next skips to page {next}")));
+                return Err(err(format!("page {number}'s next = {url:?} skips to page {next}")));
             }
         }
         if let Some(first) = self.seen.get(&number) {
@@ -130,6 +132,17 @@ mod tests {
         let mut single = TruvChain::new();
         single.accept("only", &c(None, None)).unwrap();
         assert_eq!(single.finish().unwrap(), 1);
+    }
+
+    #[test]
+    fn names_the_field_and_value_of_a_bad_link() {
+        let mut cursor = c(None, Some(2));
+        cursor.next = Some("https://prod.truv.com/v1/links/x/transactions/?page=1".into());
+        let e = TruvChain::new().accept("p1", &cursor).unwrap_err().to_string();
+        assert!(e.contains("p1") && e.contains("loop") && e.contains("next = \"https://prod.truv.com"), "{e}");
+        cursor.next = Some("https://prod.truv.com/v1/links/x/transactions/?page=abc".into());
+        let e = TruvChain::new().accept("p1", &cursor).unwrap_err().to_string();
+        assert!(e.contains("next = ") && e.contains("bad page number \"abc\""), "{e}");
     }
 
     #[test]

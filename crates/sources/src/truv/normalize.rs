@@ -16,7 +16,7 @@ use crate::context::NormalizeContext;
 use crate::error::{malformed_page, page_text, PageError};
 use crate::json::{non_empty, scalar_text};
 use crate::page::NormalizedPage;
-use crate::reject::{currency_field, money_field, parse_record, raw_id, Reject};
+use crate::reject::{balance_field, currency_field, money_field, parse_record, raw_id, Dropped, Reject};
 use crate::time::{date_in, parse_date, parse_utc};
 
 /// The pagination fields of one Truv page (`count`, `next`, `previous`).
@@ -33,28 +33,45 @@ pub struct TruvCursor {
 /// Normalize one Truv response page.
 ///
 /// `file` names the page (path or URL) in errors and quarantine records.
+/// Every record of `transactions[]` ends up either as one transaction or as
+/// one quarantine record (pointer `/transactions/<i>`, with its `id` when
+/// readable). Amounts beyond [`bankpipe_model::MAX_ABS_MINOR_UNITS`] are
+/// quarantined ("amount out of range …"); an account balance out of range is
+/// dropped to `None` with a page warning and the account kept. A leading
+/// UTF-8 byte-order mark is stripped (with a warning); a blank `next` or
+/// `previous` (`""`) means there is none.
 ///
 /// # Errors
 /// [`PageError::Malformed`] when the page itself is not a Truv response
-/// (not JSON, `transactions` missing, wrong type at top level). Malformed
-/// records do not fail the page: they are returned in `quarantine`.
+/// (not JSON, trailing data after the document, `transactions` missing,
+/// wrong type at top level), naming the file, JSON path and problem.
+/// Malformed records do not fail the page: they are returned in `quarantine`.
 pub fn normalize_page(
     ctx: &NormalizeContext,
     file: &str,
     bytes: &[u8],
 ) -> Result<(NormalizedPage, TruvCursor), PageError> {
-    let text = page_text(file, bytes)?;
+    let page_text = page_text(file, bytes)?;
+    let text = page_text.text;
     if let Ok(page) = serde_json::from_str::<wire::TypedPage<'_>>(text) {
-        return Ok(normalize_typed(ctx, file, page));
+        let (mut out, cursor) = normalize_typed(ctx, file, page);
+        out.warnings.extend(page_text.bom_warning(file));
+        return Ok((out, cursor));
     }
     let page: wire::Page<'_> = match serde_json::from_str(text) {
         Ok(p) => p,
-        Err(_) => return Err(malformed_page::<wire::Page<'_>>(file, bytes)),
+        Err(_) => return Err(malformed_page::<wire::Page<'_>>(file, &page_text)),
     };
     let mut out = NormalizedPage { records_read: page.transactions.len() as u64, ..NormalizedPage::default() };
+    out.warnings.extend(page_text.bom_warning(file));
     for (i, raw) in page.accounts.iter().flatten().enumerate() {
-        let account =
-            parse_record(raw).and_then(|w| normalize_account(ctx, w)).map_err(|r| r.with_record_id(raw_id(raw, "id")));
+        let mut dropped = Vec::new();
+        let account = parse_record(raw)
+            .and_then(|w| normalize_account(ctx, w, &mut dropped))
+            .map_err(|r| r.with_record_id(raw_id(raw, "id")));
+        if let Ok(a) = &account {
+            warn_dropped(&mut out.warnings, &dropped, file, i, Some(&a.source_account_id));
+        }
         collect(&mut out.accounts, &mut out.quarantine, account, || (ctx, file, format!("/accounts/{i}")));
     }
     out.transactions.reserve(page.transactions.len());
@@ -79,13 +96,17 @@ pub fn normalize_page(
 fn normalize_typed(ctx: &NormalizeContext, file: &str, page: wire::TypedPage<'_>) -> (NormalizedPage, TruvCursor) {
     let mut out = NormalizedPage { records_read: page.transactions.len() as u64, ..NormalizedPage::default() };
     for (i, w) in page.accounts.into_iter().flatten().enumerate() {
-        let id = w.id.as_deref().map(str::to_owned);
-        let account = normalize_account(ctx, w).map_err(|r| r.with_record_id(id));
+        let id = w.id.as_deref().filter(|id| !id.trim().is_empty()).map(str::to_owned);
+        let mut dropped = Vec::new();
+        let account = normalize_account(ctx, w, &mut dropped).map_err(|r| r.with_record_id(id));
+        if let Ok(a) = &account {
+            warn_dropped(&mut out.warnings, &dropped, file, i, Some(&a.source_account_id));
+        }
         collect(&mut out.accounts, &mut out.quarantine, account, || (ctx, file, format!("/accounts/{i}")));
     }
     out.transactions.reserve(page.transactions.len());
     for (i, w) in page.transactions.into_iter().enumerate() {
-        let id = w.id.as_deref().filter(|id| !id.is_empty()).map(str::to_owned);
+        let id = w.id.as_deref().filter(|id| !id.trim().is_empty()).map(str::to_owned);
         let tx = normalize_transaction(ctx, w).map_err(|r| r.with_record_id(id));
         collect(&mut out.transactions, &mut out.quarantine, tx, || (ctx, file, format!("/transactions/{i}")));
     }
@@ -114,8 +135,18 @@ fn collect<'c, T>(
     }
 }
 
+/// Page warnings for balances dropped from account `i` (out of range), when
+/// the account itself is kept (a rejected account is quarantined instead).
+fn warn_dropped(warnings: &mut Vec<String>, dropped: &[Dropped], file: &str, i: usize, id: Option<&str>) {
+    for d in dropped {
+        warnings.push(d.warning(file, &format!("/accounts/{i}"), id));
+    }
+}
+
+/// The cursor; a blank `next`/`previous` (`""`, spaces) means none — some
+/// servers send `""` instead of `null` on the last (first) page.
 fn cursor(count: Option<u64>, next: Option<Cow<'_, str>>, previous: Option<Cow<'_, str>>) -> TruvCursor {
-    TruvCursor { count, next: next.map(Cow::into_owned), previous: previous.map(Cow::into_owned) }
+    TruvCursor { count, next: non_empty(next), previous: non_empty(previous) }
 }
 
 fn normalize_transaction(ctx: &NormalizeContext, w: wire::Txn<'_>) -> Result<Transaction, Reject> {
@@ -191,7 +222,11 @@ fn normalize_transaction(ctx: &NormalizeContext, w: wire::Txn<'_>) -> Result<Tra
     })
 }
 
-fn normalize_account(ctx: &NormalizeContext, w: wire::Account<'_>) -> Result<Account, Reject> {
+fn normalize_account(
+    ctx: &NormalizeContext,
+    w: wire::Account<'_>,
+    dropped: &mut Vec<Dropped>,
+) -> Result<Account, Reject> {
     let id = non_empty(w.id).ok_or_else(|| Reject::missing("id"))?;
     let mut account = Account::bare(ctx.source.clone(), id);
     account.account_type = non_empty(w.kind);
@@ -203,9 +238,10 @@ fn normalize_account(ctx: &NormalizeContext, w: wire::Account<'_>) -> Result<Acc
         if let Some(code) = b.currency_code.as_deref().filter(|c| !c.is_empty()) {
             let currency = currency_field(Some(code), "balances.currency_code")?;
             account.currency = Some(currency);
-            account.balance = money_field(b.balance, "balances.balance", currency)?;
-            account.available_balance = money_field(b.available_balance, "balances.available_balance", currency)?;
-            account.credit_limit = money_field(b.credit_limit, "balances.credit_limit", currency)?;
+            account.balance = balance_field(b.balance, "balances.balance", currency, dropped)?;
+            account.available_balance =
+                balance_field(b.available_balance, "balances.available_balance", currency, dropped)?;
+            account.credit_limit = balance_field(b.credit_limit, "balances.credit_limit", currency, dropped)?;
         } else if b.balance.is_some_and(|r| r.get() != "null") {
             return Err(Reject::missing("balances.currency_code"));
         }
