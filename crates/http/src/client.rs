@@ -15,6 +15,14 @@ use crate::error::{ApiErrorBody, HttpError};
 use crate::gate::RateGate;
 use crate::origin::Origin;
 
+/// [`Policy::max_body_bytes`] by default: 64 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// At most this much of an error (non-2xx) body is read: enough for any
+/// API's JSON error; the rest of a larger body (an HTML page, a runaway
+/// stream) is not read, and the error shows an excerpt of what was.
+const ERROR_BODY_LIMIT: u64 = 1024 * 1024;
+
 /// Client-wide settings.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -31,8 +39,28 @@ pub struct Policy {
     pub max_backoff: Duration,
     /// TCP/TLS connect timeout. Default 10 s.
     pub connect_timeout: Duration,
-    /// Whole-request timeout. Default 60 s.
+    /// Time limit of one attempt, from connecting until the last byte of the
+    /// response body is read (reqwest's total timeout, which also covers
+    /// reading the body). Its expiry is a [`HttpError::Transport`] naming
+    /// the method, URL and this limit (retried like any transport failure
+    /// when the request is idempotent; [`HttpError::Ambiguous`] for a POST).
+    /// Default 60 s.
     pub request_timeout: Duration,
+    /// Largest response body accepted, counted **after** decompression
+    /// (gzip): the body is read chunk by chunk and reading stops, the
+    /// connection is dropped, as soon as one more byte would exceed it —
+    /// never more than this is buffered. Exceeding it is
+    /// [`HttpError::BodyTooLarge`] (not retried: the same page would be as
+    /// large again), or [`HttpError::Ambiguous`] for a POST, which may have
+    /// been applied. A `Content-Length` above it is refused before reading.
+    ///
+    /// Default 64 MiB: the largest real page is a Truv transactions page at
+    /// the maximum `page_size` of 1000 records, each a few KB of JSON (with
+    /// its account and merchant objects) — a few MB in all; Firefly pages
+    /// (≤ a few hundred groups) and sink answers are smaller. 64 MiB is over
+    /// ten times that, yet stops a decompression bomb (2 MB of gzip
+    /// expanding to 2 GiB) long before it matters for memory.
+    pub max_body_bytes: u64,
     /// Pace requests evenly across a rate window only when that spaces them
     /// at most this far apart; longer windows are spent as needed (see
     /// [`crate::gate`]). Default 2 s.
@@ -49,6 +77,7 @@ impl Default for Policy {
             max_backoff: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_pace_interval: Duration::from_secs(2),
         }
     }
@@ -269,16 +298,52 @@ impl HttpClient {
         let response = match request.send().await {
             Ok(r) => r,
             // A connect error means the request never reached the server.
+            Err(e) if e.is_timeout() => {
+                let cause =
+                    format!("timed out (request_timeout {:?}): {}", self.policy.request_timeout, error_chain(&e));
+                return unanswered(cause, e.is_connect());
+            }
             Err(e) => return unanswered(error_chain(&e), e.is_connect()),
         };
         let status = response.status().as_u16();
         gate.observe(response.headers(), status);
         let headers = response.headers().clone();
-        let body = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => return unanswered(format!("reading the response: {}", error_chain(&e)), false),
+        let success = (200..300).contains(&status);
+        // Error bodies are only shown (and parsed for their message): read a
+        // bounded prefix and stop.
+        let limit = if success { self.policy.max_body_bytes } else { self.policy.max_body_bytes.min(ERROR_BODY_LIMIT) };
+        let body = match read_body(response, limit, success).await {
+            Ok(Body::Complete(b)) => b,
+            Ok(Body::Truncated(b)) if !success => b,
+            Ok(Body::Truncated(_)) => {
+                let (method, url, limit) = (method.to_string(), url.to_string(), self.policy.max_body_bytes);
+                tracing::warn!(%method, %url, limit, "response body over max_body_bytes: stopped reading");
+                return Attempt::Done(Err(if idempotent {
+                    HttpError::BodyTooLarge { method, url, limit }
+                } else {
+                    HttpError::Ambiguous {
+                        method,
+                        url,
+                        cause: format!(
+                            "the response body exceeds the limit of {limit} bytes after decompression (max_body_bytes); reading stopped there"
+                        ),
+                    }
+                }));
+            }
+            Err(e) => {
+                let cause = if e.is_timeout() {
+                    format!(
+                        "reading the response: timed out (request_timeout {:?}): {}",
+                        self.policy.request_timeout,
+                        error_chain(&e)
+                    )
+                } else {
+                    format!("reading the response: {}", error_chain(&e))
+                };
+                return unanswered(cause, false);
+            }
         };
-        if (200..300).contains(&status) {
+        if success {
             return Attempt::Done(Ok(HttpResponse { status, headers, body, url: url.clone() }));
         }
         let parsed = ApiErrorBody::parse(&body);
@@ -295,6 +360,52 @@ impl HttpClient {
             _ => Attempt::Done(Err(HttpError::Status { method, url, status, body: Box::new(parsed) })),
         }
     }
+}
+
+/// A response body as read by [`read_body`].
+enum Body {
+    /// The whole body, within the limit.
+    Complete(Bytes),
+    /// The body is larger than the limit: these are its first `limit`
+    /// bytes (fewer when refused on its `Content-Length`), and the rest was
+    /// never read.
+    Truncated(Bytes),
+}
+
+/// Read a (decompressed) body chunk by chunk, keeping at most `limit` bytes:
+/// reading stops at the first byte beyond it, and dropping the response
+/// closes the connection, so a decompression bomb or an endless stream costs
+/// at most `limit` bytes of memory (plus one decoder chunk).
+/// With `refuse_on_length`, a `Content-Length` over the limit is refused
+/// before anything is read (otherwise the first `limit` bytes are read).
+async fn read_body(
+    mut response: reqwest::Response,
+    limit: u64,
+    refuse_on_length: bool,
+) -> Result<Body, reqwest::Error> {
+    // Without gzip this is the length on the wire; with gzip reqwest drops
+    // the header (the decoded size is unknown) and this is None.
+    if refuse_on_length && response.content_length().is_some_and(|n| n > limit) {
+        return Ok(Body::Truncated(Bytes::new()));
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let declared = response.content_length().map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    // Preallocate what is announced (up to 1 MiB): a lying length costs nothing.
+    let mut body: Vec<u8> = Vec::with_capacity(declared.min(limit).min(1 << 20));
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        let take = chunk.len().min(room);
+        if body.capacity() - body.len() < take {
+            // Grow by doubling, but never past the limit.
+            let target = (body.capacity() * 2).max(body.len() + take).min(limit);
+            body.reserve_exact(target - body.len());
+        }
+        body.extend_from_slice(&chunk[..take]);
+        if take < chunk.len() {
+            return Ok(Body::Truncated(Bytes::from(body)));
+        }
+    }
+    Ok(Body::Complete(Bytes::from(body)))
 }
 
 /// `reqwest::Error` with its sources (e.g. "connection refused").

@@ -19,6 +19,12 @@ pub enum HttpError {
     /// server: it may or may not have been applied. Reconcile, never resend blindly.
     #[error("{method} {url}: outcome unknown ({cause}); the request may have been applied")]
     Ambiguous { method: String, url: String, cause: String },
+    /// The (decompressed) response body is larger than
+    /// [`Policy::max_body_bytes`](crate::Policy::max_body_bytes): reading
+    /// stopped at the limit and the response was dropped. Not retried.
+    /// (For a POST, which may have been applied, this is [`HttpError::Ambiguous`].)
+    #[error("{method} {url}: response body larger than the limit of {limit} bytes after decompression (max_body_bytes); stopped reading")]
+    BodyTooLarge { method: String, url: String, limit: u64 },
     /// The server answered with an error status (after any retries).
     #[error("{method} {url}: HTTP {status}: {body}")]
     Status { method: String, url: String, status: u16, body: Box<ApiErrorBody> },

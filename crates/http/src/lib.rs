@@ -18,7 +18,13 @@
 //!   scheme, host or port is refused ([`HttpError::CrossOrigin`]) before
 //!   anything is sent; redirects are never followed. Secrets are `secrecy`
 //!   types, marked sensitive in headers, and never appear in logs or errors.
-//! - Connect and request timeouts, gzip, `User-Agent: bankpipe/<version>`.
+//! - Connect and request timeouts ([`Policy::request_timeout`] bounds each
+//!   attempt including reading its body; its expiry names the URL), gzip,
+//!   `User-Agent: bankpipe/<version>`.
+//! - **Bounded bodies**: a response body is read chunk by chunk and never
+//!   beyond [`Policy::max_body_bytes`] after decompression (default 64 MiB);
+//!   more is [`HttpError::BodyTooLarge`] naming the URL and the limit
+//!   ([`HttpError::Ambiguous`] for a POST). Error bodies are read up to 1 MiB.
 //! - **Error bodies** parsed per API ([`ApiErrorBody`]) with a truncated text
 //!   fallback for HTML and other non-JSON bodies.
 
@@ -28,7 +34,7 @@ pub mod error;
 pub mod gate;
 pub mod origin;
 
-pub use client::{Endpoint, HttpClient, HttpResponse, Policy};
+pub use client::{Endpoint, HttpClient, HttpResponse, Policy, DEFAULT_MAX_BODY_BYTES};
 pub use credentials::Credentials;
 pub use error::{ApiErrorBody, HttpError};
 pub use gate::BudgetView;
