@@ -53,6 +53,10 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Last runs, watermarks, quarantine and delivery backlog.
     Status(StatusArgs),
+    /// The delivery ledger: list deliveries with the server's reasons;
+    /// retry failed ones, resend ones deleted in the sink, skip others.
+    #[command(subcommand, after_help = DELIVERIES_EXAMPLES)]
+    Deliveries(DeliveriesCommand),
     /// Write the stored dataset as the same files replay writes.
     Export(ExportArgs),
     /// Daily totals of one account over a date range, from the store.
@@ -64,6 +68,80 @@ pub enum Command {
     /// to both sinks, and a summary. Run it twice: nothing new is delivered.
     Demo(DemoArgs),
 }
+
+/// `bankpipe deliveries …`.
+#[derive(Subcommand, Debug)]
+pub enum DeliveriesCommand {
+    /// List deliveries (newest booking date first) with state, sink row id
+    /// and the server's reason.
+    List(DeliveriesListArgs),
+    /// Failed or skipped → queued again: the next sync plans and sends them
+    /// (e.g. after fixing `[sinks.accounts]`).
+    Retry(DeliveriesSelect),
+    /// Delivered → sent again by the next sync, which first looks for the
+    /// row's marker on the sink: only a row the user deleted is recreated.
+    Resend(DeliveriesSelect),
+    /// Queued or failed → skipped: never delivered (until retried).
+    Skip(DeliveriesSelect),
+}
+
+/// Which deliveries (`bankpipe deliveries`); every filter given must hold.
+#[derive(Args, Debug, Clone)]
+pub struct DeliveriesFilter {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only this sink.
+    #[arg(long)]
+    pub sink: Option<String>,
+    /// Only this source account: `source:account` or a bare account id.
+    #[arg(long, value_name = "ACCOUNT")]
+    pub account: Option<String>,
+    /// Booking dates from (YYYY-MM-DD, inclusive).
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<chrono::NaiveDate>,
+    /// Booking dates to (YYYY-MM-DD, inclusive).
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<chrono::NaiveDate>,
+    /// Only these canonical transaction ids (repeatable).
+    #[arg(long = "id", value_name = "ID")]
+    pub ids: Vec<String>,
+}
+
+/// Arguments of `bankpipe deliveries list`.
+#[derive(Args, Debug)]
+pub struct DeliveriesListArgs {
+    #[command(flatten)]
+    pub filter: DeliveriesFilter,
+    /// Only this state: pending, in_flight, delivered, failed, replaced, skipped.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// JSON lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The deliveries an action applies to. At least one filter is required,
+/// or `--all`.
+#[derive(Args, Debug)]
+pub struct DeliveriesSelect {
+    #[command(flatten)]
+    pub filter: DeliveriesFilter,
+    /// Apply to every delivery in a state the action allows.
+    #[arg(long)]
+    pub all: bool,
+}
+
+const DELIVERIES_EXAMPLES: &str = "\
+Examples:
+  bankpipe deliveries list --config bankpipe.toml --state failed
+  bankpipe deliveries retry --config bankpipe.toml --sink trupocket --account truv-main:68a7e809
+  bankpipe deliveries resend --config bankpipe.toml --id 3f9a0c1d2e4b5a69aa73184331037136
+  bankpipe deliveries skip --config bankpipe.toml --sink mibudge --to 2023-12-31
+
+Exit codes: 0 ok; 1 failure; 2 usage or configuration error.";
 
 /// Arguments of `bankpipe demo`.
 #[derive(Args, Debug)]
@@ -113,6 +191,16 @@ pub struct SyncArgs {
     /// each sink would receive; write nothing, send nothing.
     #[arg(long, conflicts_with = "json")]
     pub dry_run: bool,
+    /// Write Prometheus metrics of this run to this file at its end
+    /// (atomically: a temporary file renamed), e.g. for node_exporter's
+    /// textfile collector.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+    /// Walk every source's whole history now instead of its per-account
+    /// windows (a back-dated or edited entry older than any window; see
+    /// `full_sweep_days` for doing it periodically).
+    #[arg(long)]
+    pub full: bool,
 }
 
 /// Arguments of `bankpipe backfill`.

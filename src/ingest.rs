@@ -7,13 +7,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Result;
 use bankpipe_config::Config;
 use bankpipe_enrich::dedupe::{cross_source, supersede_pending, AccountRef, DedupeConfig, LinkKind};
+use bankpipe_enrich::identity::{content_fingerprint, describe_conflict};
 use bankpipe_enrich::Categorizer;
 use bankpipe_http::HttpClient;
-use bankpipe_model::Status;
+use bankpipe_model::{Status, Transaction};
 use bankpipe_sources::live::{LiveSource, Window};
+use bankpipe_sources::SourceKind;
 use bankpipe_store::{PageCounts, RunId, Store};
 use chrono::NaiveDate;
 use serde::Serialize;
+
+use crate::windows::{catch_up, plan_walks, PlannedWalk, SourceState};
 
 /// What one source window brought.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -38,9 +42,18 @@ pub struct SourceOutcome {
     pub quarantined: u64,
     /// Page warnings (drift, count mismatches).
     pub warnings: Vec<String>,
+    /// Walks made (several: per-account windows, a new account's history,
+    /// a pass repeated after a shortfall).
+    pub walks: u32,
+    /// Why the source failed, when it did (the other sources proceeded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Latest posted booking date per account (for watermarks).
     #[serde(skip)]
     pub latest_posted: BTreeMap<String, NaiveDate>,
+    /// Latest booking date of any row per account.
+    #[serde(skip)]
+    pub latest_seen: BTreeMap<String, NaiveDate>,
     /// Accounts seen.
     #[serde(skip)]
     pub accounts: BTreeSet<String>,
@@ -52,6 +65,29 @@ impl SourceOutcome {
         self.updated += c.updated;
         self.unchanged += c.unchanged;
         self.quarantined += c.quarantined;
+    }
+
+    /// Fold another walk of the same source into this outcome.
+    fn merge(&mut self, o: SourceOutcome) {
+        self.from = match (self.from, o.from) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            _ => None,
+        };
+        self.pages += o.pages;
+        self.records += o.records;
+        self.inserted += o.inserted;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.quarantined += o.quarantined;
+        self.walks += o.walks;
+        self.warnings.extend(o.warnings);
+        for (map, other) in [(&mut self.latest_posted, o.latest_posted), (&mut self.latest_seen, o.latest_seen)] {
+            for (a, d) in other {
+                let e = map.entry(a).or_insert(d);
+                *e = (*e).max(d);
+            }
+        }
+        self.accounts.extend(o.accounts);
     }
 }
 
@@ -74,12 +110,29 @@ pub async fn ingest_window<S: Store>(
         to: window.to,
         ..SourceOutcome::default()
     };
+    // Same id and updated_at, different content, on one page or the next
+    // (where re-reads land): the later copy is stored (as the store does),
+    // and the pair is reported, never silently. Holds two pages of rows.
+    let mut previous: std::collections::HashMap<bankpipe_model::CanonicalId, Transaction> = Default::default();
     let stats = source
         .walk::<anyhow::Error, _>(client, window, async |fetched| {
             let mut page = fetched.page;
+            let mut current: std::collections::HashMap<bankpipe_model::CanonicalId, Transaction> =
+                std::collections::HashMap::with_capacity(page.transactions.len());
+            for tx in &page.transactions {
+                if let Some(held) = current.get(&tx.id).or_else(|| previous.get(&tx.id)) {
+                    if held.updated_at == tx.updated_at && content_fingerprint(held) != content_fingerprint(tx) {
+                        out.warnings.push(describe_conflict(held, tx));
+                    }
+                }
+                current.insert(tx.id, tx.clone());
+            }
+            previous = current;
             for tx in &mut page.transactions {
                 categorizer.categorize(tx);
                 out.accounts.insert(tx.source_account_id.clone());
+                let seen = out.latest_seen.entry(tx.source_account_id.clone()).or_insert(tx.booking_date);
+                *seen = (*seen).max(tx.booking_date);
                 if tx.status == Status::Posted {
                     let latest = out.latest_posted.entry(tx.source_account_id.clone()).or_insert(tx.booking_date);
                     *latest = (*latest).max(tx.booking_date);
@@ -96,18 +149,127 @@ pub async fn ingest_window<S: Store>(
         .await?;
     out.pages = stats.pages;
     out.records = stats.records_read;
+    out.walks = stats.walks;
     Ok(out)
 }
 
-/// Where a sync of `source` starts: its latest watermark minus
-/// `overlap_days` (late pending → posted, edits); `None` (all history)
-/// before the first sync.
+/// What the store knows of `source`: watermarks, and per account its
+/// oldest row still pending within `sync.pending_lookback_days` before the
+/// account's watermark (today for an account without one).
 ///
 /// # Errors
 /// Store errors.
-pub async fn sync_start<S: Store>(store: &S, source: &str, overlap_days: u32) -> Result<Option<NaiveDate>> {
-    let marks = store.watermarks(source).await?;
-    Ok(marks.iter().map(|w| w.booking_date).max().map(|d| d - chrono::Days::new(u64::from(overlap_days))))
+pub async fn source_state<S: Store>(store: &S, config: &Config, source: &str, today: NaiveDate) -> Result<SourceState> {
+    let lookback = chrono::Days::new(u64::from(config.sync.pending_lookback_days));
+    let watermarks: BTreeMap<String, NaiveDate> =
+        store.watermarks(source).await?.into_iter().map(|w| (w.source_account_id, w.booking_date)).collect();
+    let threshold = |account: &str| watermarks.get(account).copied().unwrap_or(today).min(today) - lookback;
+    let since = watermarks.values().copied().chain([today]).min().unwrap_or(today) - lookback;
+    let mut oldest_pending = BTreeMap::new();
+    for (account, date) in store.oldest_pending(source, since).await? {
+        if date >= threshold(&account) {
+            oldest_pending.entry(account).or_insert(date); // rows come oldest first
+        }
+    }
+    Ok(SourceState { watermarks, oldest_pending })
+}
+
+/// The walks a sync of `source` makes now (see [`crate::windows`]); `full`
+/// forces a whole-history walk, as does a due `full_sweep_days`.
+///
+/// # Errors
+/// Store errors.
+pub async fn plan_source<S: Store>(
+    store: &S,
+    config: &Config,
+    source: &LiveSource,
+    full: bool,
+    today: NaiveDate,
+) -> Result<(SourceState, Vec<PlannedWalk>)> {
+    let name = source.ctx.source.to_string();
+    let state = source_state(store, config, &name, today).await?;
+    let sweep_days = config.sources.iter().find(|s| s.name == name).map_or(0, |s| s.full_sweep_days());
+    let due = sweep_days > 0
+        && !state.watermarks.is_empty()
+        && match store.last_full_sweep(&name).await? {
+            None => true,
+            Some(at) => chrono::DateTime::parse_from_rfc3339(&at)
+                .map_or(true, |t| (chrono::Utc::now() - t.to_utc()).num_days() >= i64::from(sweep_days)),
+        };
+    if due && !full {
+        tracing::info!(source = %name, "full sweep due (full_sweep_days = {sweep_days}): walking the whole history");
+    }
+    let walks = plan_walks(&state, config.sync.overlap_days, today, source.kind == SourceKind::Truv, full || due);
+    Ok((state, walks))
+}
+
+/// One source's part of a sync: plan its walks, fetch and store them page
+/// by page, give accounts first seen their whole history, then — only when
+/// every walk succeeded — move its watermarks forward (never backwards):
+/// per account, to its latest posted booking date (else its latest row,
+/// else today), never past today.
+///
+/// # Errors
+/// The first HTTP, page, completeness or store error; pages written before
+/// it stay written, the watermarks stay where they were.
+pub async fn sync_source<S: Store>(
+    store: &S,
+    run: RunId,
+    client: &HttpClient,
+    categorizer: &Categorizer,
+    config: &Config,
+    source: &LiveSource,
+    full: bool,
+) -> Result<SourceOutcome> {
+    let today = chrono::Utc::now().date_naive();
+    let name = source.ctx.source.to_string();
+    let (state, walks) = plan_source(store, config, source, full, today).await?;
+    let per_account = source.kind == SourceKind::Truv;
+    let mut known = state.known();
+    known.extend(store.accounts().await?.into_iter().filter(|a| *a.source == *name).map(|a| a.source_account_id));
+    let whole_history = walks.iter().any(|w| w.from.is_none() && w.accounts.is_none());
+    let mut outcome =
+        SourceOutcome { source: name.clone(), from: walks.first().and_then(|w| w.from), ..SourceOutcome::default() };
+    // Configured accounts never fetched yet get their history at once.
+    let mut plan = walks;
+    if per_account && !whole_history {
+        let configured: BTreeSet<String> = source.account_ids.iter().cloned().collect();
+        plan.extend(catch_up(&known, &configured, true));
+    }
+    let mut caught_up = false;
+    let mut i = 0;
+    while i < plan.len() {
+        let walk = plan[i].clone();
+        i += 1;
+        let live = match &walk.accounts {
+            Some(ids) => LiveSource { account_ids: ids.clone(), ..source.clone() },
+            None => source.clone(),
+        };
+        let o = ingest_window(store, run, client, categorizer, &live, Window { from: walk.from, to: None }).await?;
+        outcome.merge(o);
+        if i == plan.len() && !caught_up && !whole_history {
+            caught_up = true;
+            if let Some(extra) = catch_up(&known, &outcome.accounts, per_account) {
+                tracing::info!(source = %name, accounts = ?extra.accounts, "accounts seen for the first time: fetching their whole history");
+                known.extend(outcome.accounts.iter().cloned());
+                plan.push(extra);
+            }
+        }
+    }
+    if plan.iter().any(|w| w.from.is_none() && w.accounts.is_none()) {
+        outcome.from = None;
+        store.record_full_sweep(run, &name).await?;
+    }
+    let dates: Vec<(String, NaiveDate)> = outcome
+        .accounts
+        .iter()
+        .map(|a| {
+            let d = outcome.latest_posted.get(a).or_else(|| outcome.latest_seen.get(a)).copied().unwrap_or(today);
+            (a.clone(), d.min(today))
+        })
+        .collect();
+    store.advance_watermarks(run, &name, &dates).await?;
+    Ok(outcome)
 }
 
 /// The run record of a finished sync or backfill, and its outcome and error

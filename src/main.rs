@@ -4,8 +4,11 @@
 mod cli;
 mod commands;
 mod deliver;
+mod diag;
 mod ingest;
+mod metrics;
 mod setup;
+mod windows;
 
 use std::process::ExitCode;
 
@@ -18,14 +21,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    // Diagnostics go to stderr; RUST_LOG overrides the default level (warn).
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    diag::init(cli.log_format);
     let result = match cli.command {
         cli::Command::Replay(args) => commands::replay::run(&args),
         cli::Command::Gen(args) => commands::gen::run(&args),
@@ -33,6 +29,7 @@ fn main() -> ExitCode {
         cli::Command::Sync(args) => commands::sync::run(&args),
         cli::Command::Backfill(args) => commands::backfill::run(&args),
         cli::Command::Status(args) => commands::status::run(&args),
+        cli::Command::Deliveries(command) => commands::deliveries::run(&command),
         cli::Command::Export(args) => commands::export::run(&args),
         cli::Command::Totals(args) => commands::totals::run(&args),
         cli::Command::Explain(args) => commands::explain::run(&args),
@@ -41,7 +38,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("bankpipe: error: {err:#}");
+            diag::error(format_args!("{err:#}"));
             ExitCode::from(exit_code(&err))
         }
     }
@@ -51,7 +48,7 @@ fn main() -> ExitCode {
 /// but some deliveries failed or stayed in flight, 75 (EX_TEMPFAIL) when a
 /// rate budget is exhausted or another sync holds the lock (try again
 /// later), 1 for other failures.
-fn exit_code(err: &anyhow::Error) -> u8 {
+pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
     match outcome_of(err) {
         "config-error" => 2,
         "completed-with-failures" => 3,
@@ -66,7 +63,7 @@ pub(crate) fn outcome_of(err: &anyhow::Error) -> &'static str {
     use bankpipe_http::HttpError;
     use bankpipe_sources::live::LiveError;
     for e in err.chain() {
-        if e.is::<commands::sync::DeliveriesIncomplete>() {
+        if e.is::<commands::sync::CompletedWithFailures>() {
             return "completed-with-failures";
         }
         if e.is::<setup::ConfigProblem>()

@@ -11,11 +11,26 @@ use bankpipe_enrich::Categorizer;
 #[error("{0}")]
 pub struct ConfigProblem(pub String);
 
-/// Load `path` if given, else the defaults.
+/// Load `path` if given, else the defaults. A relative SQLite path
+/// (`sqlite://bankpipe.db`) is taken relative to the configuration file's
+/// directory, never the current one: every command run with the same
+/// `--config` uses the same database, wherever it is started from.
 pub fn load_config(path: Option<&Path>) -> Result<Config> {
     match path {
         None => Ok(Config::default()),
-        Some(p) => Config::load(p).map_err(|e| ConfigProblem(e.to_string()).into()),
+        Some(p) => {
+            let mut config = Config::load(p).map_err(|e| ConfigProblem(e.to_string()))?;
+            let url = &config.store.database_url;
+            if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+                let file = Path::new(rest);
+                if file.is_relative() && config.store.database_url_env.is_none() {
+                    let base = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or_else(|| Path::new("."));
+                    let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+                    config.store.database_url = format!("sqlite://{}", base.join(file).display());
+                }
+            }
+            Ok(config)
+        }
     }
 }
 
@@ -72,9 +87,25 @@ pub fn select_sources(
         .collect()
 }
 
-/// Open the configured store (applying migrations).
+/// Open the configured store (applying migrations), creating an SQLite
+/// file if it is missing.
 pub async fn open_store(config: &Config) -> Result<bankpipe_store::AnyStore> {
-    Ok(bankpipe_store::open(&config.store.database_url, config.store.schema.as_deref()).await?)
+    let url = config.store.url().map_err(ConfigProblem)?;
+    Ok(bankpipe_store::open(&url, config.store.schema.as_deref()).await?)
+}
+
+/// Open the configured store for reading (read-side commands, dry runs):
+/// a missing SQLite file is an error naming it, never created.
+pub async fn open_existing_store(config: &Config) -> Result<bankpipe_store::AnyStore> {
+    let url = config.store.url().map_err(ConfigProblem)?;
+    if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if !Path::new(rest).exists() {
+            return Err(anyhow::anyhow!(
+                "{rest}: no bankpipe database here; `bankpipe sync` creates it (is --config the file you sync with?)"
+            ));
+        }
+    }
+    Ok(bankpipe_store::open(&url, config.store.schema.as_deref()).await?)
 }
 
 /// A multi-threaded tokio runtime for the async commands.

@@ -215,10 +215,23 @@ async fn a_pending_row_wrongly_superseded_by_its_twin_is_delivered_when_it_posts
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cross_source_pair_keeps_the_side_the_sink_already_has() {
-    // Run 1: only the hand-kept ledger (Firefly) has the grocery run; it is
-    // delivered. Run 2: the bank's row arrives with an MCC and wins dedupe —
-    // but the sink already has the ledger's row, so it gets nothing more.
-    let truv = TruvSim::new(TruvConfig::default(), TruvData { accounts: vec![account()], transactions: vec![] });
+    // Run 1: only the hand-kept ledger (Firefly) has the grocery run of 5
+    // March; it is delivered. Run 2: the bank's row arrives (within the
+    // bank account's window: watermark 10 March − 14 days) with an MCC and
+    // wins dedupe — but the sink already has the ledger's row, so it gets
+    // nothing more.
+    // The bank account's latest posting so far, on 10 March.
+    let earlier = record(
+        "b-0",
+        "POSTED",
+        "3.00",
+        "Kiosk",
+        5994,
+        "2024-03-10T09:00:00Z",
+        Some("2024-03-10T12:00:00Z"),
+        "2024-03-10T12:00:00Z",
+    );
+    let truv = TruvSim::new(TruvConfig::default(), TruvData { accounts: vec![account()], transactions: vec![earlier] });
     let firefly = FireflySim::new(
         FireflyConfig::default(),
         FireflyData::from_recorded(&support::root().join("fixtures/firefly/groups")).unwrap(),

@@ -160,7 +160,7 @@ async fn one_sync_at_a_time_exits_75() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_failed_run_leaves_the_watermarks_where_they_were() {
+async fn a_failing_source_keeps_its_watermarks_and_never_stops_the_others() {
     let (_t, ts, _f, fs) = fixture_sims().await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), Some(&ts.base_url()), Some(&fs.base_url()), None, "");
@@ -176,11 +176,18 @@ async fn a_failed_run_leaves_the_watermarks_where_they_were() {
     )
     .await;
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("HTTP 401") && !stderr.contains("wrong"), "{stderr}");
+    assert_eq!(o.status.code(), Some(3), "completed with failures: {stderr}");
+    assert!(
+        stderr.contains("source truv failed") && stderr.contains("HTTP 401") && !stderr.contains("wrong"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("firefly 1 pages 7 records"), "Firefly was still fetched: {stderr}");
     let after = status(&config).await;
-    assert_eq!(after["watermarks"], before);
-    assert_eq!(after["runs"][0]["outcome"], "failed");
+    let truv_marks = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        v.as_array().unwrap().iter().filter(|w| w["source"] == "truv").cloned().collect()
+    };
+    assert_eq!(truv_marks(&after["watermarks"]), truv_marks(&before), "the failed source's watermarks stay");
+    assert_eq!(after["runs"][0]["outcome"], "completed-with-failures");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -104,14 +104,14 @@ impl Progress {
             None => {
                 if self.last_line.elapsed() >= Duration::from_secs(2) || self.done == self.total {
                     self.last_line = Instant::now();
-                    eprintln!(
+                    crate::diag::say(format_args!(
                         "backfill: {source} {}..{} {} ({}/{} windows, {message}, ETA {eta:.0} s)",
                         window.0,
                         window.1,
                         if skipped { "already done".to_owned() } else { format!("{records} records") },
                         self.done,
                         self.total
-                    );
+                    ));
                 }
             }
         }
@@ -201,7 +201,7 @@ async fn backfill<S: Store>(
         error,
         elapsed_seconds: started.elapsed().as_secs_f64(),
     };
-    eprintln!("{}", summary_line("backfill", &summary));
+    crate::diag::say(summary_line("backfill", &summary));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }

@@ -96,19 +96,21 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let config = args.dir.join("bankpipe.toml");
     std::fs::write(&config, demo_config(&args.dir, &running))
         .with_context(|| format!("writing {}", config.display()))?;
-    eprintln!(
+    crate::diag::say(format_args!(
         "bankpipe demo: simulators on 127.0.0.1 — Truv {}, Firefly III {}, Trupocket {}, mibudge {}; state in {}",
         running.urls[0],
         running.urls[1],
         running.urls[2],
         running.urls[3],
         args.dir.join("bankpipe.db").display()
-    );
+    ));
     let synced = crate::commands::sync::run(&SyncArgs {
         config: ConfigArg { config: config.clone() },
         source: vec![],
         json: false,
         dry_run: false,
+        full: false,
+        metrics_file: None,
     });
     let report = report(&config, &running);
     let _ = stop.send(());
@@ -116,9 +118,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     match synced {
         // The bundled data holds one EUR row the simulated USD household
         // refuses: the sync says so with exit code 3; the demo shows it.
-        Err(e) if e.downcast_ref::<crate::commands::sync::DeliveriesIncomplete>().is_some() => {
-            eprintln!("demo: as expected, the Trupocket household (USD) refused the one EUR row: {e}")
-        }
+        Err(e) if e.downcast_ref::<crate::commands::sync::CompletedWithFailures>().is_some() => crate::diag::say(
+            format_args!("demo: as expected, the Trupocket household (USD) refused the one EUR row: {e}"),
+        ),
         other => other?,
     }
     println!("{}", report?);

@@ -13,14 +13,20 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
     let config = setup::load_config(Some(path))?;
     let categorizer = setup::categorizer(&config, Some(path))?;
     let out = setup::runtime()?.block_on(async {
-        let store = setup::open_store(&config).await?;
-        with_store!(&store, s => explain(s, &categorizer, &args.id).await)
+        let store = setup::open_existing_store(&config).await?;
+        let sinks: Vec<String> = config.sinks.iter().map(|s| s.name.clone()).collect();
+        with_store!(&store, s => explain(s, &categorizer, &sinks, &args.id).await)
     })?;
     print!("{out}");
     Ok(())
 }
 
-async fn explain<S: Store>(store: &S, categorizer: &bankpipe_enrich::Categorizer, id: &str) -> Result<String> {
+async fn explain<S: Store>(
+    store: &S,
+    categorizer: &bankpipe_enrich::Categorizer,
+    sinks: &[String],
+    id: &str,
+) -> Result<String> {
     let mut matches: Vec<Transaction> = Vec::new();
     if let Some(tx) = store.transaction(id).await? {
         matches.push(tx);
@@ -36,8 +42,12 @@ async fn explain<S: Store>(store: &S, categorizer: &bankpipe_enrich::Categorizer
     }
     let mut out = String::new();
     if matches.is_empty() {
-        let quarantined: Vec<_> =
-            store.quarantine().await?.into_iter().filter(|q| q.value.contains(id) || q.pointer.contains(id)).collect();
+        let quarantined: Vec<_> = store
+            .quarantine()
+            .await?
+            .into_iter()
+            .filter(|q| q.record_id.as_deref() == Some(id) || q.value.contains(id) || q.pointer.contains(id))
+            .collect();
         if quarantined.is_empty() {
             anyhow::bail!(
                 "no stored transaction has id or source transaction id {id:?}, and no quarantined record mentions it"
@@ -71,7 +81,7 @@ async fn explain<S: Store>(store: &S, categorizer: &bankpipe_enrich::Categorizer
             out += &format!(
                 "  kept: {}\n",
                 if tx.counts() {
-                    "counts in daily totals and is delivered"
+                    "counts in daily totals and is deliverable"
                 } else if tx.memo_only {
                     "a MEMO line, stored but never money"
                 } else {
@@ -92,6 +102,19 @@ async fn explain<S: Store>(store: &S, categorizer: &bankpipe_enrich::Categorizer
                 LinkKind::Duplicate => "the duplicate",
             };
             out += &format!("  kept over {what} {}: {}\n", l.transaction_id, l.reason);
+        }
+        for sink in sinks {
+            let line = match store.delivery(sink, &tx.id.to_string()).await? {
+                None => "not queued".to_owned(),
+                Some(d) => format!(
+                    "{}{}{}{}",
+                    d.state.as_str(),
+                    d.remote_id.map(|r| format!(", sink row {r}")).unwrap_or_default(),
+                    d.marker.map(|m| format!(", marker #{m}")).unwrap_or_default(),
+                    d.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                ),
+            };
+            out += &format!("  delivery to {sink}: {line}\n");
         }
         let mut again = tx.clone();
         let decision = categorizer.categorize(&mut again);

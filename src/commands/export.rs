@@ -22,7 +22,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     let mut totals = DailyTotalsBuilder::new();
     let mut summary = Summary::default();
     let (accounts, quarantine) = setup::runtime()?.block_on(async {
-        let store = setup::open_store(&config).await?;
+        let store = setup::open_existing_store(&config).await?;
         with_store!(&store, s => {
             let mut batch = Vec::with_capacity(1000);
             s.for_each_transaction(|tx| {
@@ -53,7 +53,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     let path = args.out.join("summary.json");
     std::fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")
         .with_context(|| format!("writing {}", path.display()))?;
-    eprintln!(
+    crate::diag::say(format_args!(
         "exported {} transactions ({} counted, {} pending, {} superseded or duplicate), {} accounts, {} quarantined into {}",
         summary.transactions,
         summary.counted,
@@ -62,6 +62,6 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         accounts.len(),
         summary.quarantined,
         args.out.display()
-    );
+    ));
     Ok(())
 }

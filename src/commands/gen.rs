@@ -18,6 +18,6 @@ pub fn run(args: &GenArgs) -> Result<()> {
         GenKind::Firefly => write_pages(&args.out, FireflyGenerator::new(cfg)),
     }
     .with_context(|| format!("writing pages into {}", args.out.display()))?;
-    eprintln!("wrote {pages} pages ({} records) into {}", args.transactions, args.out.display());
+    crate::diag::say(format_args!("wrote {pages} pages ({} records) into {}", args.transactions, args.out.display()));
     Ok(())
 }

@@ -36,7 +36,7 @@ pub fn run(args: &RecordArgs) -> Result<()> {
         let text = sanitize(&page.body, &secrets).with_context(|| format!("{}: not JSON", page.url))?;
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         for w in &page.page.warnings {
-            eprintln!("bankpipe: warning: {w}");
+            crate::diag::warn(w);
         }
         Ok(())
     }));
@@ -44,13 +44,13 @@ pub fn run(args: &RecordArgs) -> Result<()> {
         Ok(live) => anyhow::Error::new(live),
         Err(other) => other,
     })?;
-    eprintln!(
+    crate::diag::say(format_args!(
         "recorded {} pages ({} records) from {} into {}",
         stats.pages,
         stats.records_read,
         args.source,
         args.out.display()
-    );
+    ));
     Ok(())
 }
 

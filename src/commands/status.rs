@@ -10,8 +10,16 @@ use crate::setup;
 pub fn run(args: &StatusArgs) -> Result<()> {
     let config = setup::load_config(Some(&args.config.config))?;
     let report = setup::runtime()?.block_on(async {
-        let store = setup::open_store(&config).await?;
-        anyhow::Ok(with_store!(&store, s => s.status(args.runs).await?))
+        let store = setup::open_existing_store(&config).await?;
+        let mut report = with_store!(&store, s => s.status(args.runs).await?);
+        // Nobody holds the sync lock: a run still marked running has died.
+        if let Ok(lock) = store.lock().await {
+            for r in report.runs.iter_mut().filter(|r| r.outcome == "running") {
+                r.outcome = "interrupted".into();
+            }
+            drop(lock);
+        }
+        anyhow::Ok(report)
     })?;
     if args.json {
         let value = json!({

@@ -1,10 +1,13 @@
 //! `bankpipe sync`: the scheduled job (DESIGN §8).
 //!
-//! Per source: fetch from its watermark minus `sync.overlap_days` (all
-//! history on the first run), categorize and upsert page by page, then pair
-//! pending → posted and cross-source duplicates, and only then — when every
-//! source succeeded — move the watermarks forward. One sync per database at
-//! a time.
+//! Per source, on its own: fetch its per-account windows (see
+//! `crate::windows`: from `min(oldest pending, watermark − overlap)`, the
+//! whole history on the first run, for a new account, with `--full` or when
+//! `full_sweep_days` is due), categorize and upsert page by page, prove the
+//! walk complete against the source's own count, and move its watermarks
+//! forward. A failing source never stops the others: then pending →
+//! posted and cross-source pairing, and delivery of everything stored. One
+//! sync per SQLite database at a time.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -20,11 +23,12 @@ use crate::cli::SyncArgs;
 use crate::ingest::{self, SourceOutcome};
 use crate::setup;
 
-/// A sync that completed, but some deliveries of this run failed (their
-/// reasons are in the ledger) or stayed in flight: exit code 3.
+/// A sync that completed, but a source failed, or some deliveries of this
+/// run failed (their reasons are in the ledger) or stayed in flight: exit
+/// code 3.
 #[derive(Debug, thiserror::Error)]
-#[error("completed, but not every delivery settled: {0}")]
-pub struct DeliveriesIncomplete(pub String);
+#[error("completed with failures: {0}")]
+pub struct CompletedWithFailures(pub String);
 
 /// `--json` output and the summary line.
 #[derive(Debug, Serialize)]
@@ -53,12 +57,30 @@ pub fn run(args: &SyncArgs) -> Result<()> {
     let categorizer = setup::categorizer(&config, Some(path))?;
     let sources = setup::select_sources(&config, path, &args.source)?;
     setup::runtime()?.block_on(async {
-        let store = setup::open_store(&config).await?;
         if args.dry_run {
-            return with_store!(&store, s => dry_run(s, &config, &categorizer, &sources).await);
+            let (store, scratch) = match setup::open_existing_store(&config).await {
+                Ok(store) => (store, None),
+                // Nothing synced yet: plan against an empty scratch store,
+                // removed afterwards; the configured database is not created.
+                Err(_) if config.store.url().is_ok_and(|u| u.starts_with("sqlite:")) => {
+                    let path = std::env::temp_dir().join(format!("bankpipe-dry-run-{}.db", std::process::id()));
+                    let store = bankpipe_store::SqliteStore::open(&format!("sqlite://{}", path.display())).await?;
+                    (bankpipe_store::AnyStore::Sqlite(store), Some(path))
+                }
+                Err(e) => return Err(e),
+            };
+            let planned = with_store!(&store, s => dry_run(s, &config, &categorizer, &sources, args.full).await);
+            drop(store);
+            if let Some(path) = scratch {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            return planned;
         }
+        let store = setup::open_store(&config).await?;
         let _lock = store.lock().await?;
-        with_store!(&store, s => sync(s, &config, &categorizer, &sources, args.json).await)
+        with_store!(&store, s => sync(s, &config, &categorizer, &sources, args).await)
     })
 }
 
@@ -72,11 +94,17 @@ async fn dry_run<S: Store>(
     config: &bankpipe_config::Config,
     categorizer: &bankpipe_enrich::Categorizer,
     sources: &[LiveSource],
+    full: bool,
 ) -> Result<()> {
     let client = HttpClient::new(Policy::default())?;
     let mut planned = 0u64;
+    let today = Utc::now().date_naive();
     for source in sources {
-        let from = ingest::sync_start(store, &source.ctx.source, config.sync.overlap_days).await?;
+        // One walk from the earliest start the sync would use (the dry run
+        // cannot discover new accounts without writing them).
+        let (_, walks) = ingest::plan_source(store, config, source, full, today).await?;
+        let from =
+            if walks.iter().any(|w| w.from.is_none()) { None } else { walks.iter().filter_map(|w| w.from).min() };
         let mut rows = Vec::new();
         source
             .walk::<anyhow::Error, _>(&client, Window { from, to: None }, async |page| {
@@ -105,14 +133,14 @@ async fn dry_run<S: Store>(
                 }
             }
         }
-        eprintln!(
+        crate::diag::say(format_args!(
             "dry run: {} from {}: {} transactions fetched",
             source.ctx.source,
             from.map_or("the beginning".into(), |d| d.to_string()),
             rows.len()
-        );
+        ));
     }
-    eprintln!("dry run: {planned} planned sink requests printed; nothing was written or sent");
+    crate::diag::say(format_args!("dry run: {planned} planned sink requests printed; nothing was written or sent"));
     Ok(())
 }
 
@@ -121,36 +149,41 @@ async fn sync<S: Store>(
     config: &bankpipe_config::Config,
     categorizer: &bankpipe_enrich::Categorizer,
     sources: &[LiveSource],
-    json: bool,
+    args: &SyncArgs,
 ) -> Result<()> {
+    let (json, full) = (args.json, args.full);
     let started = Instant::now();
     let run = store.begin_run(RunKind::Sync).await?;
     let mut outcomes: Vec<SourceOutcome> = Vec::new();
+    let mut source_errors: Vec<anyhow::Error> = Vec::new();
     let result: Result<(u64, u64)> = async {
         let client = HttpClient::new(Policy::default())?;
         for source in sources {
-            let from = ingest::sync_start(store, &source.ctx.source, config.sync.overlap_days).await?;
-            let outcome =
-                ingest::ingest_window(store, run, &client, categorizer, source, Window { from, to: None }).await?;
-            outcomes.push(outcome);
+            // Each source on its own: one failing never stops the others.
+            match ingest::sync_source(store, run, &client, categorizer, config, source, full).await {
+                Ok(o) => outcomes.push(o),
+                Err(e) => {
+                    tracing::error!(source = %source.ctx.source, "{e:#}");
+                    outcomes.push(SourceOutcome {
+                        source: source.ctx.source.to_string(),
+                        error: Some(format!("{e:#}")),
+                        ..SourceOutcome::default()
+                    });
+                    source_errors.push(e);
+                }
+            }
         }
         let touched: BTreeSet<(String, String)> =
             outcomes.iter().flat_map(|o| o.accounts.iter().map(|a| (o.source.clone(), a.clone()))).collect();
-        let since =
-            if outcomes.iter().any(|o| o.from.is_none()) { None } else { outcomes.iter().filter_map(|o| o.from).min() };
-        let (superseded, duplicates) = ingest::dedupe(store, run, config, &touched, since).await?;
-        // Data is committed: now, and only now, the watermarks move forward.
-        let today = Utc::now().date_naive();
-        for o in &outcomes {
-            let dates: Vec<(String, chrono::NaiveDate)> =
-                o.latest_posted.iter().map(|(a, d)| (a.clone(), (*d).min(today))).collect();
-            store.advance_watermarks(run, &o.source, &dates).await?;
-        }
-        Ok((superseded, duplicates))
+        let since = if outcomes.iter().any(|o| o.from.is_none() && o.error.is_none()) {
+            None
+        } else {
+            outcomes.iter().filter_map(|o| o.from).min()
+        };
+        ingest::dedupe(store, run, config, &touched, since).await
     }
     .await;
-    // Deliveries: from the outbox, whatever this run fetched (a failed fetch
-    // still lets earlier backlog go out).
+    // Deliveries: everything stored is delivered, whichever source failed.
     let mut deliveries = Vec::new();
     let mut sink_error: Option<anyhow::Error> = None;
     if result.is_ok() {
@@ -164,22 +197,24 @@ async fn sync<S: Store>(
             }
         }
     }
-    let incomplete: Vec<String> = deliveries
-        .iter()
-        .filter(|d| d.failed > 0 || d.in_flight > 0 || d.stopped.is_some())
-        .map(|d| {
-            format!(
-                "{}: {} failed, {} in flight{}",
-                d.sink,
-                d.failed,
-                d.in_flight,
-                d.stopped.as_deref().map(|m| format!(", stopped: {m}")).unwrap_or_default()
-            )
-        })
-        .collect();
+    let mut failures: Vec<String> =
+        outcomes.iter().filter_map(|o| o.error.as_ref().map(|e| format!("source {} failed: {e}", o.source))).collect();
+    failures.extend(deliveries.iter().filter(|d| d.failed > 0 || d.in_flight > 0 || d.stopped.is_some()).map(|d| {
+        format!(
+            "{}: {} failed, {} in flight{}",
+            d.sink,
+            d.failed,
+            d.in_flight,
+            d.stopped.as_deref().map(|m| format!(", stopped: {m}")).unwrap_or_default()
+        )
+    }));
+    let only_rate_limited = !source_errors.is_empty()
+        && failures.len() == source_errors.len()
+        && source_errors.iter().all(|e| crate::outcome_of(e) == "rate-limited");
     let result = match (result, sink_error) {
         (Ok(v), Some(e)) => Err(e).map(|()| v),
-        (Ok(_), None) if !incomplete.is_empty() => Err(DeliveriesIncomplete(incomplete.join("; ")).into()),
+        (Ok(_), None) if only_rate_limited => Err(source_errors.swap_remove(0)),
+        (Ok(_), None) if !failures.is_empty() => Err(CompletedWithFailures(failures.join("; ")).into()),
         (r, _) => r,
     };
     let (superseded, duplicates) = result.as_ref().map_or((0, 0), |&(s, d)| (s, d));
@@ -201,11 +236,63 @@ async fn sync<S: Store>(
             tracing::warn!(source = %o.source, "{w}");
         }
     }
-    eprintln!("{}", summary_line("sync", &summary));
+    crate::diag::say(summary_line("sync", &summary));
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
+    if let Some(path) = &args.metrics_file {
+        let exit = result.as_ref().err().map_or(0, |e| i64::from(crate::exit_code(e)));
+        if let Err(e) = write_metrics(store, config, &summary, exit, path).await {
+            crate::diag::warn(format_args!("metrics not written: {e:#}"));
+        }
+    }
     result.map(|_| ())
+}
+
+/// The run's figures as a Prometheus text file (`--metrics-file`).
+async fn write_metrics<S: Store>(
+    store: &S,
+    config: &bankpipe_config::Config,
+    summary: &SyncSummary,
+    exit_code: i64,
+    path: &std::path::Path,
+) -> Result<()> {
+    let status = store.status(0).await?;
+    let mut figures = crate::metrics::RunFigures {
+        finished_unix: Utc::now().timestamp(),
+        exit_code,
+        duration_seconds: summary.elapsed_seconds,
+        sources: summary
+            .sources
+            .iter()
+            .map(|o| crate::metrics::SourceFigures {
+                name: o.source.clone(),
+                records: o.records,
+                quarantined: o.quarantined,
+                failed: o.error.is_some(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    for sink in config.sinks.iter().filter(|s| s.kind != bankpipe_config::SinkKindConfig::File) {
+        let report = summary.deliveries.iter().find(|d| d.sink == sink.name);
+        let backlog = status.deliveries.iter().find(|d| d.sink == sink.name);
+        figures.sinks.push(crate::metrics::SinkFigures {
+            name: sink.name.clone(),
+            delivered: report.map_or(0, |r| r.delivered),
+            failed: report.map_or(0, |r| r.failed),
+            waiting: backlog.map_or(0, |b| b.waiting),
+            in_flight: backlog.map_or(0, |b| b.in_flight),
+        });
+        let origin =
+            bankpipe_http::Endpoint::new(&sink.base_url, bankpipe_http::Credentials::None)?.origin().to_string();
+        if let Some((_, remaining, reset)) = store.rate_budget(&origin).await? {
+            if reset > Utc::now().timestamp() {
+                figures.rate_remaining.push((sink.name.clone(), remaining));
+            }
+        }
+    }
+    crate::metrics::write(path, &figures)
 }
 
 /// `sync ok (run 3, 0.4 s): truv 3 pages 11 records: 9 new, 0 updated, …`
@@ -213,11 +300,12 @@ pub fn summary_line(job: &str, s: &SyncSummary) -> String {
     let parts: Vec<String> = s
         .sources
         .iter()
-        .map(|o| {
-            format!(
+        .map(|o| match &o.error {
+            Some(_) => format!("{} FAILED after {} pages", o.source, o.pages),
+            None => format!(
                 "{} {} pages {} records: {} new, {} updated, {} unchanged, {} quarantined",
                 o.source, o.pages, o.records, o.inserted, o.updated, o.unchanged, o.quarantined
-            )
+            ),
         })
         .collect();
     let sinks: Vec<String> = s

@@ -15,7 +15,7 @@ pub fn run(args: &TotalsArgs) -> Result<()> {
     let mut totals = DailyTotalsBuilder::new();
     let mut seen = 0u64;
     setup::runtime()?.block_on(async {
-        let store = setup::open_store(&config).await?;
+        let store = setup::open_existing_store(&config).await?;
         with_store!(&store, s => s.for_each_transaction(|tx| {
             if &*tx.source == source && tx.source_account_id == account && tx.booking_date >= args.from && tx.booking_date <= args.to {
                 seen += 1;
@@ -41,12 +41,12 @@ pub fn run(args: &TotalsArgs) -> Result<()> {
             d.outflow.to_string()
         );
     }
-    eprintln!(
+    crate::diag::say(format_args!(
         "{} transactions of {source}:{account} between {} and {} ({} counted days)",
         seen,
         args.from,
         args.to,
         daily.len()
-    );
+    ));
     Ok(())
 }

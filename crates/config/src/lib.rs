@@ -96,6 +96,23 @@ impl Config {
                 }
             }
         }
+        let url = &self.store.database_url;
+        let known = ["sqlite:", "postgres:", "postgresql:"];
+        if self.store.database_url_env.is_none() && !known.iter().any(|k| url.starts_with(k)) {
+            // Only the scheme is shown: the rest may hold a password.
+            let shown =
+                url.split_once("://").map_or_else(|| url.chars().take(12).collect(), |(s, _)| format!("{s}://…"));
+            return Err(invalid(
+                "store.database_url".into(),
+                &shown,
+                "expected sqlite://PATH (the embedded default) or postgres://USER@HOST/DB",
+            ));
+        }
+        if let Some(var) = &self.store.database_url_env {
+            if var.trim().is_empty() {
+                return Err(invalid("store.database_url_env".into(), var, "names no variable"));
+            }
+        }
         let d = &self.dedupe;
         if d.pending_days < 0 || d.cross_source_days < 0 || !(0..=100).contains(&d.tip_tolerance_percent) {
             return Err(invalid("dedupe".into(), "", "days must be >= 0 and tip_tolerance_percent within 0..=100"));

@@ -105,11 +105,31 @@ pub struct StoreConfig {
     /// PostgreSQL only: keep bankpipe's tables in this schema (created if missing).
     #[serde(default)]
     pub schema: Option<String>,
+    /// Name of an environment variable holding the database URL (so a
+    /// PostgreSQL password stays out of the file); when set, it replaces
+    /// `database_url`.
+    #[serde(default)]
+    pub database_url_env: Option<String>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { database_url: default_database_url(), schema: None }
+        StoreConfig { database_url: default_database_url(), schema: None, database_url_env: None }
+    }
+}
+
+impl StoreConfig {
+    /// The database URL: from the variable `database_url_env` names, else
+    /// `database_url`.
+    ///
+    /// # Errors
+    /// The variable is named but not set (the message names it, never a value).
+    pub fn url(&self) -> Result<String, String> {
+        match &self.database_url_env {
+            None => Ok(self.database_url.clone()),
+            Some(var) => std::env::var(var)
+                .map_err(|_| format!("environment variable {var} (named by store.database_url_env) is not set")),
+        }
     }
 }
 
@@ -127,12 +147,25 @@ pub struct SyncConfig {
     /// IANA zone of booking dates for sources that send UTC instants (Truv). Default `UTC`.
     #[serde(default = "default_timezone")]
     pub timezone: String,
+    /// A source account's window starts no later than its oldest row still
+    /// pending, back to at most this many days (a hold the bank silently
+    /// dropped stops widening the window after it). Default 60.
+    #[serde(default = "default_pending_lookback_days")]
+    pub pending_lookback_days: u32,
 }
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        SyncConfig { overlap_days: default_overlap_days(), timezone: default_timezone() }
+        SyncConfig {
+            overlap_days: default_overlap_days(),
+            timezone: default_timezone(),
+            pending_lookback_days: default_pending_lookback_days(),
+        }
     }
+}
+
+fn default_pending_lookback_days() -> u32 {
+    60
 }
 
 fn default_overlap_days() -> u32 {
@@ -178,6 +211,21 @@ pub struct SourceConfig {
     /// Firefly: variable holding the personal access token.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// Walk the source's whole history again every this many days (a
+    /// hand-kept ledger is back-dated and edited far behind any window);
+    /// 0 = never. Default: 30 for Firefly, 0 for Truv. `sync --full` does it now.
+    #[serde(default)]
+    pub full_sweep_days: Option<u32>,
+}
+
+impl SourceConfig {
+    /// [`SourceConfig::full_sweep_days`] with its per-kind default.
+    pub fn full_sweep_days(&self) -> u32 {
+        self.full_sweep_days.unwrap_or(match self.kind {
+            SourceKindConfig::Firefly => 30,
+            SourceKindConfig::Truv => 0,
+        })
+    }
 }
 
 /// Sink kind.

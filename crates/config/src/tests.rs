@@ -77,3 +77,19 @@ fn account_links_name_known_sources() {
     let bad = format!("{src}[[account_links]]\naccounts = [\"f:1\"]\n");
     assert!(Config::parse(&bad, Path::new("c.toml")).is_err());
 }
+
+#[test]
+fn a_database_url_of_another_kind_is_a_config_error_naming_file_and_key() {
+    for url in ["mysql://u:hunter2@h/db", ""] {
+        let e = Config::parse(&format!("[store]\ndatabase_url = \"{url}\"\n"), Path::new("e.toml")).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, ConfigError::Invalid { .. }), "{text}");
+        assert!(text.contains("e.toml") && text.contains("store.database_url") && !text.contains("hunter2"), "{text}");
+    }
+    let c = Config::parse("[store]\ndatabase_url_env = \"BP_TEST_DB_URL_UNSET\"\n", Path::new("e.toml")).unwrap();
+    let e = c.store.url().unwrap_err();
+    assert!(e.contains("BP_TEST_DB_URL_UNSET") && e.contains("store.database_url_env"), "{e}");
+    std::env::set_var("BP_TEST_DB_URL_SET", "postgres://bp@db/bank");
+    let c = Config::parse("[store]\ndatabase_url_env = \"BP_TEST_DB_URL_SET\"\n", Path::new("e.toml")).unwrap();
+    assert_eq!(c.store.url().unwrap(), "postgres://bp@db/bank");
+}

@@ -69,11 +69,14 @@ pub struct FireflyConfig {
     pub token: String,
     /// Faults to inject.
     pub faults: Faults,
+    /// With `faults.drift`: stop inserting groups after this many page
+    /// requests (a burst of activity during one walk); `None` = every request.
+    pub drift_limit: Option<u64>,
 }
 
 impl Default for FireflyConfig {
     fn default() -> Self {
-        FireflyConfig { token: "sim-firefly-token".into(), faults: Faults::none() }
+        FireflyConfig { token: "sim-firefly-token".into(), faults: Faults::none(), drift_limit: None }
     }
 }
 
@@ -158,7 +161,7 @@ async fn handle(
     }
     let kind = q.get("type").map(|t| t.replace('-', " "));
     let mut data = sim.data.lock().expect("data lock");
-    if faults.drift {
+    if faults.drift && sim.config.drift_limit.is_none_or(|l| sim.drift_serial.load(Ordering::Relaxed) < l) {
         // New activity arrives between page requests: a group at the start
         // of the listing shifts every later page by one.
         let n = sim.drift_serial.fetch_add(1, Ordering::Relaxed);

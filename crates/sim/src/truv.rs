@@ -109,6 +109,9 @@ pub struct TruvConfig {
     pub daily_totals: bool,
     /// Faults to inject.
     pub faults: Faults,
+    /// With `faults.drift`: stop inserting records after this many page
+    /// requests (a burst of activity during one walk); `None` = every request.
+    pub drift_limit: Option<u64>,
 }
 
 impl Default for TruvConfig {
@@ -119,6 +122,7 @@ impl Default for TruvConfig {
             secret: "sim-secret".into(),
             daily_totals: false,
             faults: Faults::none(),
+            drift_limit: None,
         }
     }
 }
@@ -173,10 +177,25 @@ impl TruvSim {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// Append transactions (new activity between syncs).
+    /// New activity between syncs: each transaction replaces the one with
+    /// its id (a server holds one current state per transaction: a pending
+    /// row that posts under its own id changes in place), else is appended.
     pub fn push_transactions(&self, more: impl IntoIterator<Item = Value>) {
         let mut data = self.data.lock().expect("data lock");
-        data.data.transactions.extend(more);
+        for t in more {
+            let existing = data.data.transactions.iter().position(|x| x["id"] == t["id"]);
+            match existing {
+                Some(i) => data.data.transactions[i] = t,
+                None => data.data.transactions.push(t),
+            }
+        }
+        data.dirty = true;
+    }
+
+    /// Remove the transactions with these ids (a bank dropping a hold).
+    pub fn remove_transactions(&self, ids: &[&str]) {
+        let mut data = self.data.lock().expect("data lock");
+        data.data.transactions.retain(|t| !ids.iter().any(|id| t["id"] == *id));
         data.dirty = true;
     }
 
@@ -310,7 +329,7 @@ async fn handle(
         }
         body.to_string()
     };
-    if faults.drift {
+    if faults.drift && sim.config.drift_limit.is_none_or(|l| sim.drift_serial.load(Ordering::Relaxed) < l) {
         let n = sim.drift_serial.fetch_add(1, Ordering::Relaxed);
         let mut data = sim.data.lock().expect("data lock");
         let earliest = data.index().first().map(|(_, i)| *i);

@@ -44,7 +44,7 @@ pub struct PlannedRequest<'a> {
 /// `zone` is the booking zone (`sync.timezone`). Offline, mibudge budget
 /// ids are unknown, so no split follow-up is planned.
 pub fn plan(sink: &SinkConfig, maps: &SinkCategoryMaps, zone: Tz, tx: &Transaction) -> Plan {
-    let Some(account) = sink.accounts.get(&tx.source_account_id) else {
+    let Some(account) = crate::sink::mapped_account(&sink.accounts, &tx.source, &tx.source_account_id) else {
         return Plan::Skip {
             account: format!("{}:{}", tx.source, tx.source_account_id),
             notice: format!("source account {}:{} is not mapped in [sinks.accounts]", tx.source, tx.source_account_id),

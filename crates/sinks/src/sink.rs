@@ -50,6 +50,17 @@ pub fn markers_in(text: &str) -> Vec<&str> {
     found
 }
 
+/// The sink account `[sinks.accounts]` maps a source account to: the key
+/// `"source:account"` (the form every notice prints), else the bare
+/// account id.
+pub fn mapped_account<'m>(
+    mapping: &'m std::collections::BTreeMap<String, String>,
+    source: &str,
+    account: &str,
+) -> Option<&'m String> {
+    mapping.get(&format!("{source}:{account}")).or_else(|| mapping.get(account))
+}
+
 /// One request a delivery makes, stored in the ledger (as JSON) when the
 /// delivery goes `in_flight` and reused as is by retries and reconciliation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,11 +104,13 @@ pub enum Plan {
 /// A sink failure that stops the sink for this run.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    /// The HTTP layer failed (rate budget exhausted, auth, transport).
-    #[error("{sink}: {source}")]
+    /// The HTTP layer failed (rate budget exhausted, auth, transport); the
+    /// cause is the error's `source()` (printed after the sink name by
+    /// `{:#}` chains, so it is not repeated here).
+    #[error("{sink}")]
     Http { sink: String, source: HttpError },
-    /// The store failed.
-    #[error("{sink}: {source}")]
+    /// The store failed (the cause is the `source()`).
+    #[error("{sink}")]
     Store { sink: String, source: bankpipe_store::StoreError },
     /// The sink refused for the rest of the run (plan limit).
     #[error("{sink}: {message}")]
@@ -205,6 +218,20 @@ mod tests {
         let corrected = [marker(&id, 1), marker(&id, 2)];
         assert!(corrected.iter().all(|c| c.len() == 18 && *c != m && markers_in(&format!("#{c}")) == [c.as_str()]));
         assert_ne!(corrected[0], corrected[1]);
+    }
+
+    #[test]
+    fn mapping_keys_may_name_the_source() {
+        let m: std::collections::BTreeMap<String, String> = [
+            ("firefly:1".to_owned(), "A".to_owned()),
+            ("1".to_owned(), "B".to_owned()),
+            ("chk".to_owned(), "C".to_owned()),
+        ]
+        .into();
+        assert_eq!(mapped_account(&m, "firefly", "1").map(String::as_str), Some("A"), "qualified first");
+        assert_eq!(mapped_account(&m, "truv", "1").map(String::as_str), Some("B"));
+        assert_eq!(mapped_account(&m, "truv", "chk").map(String::as_str), Some("C"));
+        assert_eq!(mapped_account(&m, "truv", "nope"), None);
     }
 
     #[test]

@@ -65,9 +65,29 @@ pub enum LiveError {
     /// The configuration cannot build this source.
     #[error("source {source_name:?}: {problem}")]
     Config { source_name: String, problem: String },
+    /// The walk read fewer distinct records than the source says its
+    /// result holds (Truv `count`, Firefly `meta.pagination.total`), on
+    /// every one of [`MAX_WALKS`] walks: a record moved between page
+    /// requests and was never read.
+    #[error(
+        "source {source_name:?}: incomplete walk of {window}: read {read} distinct records of the {expected} the source \
+         reports, on each of {walks} walks ({url}); records moved between page requests — nothing was lost from the \
+         store, but the watermarks of this source stay where they were; try again later"
+    )]
+    Incomplete { source_name: String, window: String, read: u64, expected: u64, walks: u32, url: String },
+    /// A walk exceeded [`MAX_PAGES`] pages.
+    #[error("source {source_name:?}: more than {max} pages in one walk ({url}); giving up on it")]
+    TooManyPages { source_name: String, max: u64, url: String },
 }
 
-/// Totals of one walk.
+/// Walks of one window before a shortfall against the source's own count
+/// is an error (the first, and two more).
+pub const MAX_WALKS: u32 = 3;
+
+/// Pages one walk may have (at `page_size` 500, 50 million records).
+pub const MAX_PAGES: u64 = 100_000;
+
+/// Totals of one walk (all its passes, when a shortfall made it walk again).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LiveStats {
     /// Pages fetched.
@@ -76,6 +96,13 @@ pub struct LiveStats {
     pub records_read: u64,
     /// Records seen again on the next page (page drift).
     pub drifted: u64,
+    /// Passes over the window (1, or more after a shortfall).
+    pub walks: u32,
+    /// Distinct records read, by the source's own id.
+    pub distinct: u64,
+    /// Records the source reported for the window (last page's `count` or
+    /// `total`), when it reports one.
+    pub expected: Option<u64>,
 }
 
 impl LiveSource {
@@ -113,25 +140,85 @@ impl LiveSource {
     }
 
     /// Walk every page of `window`, handing each to `on_page` (async, e.g.
-    /// to write it to the store) before the next page is fetched.
+    /// to write it to the store) before the next page is fetched; then
+    /// prove completeness: the distinct records read (by the source's own
+    /// id, across passes) must reach the count the source reports for the
+    /// window (Truv `count`, Firefly `meta.pagination.total`). On a
+    /// shortfall the window is walked again, up to [`MAX_WALKS`] passes.
+    ///
+    /// Memory: the ids of the records read (about 40 bytes each), one
+    /// page, and the URLs visited.
     ///
     /// # Errors
     /// The first HTTP, page or chain error (a `next` link to another origin
-    /// is refused by the HTTP layer), or the first error of `on_page`.
+    /// is refused by the HTTP layer), [`LiveError::Incomplete`] after
+    /// [`MAX_WALKS`] short passes, [`LiveError::TooManyPages`], or the first
+    /// error of `on_page`.
     pub async fn walk<E, F>(&self, client: &HttpClient, window: Window, mut on_page: F) -> Result<LiveStats, E>
     where
         E: From<LiveError>,
         F: AsyncFnMut(FetchedPage) -> Result<(), E>,
     {
-        let mut url = match self.kind {
+        let mut stats = LiveStats::default();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut anonymous_max = 0u64;
+        let mut first_url = None;
+        loop {
+            stats.walks += 1;
+            let (url, expected, anonymous) =
+                self.walk_once(client, window, &mut stats, &mut seen, &mut on_page).await?;
+            first_url.get_or_insert(url);
+            anonymous_max = anonymous_max.max(anonymous);
+            stats.distinct = seen.len() as u64 + anonymous_max;
+            stats.expected = expected;
+            let short = expected.is_some_and(|n| stats.distinct < n);
+            if !short {
+                return Ok(stats);
+            }
+            if stats.walks >= MAX_WALKS {
+                return Err(LiveError::Incomplete {
+                    source_name: self.ctx.source.to_string(),
+                    window: describe(window),
+                    read: stats.distinct,
+                    expected: expected.unwrap_or_default(),
+                    walks: stats.walks,
+                    url: first_url.map(|u| u.to_string()).unwrap_or_default(),
+                }
+                .into());
+            }
+            tracing::warn!(
+                source = %self.ctx.source,
+                read = stats.distinct,
+                expected = expected.unwrap_or_default(),
+                "fewer distinct records than the source reports; walking the window again"
+            );
+        }
+    }
+
+    /// One pass over the window's pages. Returns the first URL, the count
+    /// the last page reported and the number of records without an id.
+    async fn walk_once<E, F>(
+        &self,
+        client: &HttpClient,
+        window: Window,
+        stats: &mut LiveStats,
+        seen: &mut HashSet<String>,
+        on_page: &mut F,
+    ) -> Result<(Url, Option<u64>, u64), E>
+    where
+        E: From<LiveError>,
+        F: AsyncFnMut(FetchedPage) -> Result<(), E>,
+    {
+        let first = match self.kind {
             SourceKind::Truv => truv::live::first_url(self, window)?,
             SourceKind::Firefly => firefly::live::first_url(self, window, 1)?,
         };
-        let mut stats = LiveStats::default();
+        let mut url = first.clone();
         let mut visited: HashSet<String> = HashSet::new();
         let mut drift = DriftDetector::default();
         let mut truv_chain = truv::TruvChain::new();
         let mut firefly_chain = firefly::FireflyChain::new();
+        let (mut expected, mut anonymous) = (None, 0u64);
         loop {
             if !visited.insert(url.to_string()) {
                 return Err(LiveError::from(PageError::Chain {
@@ -140,6 +227,10 @@ impl LiveSource {
                 })
                 .into());
             }
+            if visited.len() as u64 > MAX_PAGES {
+                let source_name = self.ctx.source.to_string();
+                return Err(LiveError::TooManyPages { source_name, max: MAX_PAGES, url: url.to_string() }.into());
+            }
             let response = client.get(&self.endpoint, &url).await.map_err(LiveError::from)?;
             let label = url.to_string();
             let next = match self.kind {
@@ -147,6 +238,7 @@ impl LiveSource {
                     let (page, cursor) =
                         truv::normalize_page(&self.ctx, &label, &response.body).map_err(LiveError::from)?;
                     truv_chain.accept(&label, &cursor).map_err(LiveError::from)?;
+                    expected = cursor.count.or(expected);
                     let next = cursor.next.as_deref().map(|n| self.resolve(&url, n)).transpose()?;
                     (page, next)
                 }
@@ -154,12 +246,14 @@ impl LiveSource {
                     let (page, cursor) =
                         firefly::normalize_page(&self.ctx, &label, &response.body).map_err(LiveError::from)?;
                     firefly_chain.accept(&label, &cursor).map_err(LiveError::from)?;
+                    expected = cursor.total.or(expected);
                     let next = (cursor.current_page < cursor.total_pages)
                         .then(|| firefly::live::first_url(self, window, cursor.current_page + 1))
                         .transpose()?;
                     (page, next)
                 }
             };
+            anonymous += record_ids(self.kind, &response.body, seen);
             let (mut page, next) = next;
             let drifted = drift.check(&page.transactions, stats.pages + 1);
             stats.drifted += drifted.len() as u64;
@@ -176,7 +270,7 @@ impl LiveSource {
             SourceKind::Truv => truv_chain.finish().map_err(LiveError::from)?,
             SourceKind::Firefly => firefly_chain.finish().map_err(LiveError::from)?,
         };
-        Ok(stats)
+        Ok((first, expected, anonymous))
     }
 
     /// A `next` link as a URL (relative links resolve against the page URL;
@@ -223,4 +317,111 @@ fn fingerprint(tx: &Transaction) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (tx.amount.to_minor_units().ok(), tx.status.as_str(), tx.booking_date, tx.updated_at, &tx.description).hash(&mut h);
     h.finish()
+}
+
+fn describe(window: Window) -> String {
+    let side = |d: Option<NaiveDate>, open: &str| d.map_or_else(|| open.to_owned(), |d| d.to_string());
+    format!("{}..{}", side(window.from, "the beginning"), side(window.to, "now"))
+}
+
+/// Add the source's own ids of the records of a raw page to `seen` (Truv
+/// `transactions[].id`, Firefly `data[].attributes.transactions[].transaction_journal_id`);
+/// returns how many records had no readable id. A page that does not parse
+/// here has already failed normalization.
+fn record_ids(kind: SourceKind, body: &[u8], seen: &mut HashSet<String>) -> u64 {
+    use std::borrow::Cow;
+
+    use serde::de::IgnoredAny;
+    use serde::Deserialize;
+    /// An id as written: text or a number.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum AnyId<'a> {
+        Text(#[serde(borrow)] Cow<'a, str>),
+        Number(serde_json::Number),
+        Other(IgnoredAny),
+    }
+    impl AnyId<'_> {
+        fn text(self) -> Option<String> {
+            match self {
+                AnyId::Text(t) if !t.trim().is_empty() => Some(t.into_owned()),
+                AnyId::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        }
+    }
+    #[derive(Deserialize)]
+    struct TruvRecord<'a> {
+        #[serde(borrow)]
+        id: Option<AnyId<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Journal<'a> {
+        #[serde(borrow)]
+        transaction_journal_id: Option<AnyId<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Attributes<'a> {
+        #[serde(borrow, default)]
+        transactions: Vec<Element<Journal<'a>>>,
+    }
+    #[derive(Deserialize)]
+    struct Group<'a> {
+        #[serde(borrow)]
+        attributes: Option<Attributes<'a>>,
+    }
+    /// A list element: the expected object, or anything else (counted anonymous).
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Element<T> {
+        Known(T),
+        Other(IgnoredAny),
+    }
+    #[derive(Deserialize)]
+    struct TruvPage<'a> {
+        #[serde(borrow, default)]
+        transactions: Vec<Element<TruvRecord<'a>>>,
+    }
+    #[derive(Deserialize)]
+    struct FireflyPage<'a> {
+        #[serde(borrow, default)]
+        data: Vec<Element<Group<'a>>>,
+    }
+    let mut anonymous = 0;
+    let mut add = |id: Option<AnyId<'_>>| match id.and_then(AnyId::text) {
+        Some(i) => {
+            seen.insert(i);
+        }
+        None => anonymous += 1,
+    };
+    match kind {
+        SourceKind::Truv => {
+            if let Ok(p) = serde_json::from_slice::<TruvPage<'_>>(body) {
+                for t in p.transactions {
+                    match t {
+                        Element::Known(r) => add(r.id),
+                        Element::Other(_) => add(None),
+                    }
+                }
+            }
+        }
+        SourceKind::Firefly => {
+            if let Ok(p) = serde_json::from_slice::<FireflyPage<'_>>(body) {
+                for g in p.data {
+                    match g {
+                        Element::Known(Group { attributes: Some(a) }) if !a.transactions.is_empty() => {
+                            for j in a.transactions {
+                                match j {
+                                    Element::Known(j) => add(j.transaction_journal_id),
+                                    Element::Other(_) => add(None),
+                                }
+                            }
+                        }
+                        _ => add(None),
+                    }
+                }
+            }
+        }
+    }
+    anonymous
 }

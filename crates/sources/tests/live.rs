@@ -130,18 +130,47 @@ async fn firefly_pages_are_followed_until_current_equals_total() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn page_drift_is_reported_and_each_record_kept_once() {
+async fn records_shifting_between_pages_are_walked_again_until_none_is_missing() {
+    // A burst of activity during the first walk: 3 records arrive at the
+    // front of the listing while it is paged, so the first pass reads fewer
+    // distinct records than the `count` of its last page.
     let data = TruvData::generated(gen(600));
     let n = data.transactions.len();
+    let config =
+        TruvConfig { faults: Faults { drift: true, ..Faults::none() }, drift_limit: Some(3), ..TruvConfig::default() };
+    let sim = TruvSim::new(config, data);
+    let server = SimServer::start(sim.router(), 0).await.unwrap();
+    let source = truv_source(&server.base_url(), "sim-secret", 100);
+    let mut ids = BTreeSet::new();
+    let mut warnings = Vec::new();
+    let stats = source
+        .walk::<LiveError, _>(&client(), Window::default(), async |p| {
+            ids.extend(p.page.transactions.iter().map(|t| t.id));
+            warnings.extend(p.page.warnings);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert!(warnings.iter().any(|w| w.contains("page drift")), "{warnings:?}");
+    assert_eq!(stats.walks, 2, "the short first pass was followed by a complete one");
+    assert_eq!(stats.expected, Some(n as u64 + 3));
+    assert_eq!(ids.len(), n + 3, "every record, the 3 new ones included, read");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_that_never_holds_still_fails_loudly_with_the_numbers() {
+    let data = TruvData::generated(gen(600));
     let sim =
         TruvSim::new(TruvConfig { faults: Faults { drift: true, ..Faults::none() }, ..TruvConfig::default() }, data);
     let server = SimServer::start(sim.router(), 0).await.unwrap();
-    let (txs, _, warnings) =
-        collect(&truv_source(&server.base_url(), "sim-secret", 100), Window::default()).await.unwrap();
-    assert!(warnings.iter().any(|w| w.contains("page drift")), "{warnings:?}");
-    let unique: BTreeSet<_> = txs.iter().map(|t| t.id).collect();
-    assert!(txs.len() > unique.len(), "records reappeared on the next page");
-    assert!(unique.len() >= n, "nothing lost: {} of {n}", unique.len());
+    let err = collect(&truv_source(&server.base_url(), "sim-secret", 100), Window::default()).await.err().unwrap();
+    let LiveError::Incomplete { read, expected, walks, .. } = &err else { panic!("{err}") };
+    assert!(read < expected && *walks == bankpipe_sources::live::MAX_WALKS, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("\"truv\"") && text.contains("the beginning..now") && text.contains("distinct records"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -213,15 +242,11 @@ async fn firefly_page_drift_is_reported_and_nothing_is_lost() {
     let data = FireflyData::generated(gen(400));
     let groups = data.groups.len();
     let faults = Faults { drift: true, ..Faults::none() };
-    let sim = FireflySim::new(FireflyConfig { faults, ..FireflyConfig::default() }, data);
+    let sim = FireflySim::new(FireflyConfig { faults, drift_limit: Some(3), ..FireflyConfig::default() }, data);
     let server = SimServer::start(sim.router(), 0).await.unwrap();
     let (txs, _, warnings) = collect(&firefly_source(&server.base_url(), 50), Window::default()).await.unwrap();
     assert!(warnings.iter().any(|w| w.contains("page drift")), "{warnings:?}");
     let groups_seen: BTreeSet<_> =
         txs.iter().filter_map(|t| t.group_id.clone()).filter(|g| !g.starts_with("drift-")).collect();
-    assert!(
-        groups_seen.len() * 100 >= groups * 95,
-        "the original groups are all still read: {} of {groups}",
-        groups_seen.len()
-    );
+    assert_eq!(groups_seen.len(), groups, "every original group read: the short pass was walked again");
 }

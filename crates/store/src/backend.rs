@@ -99,6 +99,12 @@ macro_rules! store_impl {
 
         impl Store for $Store {
             async fn begin_run(&self, kind: RunKind) -> Result<RunId, StoreError> {
+                // The caller holds the one-sync lock: a run still marked
+                // running is one whose process died.
+                sqlx::query("UPDATE runs SET outcome = 'interrupted' WHERE outcome = 'running'")
+                    .execute(&self.pool)
+                    .await
+                    .map_err(self.fail("starting a run"))?;
                 let mut q = QueryBuilder::<$Db>::new("INSERT INTO runs (kind, started_at) VALUES (");
                 q.push_bind(kind.as_str()).push(", ").push_bind(instant(Utc::now())).push(") RETURNING id");
                 let row = q.build().fetch_one(&self.pool).await.map_err(self.fail("starting a run"))?;
@@ -341,6 +347,52 @@ macro_rules! store_impl {
                     q.build().execute(&mut *db).await.map_err(&fail)?;
                 }
                 db.commit().await.map_err(&fail)
+            }
+
+            async fn oldest_pending(&self, source: &str, since: NaiveDate) -> Result<Vec<(String, NaiveDate)>, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new(
+                    "SELECT source_account_id, booking_date FROM transactions WHERE status = 'pending' \
+                     AND superseded_by IS NULL AND duplicate_of IS NULL AND memo_only = ",
+                );
+                q.push_bind(false)
+                    .push(" AND source = ").push_bind(source.to_owned())
+                    .push(" AND booking_date >= ").push_bind(since.to_string())
+                    .push(" GROUP BY source_account_id, booking_date ORDER BY source_account_id, booking_date");
+                let fail = self.fail("reading pending rows");
+                let rows = q.build().fetch_all(&self.pool).await.map_err(&fail)?;
+                rows.iter()
+                    .map(|r| {
+                        let account: String = r.try_get(0).map_err(&fail)?;
+                        let date: String = r.try_get(1).map_err(&fail)?;
+                        let parsed = NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
+                            database: self.name.clone(),
+                            id: account.clone(),
+                            field: "booking_date",
+                            value: date.clone(),
+                        })?;
+                        Ok((account, parsed))
+                    })
+                    .collect()
+            }
+
+            async fn last_full_sweep(&self, source: &str) -> Result<Option<String>, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("SELECT swept_at FROM source_sweeps WHERE source = ");
+                q.push_bind(source.to_owned());
+                let fail = self.fail("reading sweeps");
+                match q.build().fetch_optional(&self.pool).await.map_err(&fail)? {
+                    None => Ok(None),
+                    Some(r) => Ok(Some(r.try_get(0).map_err(&fail)?)),
+                }
+            }
+
+            async fn record_full_sweep(&self, run: RunId, source: &str) -> Result<(), StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("INSERT INTO source_sweeps (source, swept_at, run_id) VALUES (");
+                q.push_bind(source.to_owned()).push(", ")
+                    .push_bind(instant(Utc::now())).push(", ")
+                    .push_bind(run)
+                    .push(") ON CONFLICT (source) DO UPDATE SET swept_at = excluded.swept_at, run_id = excluded.run_id");
+                q.build().execute(&self.pool).await.map_err(self.fail("recording a sweep"))?;
+                Ok(())
             }
 
             async fn dedupe_candidates(&self, accounts: &[(String, String)], since: NaiveDate) -> Result<Vec<Candidate>, StoreError> {
@@ -848,6 +900,67 @@ macro_rules! store_impl {
                     .collect()
             }
 
+            async fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryListing>, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new(
+                    "SELECT d.sink, d.transaction_id, t.source, t.source_account_id, t.booking_date, t.amount_minor, \
+                     t.currency, t.description, d.state, d.remote_id, d.reason, d.attempts \
+                     FROM deliveries d JOIN transactions t ON t.id = d.transaction_id WHERE 1 = 1",
+                );
+                push_delivery_filter(&mut q, filter, "d.", "t.");
+                q.push(" ORDER BY t.booking_date DESC, d.sink, d.transaction_id");
+                if let Some(limit) = filter.limit {
+                    q.push(" LIMIT ").push_bind(i64::from(limit));
+                }
+                let fail = self.fail("reading deliveries");
+                let rows = q.build().fetch_all(&self.pool).await.map_err(&fail)?;
+                rows.iter()
+                    .map(|r| {
+                        let source: String = r.try_get(2).map_err(&fail)?;
+                        let account: String = r.try_get(3).map_err(&fail)?;
+                        Ok(DeliveryListing {
+                            sink: r.try_get(0).map_err(&fail)?,
+                            transaction_id: r.try_get(1).map_err(&fail)?,
+                            account: format!("{source}:{account}"),
+                            booking_date: r.try_get(4).map_err(&fail)?,
+                            amount_minor: r.try_get(5).map_err(&fail)?,
+                            currency: r.try_get(6).map_err(&fail)?,
+                            description: r.try_get(7).map_err(&fail)?,
+                            state: r.try_get(8).map_err(&fail)?,
+                            remote_id: r.try_get(9).map_err(&fail)?,
+                            reason: r.try_get(10).map_err(&fail)?,
+                            attempts: r.try_get(11).map_err(&fail)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn operate_deliveries(&self, filter: &DeliveryFilter, op: DeliveryOp) -> Result<u64, StoreError> {
+                let now = instant(Utc::now());
+                let statements: Vec<(&str, &str)> = match op {
+                    DeliveryOp::Retry => vec![(
+                        "state = 'pending', reason = NULL, marker = NULL, request = NULL, attempts = 0",
+                        "state IN ('failed', 'skipped')",
+                    )],
+                    DeliveryOp::Resend => vec![
+                        ("state = 'in_flight', remote_id = NULL, attempts = 0, reason = 'resend asked by the user'",
+                         "state = 'delivered' AND request IS NOT NULL AND marker IS NOT NULL"),
+                        ("state = 'pending', remote_id = NULL, attempts = 0, reason = NULL", "state = 'delivered'"),
+                    ],
+                    DeliveryOp::Skip => vec![("state = 'skipped', reason = 'skipped by the user'", "state IN ('pending', 'failed')")],
+                };
+                let fail = self.fail("changing deliveries");
+                let mut db = self.write_tx().await?;
+                let mut changed = 0;
+                for (set, condition) in statements {
+                    let mut q = QueryBuilder::<$Db>::new(format!("UPDATE deliveries SET {set}, updated_at = "));
+                    q.push_bind(now.clone()).push(format!(" WHERE {condition}"));
+                    push_delivery_filter(&mut q, filter, "", "");
+                    changed += q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected();
+                }
+                db.commit().await.map_err(&fail)?;
+                Ok(changed)
+            }
+
             async fn delivery(&self, sink: &str, transaction_id: &str) -> Result<Option<DeliveryRow>, StoreError> {
                 let mut q = QueryBuilder::<$Db>::new(
                     "SELECT state, remote_id, reason, attempts, marker, request, revision, replaces FROM deliveries WHERE sink = ",
@@ -937,6 +1050,56 @@ macro_rules! store_impl {
                     .push(") ON CONFLICT (sink, source, source_account_id) DO UPDATE SET remote_account_id = excluded.remote_account_id");
                 q.build().execute(&self.pool).await.map_err(self.fail("recording a sink account"))?;
                 Ok(())
+            }
+        }
+
+        /// `AND …` for each filter given; `d`/`t` prefix the deliveries and
+        /// transactions columns (empty: an UPDATE of deliveries alone, with
+        /// the transaction's fields through a subquery).
+        fn push_delivery_filter<'a>(q: &mut QueryBuilder<'a, $Db>, f: &'a DeliveryFilter, d: &str, t: &str) {
+            if let Some(sink) = &f.sink {
+                q.push(format!(" AND {d}sink = ")).push_bind(sink.clone());
+            }
+            if let Some(state) = f.state {
+                q.push(format!(" AND {d}state = ")).push_bind(state.as_str());
+            }
+            if !f.ids.is_empty() {
+                q.push(format!(" AND {d}transaction_id IN ("));
+                let mut list = q.separated(", ");
+                for id in &f.ids {
+                    list.push_bind(id.clone());
+                }
+                q.push(")");
+            }
+            let on_tx = f.account.is_some() || f.from.is_some() || f.to.is_some();
+            if !on_tx {
+                return;
+            }
+            let (open, col) = if t.is_empty() {
+                (" AND transaction_id IN (SELECT id FROM transactions WHERE 1 = 1", "")
+            } else {
+                ("", t)
+            };
+            q.push(open);
+            if let Some(account) = &f.account {
+                match account.split_once(':') {
+                    Some((source, id)) => {
+                        q.push(format!(" AND {col}source = ")).push_bind(source.to_owned());
+                        q.push(format!(" AND {col}source_account_id = ")).push_bind(id.to_owned());
+                    }
+                    None => {
+                        q.push(format!(" AND {col}source_account_id = ")).push_bind(account.clone());
+                    }
+                }
+            }
+            if let Some(from) = f.from {
+                q.push(format!(" AND {col}booking_date >= ")).push_bind(from.to_string());
+            }
+            if let Some(to) = f.to {
+                q.push(format!(" AND {col}booking_date <= ")).push_bind(to.to_string());
+            }
+            if t.is_empty() {
+                q.push(")");
             }
         }
 

@@ -33,7 +33,9 @@ pub use types::*;
 /// [`PgStore`] with the same semantics; every method is one database
 /// transaction unless stated otherwise.
 pub trait Store: Send + Sync {
-    /// Record the start of a run; returns its id.
+    /// Record the start of a run; returns its id. Called while holding the
+    /// one-sync lock: runs still marked `running` (their process died) are
+    /// marked `interrupted` first.
     fn begin_run(&self, kind: RunKind) -> impl Future<Output = Result<RunId, StoreError>> + Send;
 
     /// Record a run's end, counts and outcome.
@@ -63,6 +65,22 @@ pub trait Store: Send + Sync {
         source: &str,
         dates: &[(String, NaiveDate)],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The distinct (account, booking date) of the rows of `source` still
+    /// pending (not MEMO, not superseded or a duplicate), booked on or after
+    /// `since`, ordered — where an account's next fetch window must start so
+    /// a late settlement is seen.
+    fn oldest_pending(
+        &self,
+        source: &str,
+        since: NaiveDate,
+    ) -> impl Future<Output = Result<Vec<(String, NaiveDate)>, StoreError>> + Send;
+
+    /// When `source` was last walked over its whole history (RFC 3339 UTC).
+    fn last_full_sweep(&self, source: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Record a completed whole-history walk of `source`.
+    fn record_full_sweep(&self, run: RunId, source: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Rows that dedupe may pair: of the given `(source, account)`s, booked on
     /// or after `since`, not already superseded or a duplicate.
@@ -195,6 +213,20 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<InFlight>, StoreError>> + Send;
 
+    /// Deliveries matching `filter`, newest booking date first.
+    fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+    ) -> impl Future<Output = Result<Vec<DeliveryListing>, StoreError>> + Send;
+
+    /// Apply an operator's action to the deliveries matching `filter` whose
+    /// state allows it (see [`DeliveryOp`]); returns the rows changed.
+    fn operate_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        op: DeliveryOp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// The ledger row of one (sink, transaction).
     fn delivery(
         &self,
@@ -267,7 +299,8 @@ pub async fn open(database_url: &str, schema: Option<&str>) -> Result<AnyStore, 
         Ok(AnyStore::Postgres(Box::new(PgStore::open_in_schema(database_url, schema).await?)))
     } else {
         Err(StoreError::Config(format!(
-            "database_url {database_url:?}: expected sqlite://PATH or postgres://USER@HOST/DB"
+            "database_url {:?}: expected sqlite://PATH or postgres://USER@HOST/DB",
+            postgres::redact(database_url)
         )))
     }
 }

@@ -18,21 +18,31 @@ pub struct PgStore {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// How long connecting may take before it is reported as unanswered.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Advisory lock key of `bankpipe sync` (an arbitrary constant).
 const SYNC_LOCK_KEY: i64 = 0x6261_6e6b_7069_7065; // "bankpipe"
 
-/// `postgres://user:***@host:port/db`: the URL without its password.
+/// `postgres://user:***@host:port/db?password=***`: the URL without any
+/// password (in the user info or as a query parameter).
 pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
+    let out = match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+            None => url.to_owned(),
+        },
         _ => url.to_owned(),
-    }
+    };
+    let Some((head, query)) = out.split_once('?') else { return out };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.to_ascii_lowercase().contains("password") => format!("{k}=***"),
+            _ => kv.to_owned(),
+        })
+        .collect();
+    format!("{head}?{}", query.join("&"))
 }
 
 impl PgStore {
@@ -56,6 +66,23 @@ impl PgStore {
             move |e: sqlx::Error| StoreError::Database { database: name.clone(), operation, cause: e.to_string() }
         };
         let options: PgConnectOptions = url.parse().map_err(fail("parsing the URL"))?;
+        // One direct connection first: a refused port or a TLS or
+        // authentication problem is reported as itself, not as the pool's
+        // "timed out".
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, sqlx::PgConnection::connect_with(&options)).await;
+        match probe {
+            Err(_) => {
+                return Err(StoreError::Database {
+                    database: name,
+                    operation: "connecting",
+                    cause: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                })
+            }
+            Ok(Err(e)) => return Err(fail("connecting")(e)),
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+        }
         if let Some(schema) = schema {
             let mut conn = sqlx::PgConnection::connect_with(&options).await.map_err(fail("connecting"))?;
             conn.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"").as_str())
@@ -153,3 +180,22 @@ where
 }
 
 crate::backend::store_impl!(PgStore, Postgres);
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        assert_eq!(redact("postgres://bp:s3cret@db:5432/bank"), "postgres://bp:***@db:5432/bank");
+        assert_eq!(
+            redact("postgres://bp@db/bank?sslmode=require&password=s3cret"),
+            "postgres://bp@db/bank?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact("postgresql://db/bank?PASSWORD=x&sslpassword=y"),
+            "postgresql://db/bank?PASSWORD=***&sslpassword=***"
+        );
+        assert_eq!(redact("postgres://db/bank"), "postgres://db/bank");
+    }
+}

@@ -155,6 +155,8 @@ pub enum DeliveryState {
     /// Was delivered; its sink row is replaced by another delivery's (a
     /// pending row corrected by the posted row that superseded it).
     Replaced,
+    /// Never to be delivered: the user said so (`bankpipe deliveries skip`).
+    Skipped,
 }
 
 impl DeliveryState {
@@ -166,6 +168,7 @@ impl DeliveryState {
             "delivered" => DeliveryState::Delivered,
             "failed" => DeliveryState::Failed,
             "replaced" => DeliveryState::Replaced,
+            "skipped" => DeliveryState::Skipped,
             _ => return None,
         })
     }
@@ -178,6 +181,7 @@ impl DeliveryState {
             DeliveryState::Delivered => "delivered",
             DeliveryState::Failed => "failed",
             DeliveryState::Replaced => "replaced",
+            DeliveryState::Skipped => "skipped",
         }
     }
 }
@@ -232,4 +236,66 @@ pub struct DeliveryRow {
     pub revision: i64,
     /// The sink row this delivery replaces, if any.
     pub replaces: Option<String>,
+}
+
+/// Which deliveries a listing or an operator action applies to (`bankpipe
+/// deliveries`); every filter given must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    /// Sink name.
+    pub sink: Option<String>,
+    /// Ledger state.
+    pub state: Option<DeliveryState>,
+    /// Source account id (`source:account` or a bare account id).
+    pub account: Option<String>,
+    /// Booking dates from (inclusive).
+    pub from: Option<chrono::NaiveDate>,
+    /// Booking dates to (inclusive).
+    pub to: Option<chrono::NaiveDate>,
+    /// Canonical transaction ids.
+    pub ids: Vec<String>,
+    /// At most this many rows (listing only).
+    pub limit: Option<u32>,
+}
+
+/// One row of `bankpipe deliveries list`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryListing {
+    /// Sink name.
+    pub sink: String,
+    /// Canonical transaction id.
+    pub transaction_id: String,
+    /// `source:account`.
+    pub account: String,
+    /// Booking date.
+    pub booking_date: String,
+    /// Signed amount in minor units and its currency.
+    pub amount_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Description.
+    pub description: String,
+    /// Ledger state.
+    pub state: String,
+    /// Sink row id, when delivered.
+    pub remote_id: Option<String>,
+    /// Why it failed (the server's message), or the last ambiguous outcome.
+    pub reason: Option<String>,
+    /// Sends.
+    pub attempts: i64,
+}
+
+/// An operator's action on deliveries (`bankpipe deliveries …`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryOp {
+    /// `failed` or `skipped` → `pending`: planned and sent again by the next
+    /// sync (e.g. after fixing an account mapping).
+    Retry,
+    /// `delivered` → `in_flight` with its stored request: the next sync
+    /// looks for its marker on the sink and sends the stored request only
+    /// if the row is gone (the user deleted it); rows without a stored
+    /// request go back to `pending`.
+    Resend,
+    /// `pending` or `failed` → `skipped`: never delivered unless retried.
+    Skip,
 }

@@ -239,6 +239,36 @@ async fn unusable_databases_are_named() {
     assert!(e.contains("missing") && e.contains("does not exist"), "{e}");
     let e = PgStore::open("postgres://bankpipe:hunter2@127.0.0.1:1/nowhere").await.err().unwrap().to_string();
     assert!(e.contains("127.0.0.1:1/nowhere") && !e.contains("hunter2"), "{e}");
+    assert!(e.to_lowercase().contains("refused"), "a closed port says so, not 'pool timed out': {e}");
+    let e = PgStore::open("postgres://bankpipe@127.0.0.1:1/nowhere?password=hunter2").await.err().unwrap().to_string();
+    assert!(e.contains("password=***") && !e.contains("hunter2"), "{e}");
+    let e = bankpipe_store::open("mysql://u:hunter2@h/db", None).await.err().unwrap().to_string();
+    assert!(!e.contains("hunter2"), "{e}");
+}
+
+/// `sslmode=require` works (sqlx with rustls) against a server with SSL on.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_over_tls() {
+    let Ok(url) = std::env::var("BANKPIPE_TEST_DATABASE_URL") else {
+        eprintln!("NOTICE: postgres_over_tls skipped: BANKPIPE_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let ssl: String = sqlx::query_scalar("SHOW ssl").fetch_one(&pool).await.unwrap();
+    if ssl != "on" {
+        eprintln!("NOTICE: postgres_over_tls skipped: the test server has ssl = {ssl}");
+        return;
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let s = PgStore::open_in_schema(&format!("{url}{sep}sslmode=require"), Some(&format!("tls_{}", fastrand::u64(..))))
+        .await
+        .expect("sslmode=require connects");
+    let used: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&sqlx::PgPool::connect(&format!("{url}{sep}sslmode=require")).await.unwrap())
+        .await
+        .unwrap();
+    assert!(used, "the connection is encrypted");
+    s.status(1).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

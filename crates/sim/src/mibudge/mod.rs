@@ -314,6 +314,15 @@ impl MibudgeSim {
         d.transactions.iter().map(|t| handlers::txn_json(&self.zone, t)).collect()
     }
 
+    /// The user deletes a transaction in the app (no API call, no balance
+    /// bookkeeping): for "the row is gone from the sink" tests. `false` when
+    /// there is no such row.
+    pub fn user_deletes(&self, id: &str) -> bool {
+        let mut d = self.data.lock().expect("data lock");
+        d.allocations.remove(id);
+        d.remove_txn(id).is_some()
+    }
+
     /// Create a transaction as `POST /api/v1/transactions/` would with
     /// `body` (same validation, balances and default allocation; no
     /// request counted, no fault): a row the user entered by hand.

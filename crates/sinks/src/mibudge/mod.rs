@@ -50,7 +50,7 @@ pub struct MibudgeSink<'a> {
     password: SecretString,
     mapping: BTreeMap<String, String>,
     maps: &'a SinkCategoryMaps,
-    currencies: HashMap<String, Option<Currency>>,
+    currencies: HashMap<String, Result<Option<Currency>, String>>,
     budgets: HashMap<(String, String), String>,
     /// Currency codes the server accepts (`GET /api/v1/currencies/`).
     accepted: BTreeSet<String>,
@@ -175,14 +175,27 @@ impl<'a> MibudgeSink<'a> {
         SinkError::Protocol { sink: self.name.clone(), message }
     }
 
-    async fn currency_of(&mut self, client: &HttpClient, account: &str) -> Result<Option<Currency>, SinkError> {
+    /// The currency of a mapped bank account, read once per run; `Err`
+    /// with a reason when the server has no such account (a mapping to
+    /// fix: the transaction is recorded failed, retryable).
+    async fn currency_of(
+        &mut self,
+        client: &HttpClient,
+        account: &str,
+    ) -> Result<Result<Option<Currency>, String>, SinkError> {
         if let Some(c) = self.currencies.get(account) {
-            return Ok(*c);
+            return Ok(c.clone());
         }
         let url = self.api.url(&format!("api/v1/bank-accounts/{account}/")).map_err(|e| self.http(e))?;
-        let v = self.get_json(client, &url).await.map_err(|e| self.http(e))?;
-        let c = v["currency"].as_str().and_then(|c| Currency::from_code(c).ok());
-        self.currencies.insert(account.to_owned(), c);
+        let c = match self.get_json(client, &url).await {
+            Ok(v) => Ok(v["currency"].as_str().and_then(|c| Currency::from_code(c).ok())),
+            Err(e) if e.status() == Some(404) => Err(format!(
+                "mibudge bank account {account} does not exist (check [sinks.accounts] of sink {})",
+                self.name
+            )),
+            Err(e) => return Err(self.http(e)),
+        };
+        self.currencies.insert(account.to_owned(), c.clone());
         Ok(c)
     }
 
@@ -216,7 +229,8 @@ impl Sink for MibudgeSink<'_> {
     }
 
     async fn plan(&mut self, client: &HttpClient, tx: &Transaction, marker: &str) -> Result<Plan, SinkError> {
-        let Some(account) = self.mapping.get(&tx.source_account_id).cloned() else {
+        let Some(account) = crate::sink::mapped_account(&self.mapping, &tx.source, &tx.source_account_id).cloned()
+        else {
             return Ok(Plan::Skip {
                 account: format!("{}:{}", tx.source, tx.source_account_id),
                 notice: format!(
@@ -233,7 +247,8 @@ impl Sink for MibudgeSink<'_> {
             )));
         }
         match self.currency_of(client, &account).await? {
-            Some(c) if c != tx.amount.currency() => {
+            Err(reason) => return Ok(Plan::Refuse(reason)),
+            Ok(Some(c)) if c != tx.amount.currency() => {
                 return Ok(Plan::Refuse(format!(
                     "amount in {} but mibudge bank account {account} is in {c}; bankpipe never converts currencies",
                     tx.amount.currency()

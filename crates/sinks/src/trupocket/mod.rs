@@ -116,7 +116,7 @@ impl<'a, S: Store> TrupocketSink<'a, S> {
         if let Some(r) = self.resolved.get(&key) {
             return Ok(r.clone());
         }
-        let mut remote = self.mapping.get(&tx.source_account_id).cloned();
+        let mut remote = crate::sink::mapped_account(&self.mapping, &tx.source, &tx.source_account_id).cloned();
         if remote.is_none() {
             remote = self
                 .store
@@ -187,6 +187,26 @@ impl<S: Store> Sink for TrupocketSink<'_, S> {
     }
 
     async fn plan(&mut self, client: &HttpClient, tx: &Transaction, marker: &str) -> Result<Plan, SinkError> {
+        // An unmapped account (that bankpipe may not create) stays queued
+        // whatever its currency: the user may still map it.
+        let creatable = self.create_accounts && tx.amount.currency() == self.currency;
+        let mapped = crate::sink::mapped_account(&self.mapping, &tx.source, &tx.source_account_id).is_some();
+        let remembered = !mapped
+            && self
+                .store
+                .sink_account(&self.name, &tx.source, &tx.source_account_id)
+                .await
+                .map_err(|e| SinkError::Store { sink: self.name.clone(), source: e })?
+                .is_some();
+        if !mapped && !remembered && !creatable {
+            return Ok(Plan::Skip {
+                account: format!("{}:{}", tx.source, tx.source_account_id),
+                notice: format!(
+                    "{}: source account {}:{} has no Trupocket account in [sinks.accounts] (and create_accounts is false); its transactions stay queued",
+                    self.name, tx.source, tx.source_account_id
+                ),
+            });
+        }
         if tx.amount.currency() != self.currency {
             return Ok(Plan::Refuse(format!(
                 "amount in {} but the Trupocket household is in {}; bankpipe never converts currencies",
