@@ -63,10 +63,31 @@ pub enum Command {
     Totals(TotalsArgs),
     /// Why a stored transaction was kept, merged, superseded or categorized so.
     Explain(ExplainArgs),
+    /// The doctor: validate the config and its environment variables, reach
+    /// every source and sink once with the credentials, verify households,
+    /// accounts and budgets named in the config, and list source accounts
+    /// without a mapping (with a snippet to paste). Exit 0 when all is well,
+    /// 3 when a problem was found, 2 for a configuration error.
+    Check(CheckArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    /// on stdout, e.g. `bankpipe completions bash > /etc/bash_completion.d/bankpipe`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout, e.g. `bankpipe man > bankpipe.1`.
+    Man,
     /// The main job end to end on bundled data: simulators of Truv, Firefly
     /// III, Trupocket and mibudge on 127.0.0.1, a sync into SQLite, delivery
     /// to both sinks, and a summary. Run it twice: nothing new is delivered.
     Demo(DemoArgs),
+}
+
+/// Arguments of `bankpipe check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 /// `bankpipe deliveries …`.

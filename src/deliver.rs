@@ -30,7 +30,13 @@ pub async fn deliver_sink<S: Store>(
     // afterwards (DESIGN §7: a run must not spend what the last one did).
     let origin = bankpipe_http::Endpoint::new(&sink.base_url, bankpipe_http::Credentials::None)?.origin().clone();
     let key = origin.to_string();
-    if let Some((limit, remaining, reset)) = store.rate_budget(&key).await? {
+    // Only a hint: used while its window lasts and it still has requests
+    // left; an exhausted one is not trusted (the server may have restarted
+    // with a new limit) — the first answer's headers (or 429) say.
+    let now = std::time::SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    if let Some((limit, remaining, reset)) =
+        store.rate_budget(&key).await?.filter(|(_, rem, reset)| *reset > now && *rem > 0)
+    {
         client.gate(&origin).seed(&bankpipe_http::BudgetView {
             limit: limit.map(|l| l.max(0) as u64),
             remaining: Some(remaining.max(0) as u64),

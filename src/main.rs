@@ -34,6 +34,15 @@ fn main() -> ExitCode {
         cli::Command::Totals(args) => commands::totals::run(&args),
         cli::Command::Explain(args) => commands::explain::run(&args),
         cli::Command::Demo(args) => commands::demo::run(&args),
+        cli::Command::Check(args) => commands::check::run(&args),
+        cli::Command::Completions { shell } => {
+            let mut command = <cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "bankpipe", &mut std::io::stdout());
+            Ok(())
+        }
+        cli::Command::Man => clap_mangen::Man::new(<cli::Cli as clap::CommandFactory>::command())
+            .render(&mut std::io::stdout())
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

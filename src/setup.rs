@@ -118,3 +118,32 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn timezone(config: &Config) -> Result<chrono_tz::Tz> {
     config.sync.timezone.parse().map_err(|_| ConfigProblem("sync.timezone".into()).into())
 }
+
+/// The configured store if it exists, else (SQLite) an empty scratch store
+/// in the temporary directory, removed by [`Scratch`]'s drop: for commands
+/// that read state but must not create the database (`sync --dry-run`,
+/// `check`).
+pub async fn existing_or_scratch_store(config: &Config) -> Result<(bankpipe_store::AnyStore, Scratch)> {
+    match open_existing_store(config).await {
+        Ok(store) => Ok((store, Scratch(None))),
+        Err(_) if config.store.url().is_ok_and(|u| u.starts_with("sqlite:")) => {
+            let path = std::env::temp_dir().join(format!("bankpipe-scratch-{}.db", std::process::id()));
+            let store = bankpipe_store::SqliteStore::open(&format!("sqlite://{}", path.display())).await?;
+            Ok((bankpipe_store::AnyStore::Sqlite(store), Scratch(Some(path))))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A scratch database file, removed when dropped (after the store).
+pub struct Scratch(Option<PathBuf>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
+    }
+}

@@ -241,3 +241,61 @@ fn two_copies_with_one_updated_at_and_different_amounts_are_reported() {
     assert!(warnings.contains("t-1") && warnings.contains("-4.75") && warnings.contains("-5.00"), "{warnings}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("t-1"), "shown on stderr too");
 }
+
+/// A Truv look-alike answering every page with a gzip body that expands to
+/// 256 MiB of zeros (256 KB on the wire).
+async fn gzip_bomb() -> SimServer {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..256 {
+        gz.write_all(&chunk).unwrap();
+    }
+    let body = bytes::Bytes::from(gz.finish().unwrap());
+    assert!(body.len() < 1 << 20, "small on the wire: {}", body.len());
+    let app = axum::Router::new().route(
+        "/v1/links/{link}/transactions/",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([("content-type", "application/json"), ("content-encoding", "gzip")], body) }
+        }),
+    );
+    SimServer::start(app, 0).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gzip_bomb_is_refused_by_name_with_memory_bounded() {
+    let server = gzip_bomb().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), Some(&server.base_url()), None, None, "");
+    let out = dir.path().join("recorded");
+    let (config, out) = (config.to_str().unwrap().to_owned(), out.to_str().unwrap().to_owned());
+    // Peak RSS of the bankpipe process, from /usr/bin/time when the machine has it.
+    let timed = Path::new("/usr/bin/time").exists();
+    let o = tokio::task::spawn_blocking(move || {
+        let mut c = if timed {
+            let mut c = std::process::Command::new("/usr/bin/time");
+            c.args(["-f", "peak-rss-kib=%M", env!("CARGO_BIN_EXE_bankpipe")]);
+            c
+        } else {
+            std::process::Command::new(env!("CARGO_BIN_EXE_bankpipe"))
+        };
+        c.args(["record", "--config", &config, "--source", "truv", "--out", &out]).envs(ENV).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/v1/links/") && stderr.contains("max_body_bytes"),
+        "names the URL and the limit: {stderr}"
+    );
+    if let Some(kib) = stderr.lines().find_map(|l| l.strip_prefix("peak-rss-kib=")) {
+        let kib: u64 = kib.trim().parse().unwrap();
+        assert!(kib < 256 * 1024, "peak RSS {kib} KiB must stay under 256 MiB");
+        eprintln!("gzip bomb: peak RSS {} MiB", kib / 1024);
+    }
+    let written: u64 =
+        std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
+    assert!(written < 1 << 20, "no huge page file written: {written} bytes");
+}

@@ -265,3 +265,91 @@ async fn the_metrics_file_is_written_atomically_and_parses() {
     assert_eq!(m["bankpipe_sink_backlog{sink=\"mibudge\"}"], 2.0, "card-002's rows wait for a mapping");
     assert!(!dir.path().join("bankpipe.prom.tmp").exists(), "renamed into place");
 }
+
+#[test]
+fn completions_and_the_manual_page_name_every_command() {
+    for (list, needle) in [(&["completions", "bash"][..], "deliveries"), (&["man"][..], ".TH bankpipe 1")] {
+        let o = support::bankpipe(list);
+        assert_eq!(o.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains(needle) && text.contains("sync"), "{list:?}: {}", &text[..text.len().min(300)]);
+    }
+}
+
+#[test]
+fn totals_of_an_unknown_account_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), None, None, None, "");
+    // A database exists (a sync of no source would fail; open it through status).
+    let store = dir.path().join("state.db");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        bankpipe_store::SqliteStore::open(&format!("sqlite://{}", store.display())).await.unwrap();
+    });
+    let o = support::bankpipe(&[
+        "totals",
+        "--config",
+        config.to_str().unwrap(),
+        "--account",
+        "truv:nope",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-12-31",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no account truv:nope"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_finds_a_wrong_household_an_unset_variable_and_unmapped_accounts() {
+    use bankpipe_sim::mibudge::{MibudgeConfig, MibudgeSim};
+    use bankpipe_sim::trupocket::{TrupocketConfig, TrupocketSim};
+    let truv = TruvSim::new(
+        TruvConfig::default(),
+        TruvData::from_recorded(&support::root().join("fixtures/truv/multipage")).unwrap(),
+    );
+    let trupocket = TrupocketSim::new(TrupocketConfig::default());
+    let household = trupocket.seed_household("Home");
+    let tp_account = trupocket.seed_account(&household, "chkg", "Checking");
+    trupocket.seed_category(&household, "Uncategorized");
+    let mibudge = MibudgeSim::new(MibudgeConfig::default());
+    let bank = mibudge.seed_bank_account("Checking", "USD");
+    let servers = [
+        SimServer::start(truv.router(), 0).await.unwrap(),
+        SimServer::start(trupocket.router(), 0).await.unwrap(),
+        SimServer::start(mibudge.router(), 0).await.unwrap(),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let sinks = |household: &str| {
+        format!(
+            "[[sinks]]\nname = \"trupocket\"\nkind = \"trupocket\"\nbase_url = \"{}/v1\"\ntoken_env = \"TP_PAT\"\n\
+             household_id = \"{household}\"\n[sinks.accounts]\n\"truv:chk-001\" = \"{tp_account}\"\n\
+             [[sinks]]\nname = \"mibudge\"\nkind = \"mibudge\"\nbase_url = \"{}\"\nlogin_env = \"MB_LOGIN\"\n\
+             password_env = \"MB_PASSWORD\"\n[sinks.accounts]\n\"truv:chk-001\" = \"{bank}\"\n\"truv:card-002\" = \"{bank}\"\n",
+            servers[1].base_url(),
+            servers[2].base_url()
+        )
+    };
+    let mut env = vec![
+        ("T_ID", "sim-client"),
+        ("T_SECRET", "sim-secret"),
+        ("TP_PAT", "tp_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+        ("MB_LOGIN", "sim@example.com"),
+    ];
+    let config = write_config(dir.path(), Some(&servers[0].base_url()), None, None, &sinks("2BKHnotahousehold"));
+    let o = bankpipe_async(args(&["check", "--config", config.to_str().unwrap()]), env.clone()).await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("household_id 2BKHnotahousehold does not exist"), "{out}");
+    assert!(out.contains("MB_PASSWORD") && out.contains("not set"), "{out}");
+    assert!(!dir.path().join("state.db").exists(), "check creates no database");
+
+    // Fixed: all good but for card-002, which Trupocket does not map (a snippet to paste).
+    let config = write_config(dir.path(), Some(&servers[0].base_url()), None, None, &sinks(&household));
+    env.push(("MB_PASSWORD", "sim-password"));
+    let o = bankpipe_async(args(&["check", "--config", config.to_str().unwrap()]), env).await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("\"truv:card-002\" = \"<trupocket account id>\""), "{out}");
+    assert!(out.contains("all good"));
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod backfill;
+pub mod check;
 pub mod deliveries;
 pub mod demo;
 pub mod explain;

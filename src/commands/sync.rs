@@ -58,24 +58,12 @@ pub fn run(args: &SyncArgs) -> Result<()> {
     let sources = setup::select_sources(&config, path, &args.source)?;
     setup::runtime()?.block_on(async {
         if args.dry_run {
-            let (store, scratch) = match setup::open_existing_store(&config).await {
-                Ok(store) => (store, None),
-                // Nothing synced yet: plan against an empty scratch store,
-                // removed afterwards; the configured database is not created.
-                Err(_) if config.store.url().is_ok_and(|u| u.starts_with("sqlite:")) => {
-                    let path = std::env::temp_dir().join(format!("bankpipe-dry-run-{}.db", std::process::id()));
-                    let store = bankpipe_store::SqliteStore::open(&format!("sqlite://{}", path.display())).await?;
-                    (bankpipe_store::AnyStore::Sqlite(store), Some(path))
-                }
-                Err(e) => return Err(e),
-            };
+            // Nothing synced yet: plan against an empty scratch store; the
+            // configured database is not created.
+            let (store, scratch) = setup::existing_or_scratch_store(&config).await?;
             let planned = with_store!(&store, s => dry_run(s, &config, &categorizer, &sources, args.full).await);
             drop(store);
-            if let Some(path) = scratch {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
-            }
+            drop(scratch);
             return planned;
         }
         let store = setup::open_store(&config).await?;

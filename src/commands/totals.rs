@@ -16,6 +16,12 @@ pub fn run(args: &TotalsArgs) -> Result<()> {
     let mut seen = 0u64;
     setup::runtime()?.block_on(async {
         let store = setup::open_existing_store(&config).await?;
+        let known = with_store!(&store, s => s.accounts().await?)
+            .iter()
+            .any(|a| &*a.source == source && a.source_account_id == account);
+        if !known {
+            anyhow::bail!("no account {source}:{account} in the store (`bankpipe status` lists the watermarks per account)");
+        }
         with_store!(&store, s => s.for_each_transaction(|tx| {
             if &*tx.source == source && tx.source_account_id == account && tx.booking_date >= args.from && tx.booking_date <= args.to {
                 seen += 1;
@@ -25,7 +31,16 @@ pub fn run(args: &TotalsArgs) -> Result<()> {
         }).await?);
         anyhow::Ok(())
     })?;
-    let (daily, _) = totals.finish(&[]);
+    let (daily, overflowed) = totals.finish(&[]);
+    for q in &overflowed {
+        crate::diag::warn(format_args!(
+            "{}: {} = {}: {}",
+            q.record_id.as_deref().unwrap_or("-"),
+            q.field,
+            q.value,
+            q.reason
+        ));
+    }
     println!(
         "{:<10}  {:>8}  {:>14}  {:>5}  {:>14}  {:>14}",
         "date", "currency", "net_total", "count", "inflow", "outflow"

@@ -11,4 +11,4 @@ pub mod sink;
 pub mod trupocket;
 
 pub use outbox::{deliver, DeliveryReport};
-pub use sink::{mapped_account, marker, markers_in, Plan, Sink, SinkError, SinkRequest};
+pub use sink::{mapped_account, marker, markers_in, Finding, Plan, Sink, SinkError, SinkRequest};

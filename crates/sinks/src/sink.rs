@@ -61,6 +61,27 @@ pub fn mapped_account<'m>(
     mapping.get(&format!("{source}:{account}")).or_else(|| mapping.get(account))
 }
 
+/// One line of `bankpipe check`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// `true` when it is a problem to fix.
+    pub problem: bool,
+    /// What was checked and found.
+    pub text: String,
+}
+
+impl Finding {
+    /// A check that passed.
+    pub fn ok(text: impl Into<String>) -> Finding {
+        Finding { problem: false, text: text.into() }
+    }
+
+    /// A problem to fix.
+    pub fn problem(text: impl Into<String>) -> Finding {
+        Finding { problem: true, text: text.into() }
+    }
+}
+
 /// One request a delivery makes, stored in the ledger (as JSON) when the
 /// delivery goes `in_flight` and reused as is by retries and reconciliation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -191,6 +212,14 @@ pub trait Sink: Send {
         account: &str,
         latest_posted: NaiveDate,
     ) -> impl Future<Output = Result<(), HttpError>> + Send;
+
+    /// `bankpipe check`: log in with the credentials and verify what the
+    /// configuration names exists on the sink (household, mapped accounts,
+    /// budgets). Returns one line per finding, `Ok` or a problem.
+    ///
+    /// # Errors
+    /// The sink cannot be reached or refuses the credentials.
+    fn check(&mut self, client: &HttpClient) -> impl Future<Output = Result<Vec<Finding>, SinkError>> + Send;
 
     /// `true` when an error status is permanent for that transaction
     /// (validation): recorded as failed, the rest proceeds.

@@ -66,6 +66,14 @@ impl SinkCategoryMaps {
         !self.mibudge.is_empty()
     }
 
+    /// Every mibudge budget name the configuration maps a category to, sorted.
+    pub fn mibudge_budgets(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.mibudge.values().map(String::as_str).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// The mibudge budget for a canonical path, when one is configured.
     pub fn mibudge(&self, category: &str) -> Option<&str> {
         self.mibudge.get(category).map(String::as_str)

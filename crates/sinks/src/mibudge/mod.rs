@@ -38,7 +38,7 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 
-use crate::sink::{Plan, Sink, SinkError, SinkRequest};
+use crate::sink::{Finding, Plan, Sink, SinkError, SinkRequest};
 
 /// The mibudge sink of one `[[sinks]]` entry.
 pub struct MibudgeSink<'a> {
@@ -329,6 +329,32 @@ impl Sink for MibudgeSink<'_> {
             let (id, carried) = payload::listed_markers(&row).map_err(|m| self.protocol(format!("GET {url}: {m}")))?;
             for m in carried.into_iter().filter(|m| wanted.contains(m.as_str())) {
                 found.entry(m).or_insert_with(|| id.clone());
+            }
+        }
+        Ok(found)
+    }
+
+    async fn check(&mut self, client: &HttpClient) -> Result<Vec<Finding>, SinkError> {
+        self.prepare(client).await?;
+        let mut found = vec![Finding::ok(format!(
+            "logged in; the server accepts {}",
+            self.accepted.iter().cloned().collect::<Vec<_>>().join(" ")
+        ))];
+        let budgets: Vec<String> = self.maps.mibudge_budgets().into_iter().map(str::to_owned).collect();
+        for (key, account) in self.mapping.clone() {
+            match self.currency_of(client, &account).await? {
+                Err(reason) => found.push(Finding::problem(format!("[sinks.accounts] {key:?}: {reason}"))),
+                Ok(c) => {
+                    let c = c.map_or_else(|| "an unknown currency".to_owned(), |c| c.to_string());
+                    found.push(Finding::ok(format!("bank account {account} (for {key}) exists, in {c}")));
+                    for name in &budgets {
+                        if !self.budgets.contains_key(&(account.clone(), name.clone())) {
+                            found.push(Finding::problem(format!(
+                                "[categories.mibudge] names budget {name:?}, which bank account {account} (for {key}) does not have: those rows stay unallocated"
+                            )));
+                        }
+                    }
+                }
             }
         }
         Ok(found)

@@ -28,7 +28,7 @@ use bankpipe_store::Store;
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 
-use crate::sink::{Plan, Sink, SinkError, SinkRequest};
+use crate::sink::{Finding, Plan, Sink, SinkError, SinkRequest};
 
 /// The Trupocket sink of one `[[sinks]]` entry.
 pub struct TrupocketSink<'a, S: Store> {
@@ -276,6 +276,38 @@ impl<S: Store> Sink for TrupocketSink<'_, S> {
                     found.entry(m).or_insert_with(|| id.clone());
                 }
             }
+        }
+        Ok(found)
+    }
+
+    async fn check(&mut self, client: &HttpClient) -> Result<Vec<Finding>, SinkError> {
+        let mut found = Vec::new();
+        let me = self.get(client, "users/who-am-i").await.map_err(|e| self.http(e))?;
+        found.push(Finding::ok(format!("token accepted (plan {})", me["planID"].as_str().unwrap_or("unknown"))));
+        match self.get(client, &format!("households/{}", self.household)).await {
+            Ok(_) => found.push(Finding::ok(format!("household {} exists", self.household))),
+            Err(e) if e.status() == Some(404) => {
+                found.push(Finding::problem(format!("household_id {} does not exist for this token", self.household)));
+                return Ok(found);
+            }
+            Err(e) => return Err(self.http(e)),
+        }
+        for (key, account) in self.mapping.clone() {
+            match self.get(client, &self.path(&format!("accounts/{account}"))).await {
+                Ok(_) => found.push(Finding::ok(format!("account {account} (for {key}) exists"))),
+                Err(e) if e.status() == Some(404) => found.push(Finding::problem(format!(
+                    "[sinks.accounts] {key:?} = {account:?}: no such account in household {}",
+                    self.household
+                ))),
+                Err(e) => return Err(self.http(e)),
+            }
+        }
+        self.prepare(client).await?;
+        if !self.create_categories && !self.categories.contains(&self.fallback_category) {
+            found.push(Finding::problem(format!(
+                "create_categories is false and the fallback category {:?} does not exist: unmatched rows would fail",
+                self.fallback_category
+            )));
         }
         Ok(found)
     }
