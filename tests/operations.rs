@@ -353,3 +353,40 @@ async fn check_finds_a_wrong_household_an_unset_variable_and_unmapped_accounts()
     assert!(out.contains("\"truv:card-002\" = \"<trupocket account id>\""), "{out}");
     assert!(out.contains("all good"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_plans_the_waiting_backlog_too_with_a_summary_table() {
+    use bankpipe_sim::mibudge::{MibudgeConfig, MibudgeSim};
+    let truv = TruvSim::new(
+        TruvConfig::default(),
+        TruvData::from_recorded(&support::root().join("fixtures/truv/multipage")).unwrap(),
+    );
+    let mibudge = MibudgeSim::new(MibudgeConfig::default());
+    let bank = mibudge.seed_bank_account("Checking", "USD");
+    let servers =
+        [SimServer::start(truv.router(), 0).await.unwrap(), SimServer::start(mibudge.router(), 0).await.unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[[sinks]]\nname = \"mibudge\"\nkind = \"mibudge\"\nbase_url = \"{}\"\nlogin_env = \"MB_LOGIN\"\n\
+         password_env = \"MB_PASSWORD\"\n[sinks.accounts]\n\"truv:chk-001\" = \"{bank}\"\n",
+        servers[1].base_url()
+    );
+    let config = write_config(dir.path(), Some(&servers[0].base_url()), None, None, &extra);
+    let env = vec![
+        ("T_ID", "sim-client"),
+        ("T_SECRET", "sim-secret"),
+        ("MB_LOGIN", "sim@example.com"),
+        ("MB_PASSWORD", "sim-password"),
+    ];
+    let o = bankpipe_async(args(&["sync", "--config", config.to_str().unwrap()]), env.clone()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    // card-002 has no mapping: its rows wait in the queue, and the dry run
+    // plans them (the fetched rows the sink already has are not planned).
+    let o = bankpipe_async(args(&["sync", "--config", config.to_str().unwrap(), "--dry-run"]), env).await;
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "card-002's two waiting rows: {out}");
+    assert!(lines.iter().all(|l| l["plan"]["action"] == "skip"));
+    assert!(err.contains("truv:card-002") && err.contains("wait for a mapping") && err.contains("2 planned"), "{err}");
+}

@@ -110,6 +110,7 @@ fn replay_fails(dir_flag: &str, dir: &str, expected: &[&str]) {
     for needle in expected {
         assert!(stderr.contains(needle), "{dir}: stderr lacks {needle:?}:\n{stderr}");
     }
+    assert!(stderr.matches("(os error").count() <= 1, "an OS error is printed once: {stderr}");
 }
 
 #[test]

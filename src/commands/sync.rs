@@ -85,50 +85,84 @@ async fn dry_run<S: Store>(
     full: bool,
 ) -> Result<()> {
     let client = HttpClient::new(Policy::default())?;
-    let mut planned = 0u64;
     let today = Utc::now().date_naive();
+    let zone = setup::timezone(config)?;
+    // What the sync would fetch: the earliest start of each source's walks
+    // (the dry run cannot discover new accounts without writing them).
+    let mut rows: std::collections::BTreeMap<String, bankpipe_model::Transaction> = Default::default();
     for source in sources {
-        // One walk from the earliest start the sync would use (the dry run
-        // cannot discover new accounts without writing them).
         let (_, walks) = ingest::plan_source(store, config, source, full, today).await?;
         let from =
             if walks.iter().any(|w| w.from.is_none()) { None } else { walks.iter().filter_map(|w| w.from).min() };
-        let mut rows = Vec::new();
+        let before = rows.len();
         source
             .walk::<anyhow::Error, _>(&client, Window { from, to: None }, async |page| {
                 for mut tx in page.page.transactions {
                     categorizer.categorize(&mut tx);
-                    rows.push(tx);
+                    rows.insert(tx.id.to_string(), tx);
                 }
                 Ok(())
             })
             .await?;
-        for sink in config.sinks.iter().filter(|s| s.kind != bankpipe_config::SinkKindConfig::File) {
-            let ids: Vec<String> = rows.iter().map(|t| t.id.to_string()).collect();
-            let settled: BTreeSet<String> = store.settled_deliveries(&sink.name, &ids).await?.into_iter().collect();
-            for tx in &rows {
-                let deliverable =
-                    !tx.memo_only && (tx.status == bankpipe_model::Status::Posted || sink.deliver_pending);
-                if deliverable && !settled.contains(&tx.id.to_string()) {
-                    let plan =
-                        bankpipe_sinks::offline::plan(sink, &categorizer.sink_maps, setup::timezone(config)?, tx);
-                    println!(
-                        "{{\"sink\":{},\"plan\":{}}}",
-                        serde_json::to_string(&sink.name)?,
-                        bankpipe_sinks::offline::line(tx, &plan)
-                    );
-                    planned += 1;
-                }
-            }
-        }
         crate::diag::say(format_args!(
             "dry run: {} from {}: {} transactions fetched",
             source.ctx.source,
             from.map_or("the beginning".into(), |d| d.to_string()),
-            rows.len()
+            rows.len() - before
         ));
     }
-    crate::diag::say(format_args!("dry run: {planned} planned sink requests printed; nothing was written or sent"));
+    // Per sink: the fetched rows it does not have yet, plus its waiting
+    // backlog (queued rows, e.g. of accounts waiting for a mapping).
+    let mut table: std::collections::BTreeMap<(String, String, &'static str), u64> = Default::default();
+    let mut planned = 0u64;
+    for sink in config.sinks.iter().filter(|s| s.kind != bankpipe_config::SinkKindConfig::File) {
+        let ids: Vec<String> = rows.keys().cloned().collect();
+        let settled: BTreeSet<String> = store.settled_deliveries(&sink.name, &ids).await?.into_iter().collect();
+        let mut plan: std::collections::BTreeMap<String, bankpipe_model::Transaction> = rows
+            .iter()
+            .filter(|(id, tx)| {
+                !settled.contains(*id)
+                    && !tx.memo_only
+                    && (tx.status == bankpipe_model::Status::Posted || sink.deliver_pending)
+            })
+            .map(|(id, tx)| (id.clone(), tx.clone()))
+            .collect();
+        let mut cursor = None;
+        loop {
+            let batch =
+                store.deliveries(&sink.name, bankpipe_store::DeliveryState::Pending, cursor.as_ref(), 500).await?;
+            let Some(last) = batch.last().map(|q| q.transaction.clone()) else { break };
+            for q in batch {
+                plan.entry(q.transaction.id.to_string()).or_insert(q.transaction);
+            }
+            cursor = Some(last);
+        }
+        for tx in plan.values() {
+            let p = bankpipe_sinks::offline::plan(sink, &categorizer.sink_maps, zone, tx);
+            let action = match &p {
+                bankpipe_sinks::Plan::Send(_) => "send",
+                bankpipe_sinks::Plan::Skip { .. } if sink.create_accounts => "create account, then send",
+                bankpipe_sinks::Plan::Skip { .. } => "wait for a mapping",
+                bankpipe_sinks::Plan::Refuse(_) => "refuse (failed)",
+                bankpipe_sinks::Plan::Covered(_) => "covered by another row",
+            };
+            *table
+                .entry((sink.name.clone(), format!("{}:{}", tx.source, tx.source_account_id), action))
+                .or_default() += 1;
+            println!(
+                "{{\"sink\":{},\"plan\":{}}}",
+                serde_json::to_string(&sink.name)?,
+                bankpipe_sinks::offline::line(tx, &p)
+            );
+            planned += 1;
+        }
+    }
+    for ((sink, account, action), n) in &table {
+        crate::diag::say(format_args!("dry run: {sink:<12} {account:<40} {action:<28} {n:>6}"));
+    }
+    crate::diag::say(format_args!(
+        "dry run: {planned} planned sink requests printed; nothing was written or sent (`bankpipe check` verifies the mapped ids)"
+    ));
     Ok(())
 }
 

@@ -93,3 +93,31 @@ fn a_database_url_of_another_kind_is_a_config_error_naming_file_and_key() {
     let c = Config::parse("[store]\ndatabase_url_env = \"BP_TEST_DB_URL_SET\"\n", Path::new("e.toml")).unwrap();
     assert_eq!(c.store.url().unwrap(), "postgres://bp@db/bank");
 }
+
+/// Every key of every configuration table appears in
+/// `config/bankpipe.example.toml` (as `key = …`, commented or not, or as a
+/// `[table]` header): adding a key without documenting it there fails here.
+#[test]
+fn the_example_config_shows_every_key() {
+    use serde_reflection::{ContainerFormat, Tracer, TracerConfig};
+    let example = include_str!("../../../config/bankpipe.example.toml");
+    let mut tracer = Tracer::new(TracerConfig::default());
+    tracer.trace_simple_type::<SourceKindConfig>().expect("traced");
+    tracer.trace_simple_type::<SinkKindConfig>().expect("traced");
+    tracer.trace_simple_type::<Config>().expect("the config types can be traced");
+    let registry = tracer.registry().expect("complete");
+    let mut missing = Vec::new();
+    for (container, format) in &registry {
+        let ContainerFormat::Struct(fields) = format else { continue };
+        for field in fields {
+            let name = &field.name;
+            let shown = [format!("{name} ="), format!("[{name}]"), format!("[[{name}]]"), format!(".{name}]")]
+                .iter()
+                .any(|needle| example.contains(needle.as_str()));
+            if !shown {
+                missing.push(format!("{container}.{name}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "keys missing from config/bankpipe.example.toml: {missing:?}");
+}

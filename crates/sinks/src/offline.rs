@@ -97,6 +97,14 @@ pub fn line(tx: &Transaction, plan: &Plan) -> String {
             body: None,
             reason: Some(notice.clone()),
         },
+        Plan::Covered(reason) => PlannedRequest {
+            transaction,
+            action: "covered",
+            method: None,
+            path: None,
+            body: None,
+            reason: Some(reason.clone()),
+        },
         Plan::Refuse(reason) => PlannedRequest {
             transaction,
             action: "refuse",

@@ -166,7 +166,7 @@ async fn run_pass<S: Store, K: Sink>(
             let mut request = match sink.plan(client, tx, &marker).await? {
                 Plan::Skip { account, notice } => {
                     report.skipped += 1;
-                    if notified.insert(account) {
+                    if !notice.is_empty() && notified.insert(account) {
                         tracing::warn!(sink = %name, "{notice}");
                         report.notices.push(notice);
                     }
@@ -179,6 +179,23 @@ async fn run_pass<S: Store, K: Sink>(
                         .map_err(store_err)?
                     {
                         report.failed += 1;
+                    }
+                    continue;
+                }
+                Plan::Covered(reason) => {
+                    if store
+                        .settle_delivery(
+                            &name,
+                            &id,
+                            DeliveryState::Pending,
+                            DeliveryState::Delivered,
+                            None,
+                            Some(&reason),
+                        )
+                        .await
+                        .map_err(store_err)?
+                    {
+                        report.delivered += 1;
                     }
                     continue;
                 }
@@ -336,6 +353,14 @@ async fn finish<S: Store, K: Sink>(
         return Ok(Settled::Left);
     }
     let moved = settle(store, sink.name(), id, DeliveryState::Delivered, Some(remote), None).await?;
+    if let Some(other) = &request.covers {
+        // The other leg of the transfer is on the sink in this row.
+        let reason = format!("delivered within sink row {remote}, the transfer sent for {id}");
+        store
+            .settle_delivery(sink.name(), other, DeliveryState::Pending, DeliveryState::Delivered, None, Some(&reason))
+            .await
+            .map_err(|source| SinkError::Store { sink: sink.name().to_owned(), source })?;
+    }
     Ok(if moved { Settled::Delivered { reconciled } } else { Settled::Left })
 }
 

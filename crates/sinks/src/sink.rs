@@ -103,6 +103,11 @@ pub struct SinkRequest {
     /// [`Sink::complete`] (mibudge: the budget split body).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_up: Option<Value>,
+    /// Another delivery this request also settles (the credit leg of a
+    /// transfer sent as one Trupocket `cashflow: transfer`): recorded
+    /// delivered, without a row of its own, once this one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covers: Option<String>,
     /// A correction: the sink row this one replaces, deleted by
     /// [`Sink::complete`] once this row exists (create first, then delete,
     /// so a crash in between loses nothing and the delete is retried).
@@ -115,11 +120,14 @@ pub struct SinkRequest {
 pub enum Plan {
     /// Send this request.
     Send(SinkRequest),
-    /// Not now (e.g. its account is not mapped): stays queued; `notice` is
-    /// printed once per account per run.
+    /// Not now (e.g. its account is not mapped): stays queued; `notice` (if
+    /// not empty) is printed once per account per run.
     Skip { account: String, notice: String },
     /// Never (e.g. a currency other than the sink account's): recorded as failed.
     Refuse(String),
+    /// Already on the sink as part of another delivery's row (the other leg
+    /// of a transfer): recorded delivered, with this reason, no request.
+    Covered(String),
 }
 
 /// A sink failure that stops the sink for this run.

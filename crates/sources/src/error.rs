@@ -8,8 +8,9 @@ use std::path::PathBuf;
 /// quarantine records and the page proceeds.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
-    /// The file could not be read.
-    #[error("{file}: cannot read: {source}")]
+    /// The file could not be read (the OS error is the `source()`, shown
+    /// after this message by `{:#}` chains, so not repeated in it).
+    #[error("{file}: cannot read")]
     Io { file: PathBuf, source: std::io::Error },
     /// The page is not the expected JSON shape.
     #[error("{file}: at {path}: {problem}")]

@@ -498,6 +498,19 @@ macro_rules! store_impl {
                 }
             }
 
+            async fn counterpart(&self, tx: &Transaction) -> Result<Option<Transaction>, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new(format!("{TX_SELECT} WHERE source = "));
+                q.push_bind(tx.source.to_string())
+                    .push(" AND source_transaction_id = ").push_bind(tx.source_transaction_id.clone())
+                    .push(" AND source_account_id <> ").push_bind(tx.source_account_id.clone())
+                    .push(" LIMIT 2");
+                let rows = q.build().fetch_all(&self.pool).await.map_err(self.fail("reading a transfer's other leg"))?;
+                match rows.as_slice() {
+                    [one] => Ok(Some(self.tx_from_row(one)?)),
+                    _ => Ok(None),
+                }
+            }
+
             async fn links_of(&self, id: &str) -> Result<Vec<DedupeLink>, StoreError> {
                 let mut q = QueryBuilder::<$Db>::new("SELECT transaction_id, kind, target_id, reason FROM dedupe_links WHERE transaction_id = ");
                 q.push_bind(id.to_owned()).push(" OR target_id = ").push_bind(id.to_owned()).push(" ORDER BY transaction_id");

@@ -115,6 +115,10 @@ pub trait Store: Send + Sync {
     /// One transaction by canonical id.
     fn transaction(&self, id: &str) -> impl Future<Output = Result<Option<Transaction>, StoreError>> + Send;
 
+    /// The other leg of a transfer: the row of the same source and source
+    /// transaction id in another account, when there is exactly one.
+    fn counterpart(&self, tx: &Transaction) -> impl Future<Output = Result<Option<Transaction>, StoreError>> + Send;
+
     /// Dedupe links of a transaction, as the duplicate/superseded row or as the kept row.
     fn links_of(&self, id: &str) -> impl Future<Output = Result<Vec<DedupeLink>, StoreError>> + Send;
 

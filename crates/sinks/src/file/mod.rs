@@ -29,9 +29,10 @@ pub use accounts::ACCOUNT_COLUMNS;
 pub use daily_totals::DAILY_TOTAL_COLUMNS;
 pub use transactions::TRANSACTION_COLUMNS;
 
-/// An I/O failure naming the output file.
+/// An I/O failure naming the output file (the OS error is the
+/// `source()`, shown after it by `{:#}` chains).
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {source}")]
+#[error("{path}: cannot write")]
 pub struct FileSinkError {
     /// The file being written.
     pub path: PathBuf,

@@ -86,6 +86,7 @@ pub(crate) fn transaction(
         account: account.to_owned(),
         date: tx.booking_date,
         follow_up: budget.map(|b| json!({"splits": {b: tx.amount.abs().to_string()}})),
+        covers: None,
         replaces: None,
     }
 }

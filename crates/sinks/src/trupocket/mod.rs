@@ -223,6 +223,55 @@ impl<S: Store> Sink for TrupocketSink<'_, S> {
                 ),
             });
         };
+        // A transfer whose other leg this household also maps: one
+        // `cashflow: transfer` row, sent by the debit leg; the credit leg is
+        // settled with it.
+        let other = if tx.kind == bankpipe_model::Kind::Transfer {
+            self.store.counterpart(tx).await.map_err(|e| SinkError::Store { sink: self.name.clone(), source: e })?
+        } else {
+            None
+        };
+        let other_account = match &other {
+            Some(o)
+                if o.amount.currency() == tx.amount.currency() && o.amount.is_negative() != tx.amount.is_negative() =>
+            {
+                crate::sink::mapped_account(&self.mapping, &o.source, &o.source_account_id).cloned()
+            }
+            _ => None,
+        };
+        if let (Some(other), Some(other_account)) = (&other, &other_account) {
+            if !tx.amount.is_negative() {
+                let other_id = other.id.to_string();
+                let delivered = self
+                    .store
+                    .delivery(&self.name, &other_id)
+                    .await
+                    .map_err(|e| SinkError::Store { sink: self.name.clone(), source: e })?;
+                return Ok(match delivered {
+                    Some(d) if d.state == bankpipe_store::DeliveryState::Delivered => Plan::Covered(format!(
+                        "delivered within the transfer row of its debit leg {other_id}{}",
+                        d.remote_id.map(|r| format!(" (sink row {r})")).unwrap_or_default()
+                    )),
+                    // Waits for its debit leg, which settles it when delivered
+                    // (no notice: nothing for the user to do).
+                    _ => Plan::Skip { account: format!("transfer:{other_id}"), notice: String::new() },
+                });
+            }
+            let category = match self.category_for(client, tx).await? {
+                Ok(c) => c,
+                Err(reason) => return Ok(Plan::Refuse(reason)),
+            };
+            let request = payload::transfer(
+                tx,
+                &other.id.to_string(),
+                marker,
+                &self.household,
+                &account,
+                other_account,
+                &category,
+            );
+            return Ok(request.map_or_else(Plan::Refuse, Plan::Send));
+        }
         let category = match self.category_for(client, tx).await? {
             Ok(c) => c,
             Err(reason) => return Ok(Plan::Refuse(reason)),

@@ -80,8 +80,28 @@ pub(crate) fn transaction(
         account: account.to_owned(),
         date: tx.booking_date,
         follow_up: None,
+        covers: None,
         replaces: None,
     })
+}
+
+/// A transfer between two accounts of the household as one row: `cashflow:
+/// transfer` from the debit leg's account to the credit leg's, the
+/// absolute amount in cents; the request settles the credit leg too.
+pub(crate) fn transfer(
+    debit: &Transaction,
+    credit_id: &str,
+    marker: &str,
+    household: &str,
+    from: &str,
+    to: &str,
+    category: &str,
+) -> Result<SinkRequest, String> {
+    let mut request = transaction(debit, marker, household, from, category)?;
+    request.body["cashflow"] = json!("transfer");
+    request.body["toAccountID"] = json!(to);
+    request.covers = Some(credit_id.to_owned());
+    Ok(request)
 }
 
 /// The (remote id, markers) of a listed Trupocket transaction.
