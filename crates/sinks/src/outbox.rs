@@ -14,8 +14,9 @@
 //!    record `delivered(remote id)`. Any failure after which the request may
 //!    have been applied (timeout, reset, 5xx or an HTML page on a POST, a 2xx
 //!    whose body cannot be read) goes through the same marker search, never
-//!    a blind resend. A request that stays unanswered and absent after
-//!    [`MAX_SENDS`] sends ends `failed` with the last reason. Validation
+//!    a blind resend. A request answered the same way
+//!    [`MAX_SAME_REJECTIONS`] times in a row and never found, or sent
+//!    [`MAX_SENDS`] times in all, ends `failed` with the last reason. Validation
 //!    errors are `failed(reason)` and the rest proceeds; a plan limit stops
 //!    the sink for the run; an exhausted rate budget stops it with the queue
 //!    kept (exit 75, resumed next run).
@@ -60,10 +61,19 @@ pub struct DeliveryReport {
 }
 
 const BATCH: u32 = 500;
-/// Sends of one stored request (across runs) whose outcome stayed unknown
-/// and whose row was not found on the sink, before the delivery is
-/// recorded as failed with the last reason.
-pub const MAX_SENDS: i64 = 4;
+/// A request answered the same way this many times in a row (an HTML 500
+/// every time, say) and never found on the sink is recorded failed with
+/// that reason: the server rejects it, retrying will not help.
+pub const MAX_SAME_REJECTIONS: u32 = 6;
+
+/// Sends of one stored request, across runs and whatever the outcomes
+/// (varying faults, runs killed while it was in flight), after which it is
+/// recorded failed with the last reason rather than sent forever.
+pub const MAX_SENDS: i64 = 12;
+
+/// The cause recorded when a run finds a request in flight that an earlier
+/// run sent: its outcome is unknown, which is no rejection.
+const STOPPED: &str = "the previous run stopped before the answer";
 
 /// How one delivery ended in this pass.
 enum Settled {
@@ -140,11 +150,7 @@ async fn run_pass<S: Store, K: Sink>(
         for (row, request) in stored {
             let outcome = match found.get(&request.marker) {
                 Some(remote) => finish(store, sink, client, &row.transaction_id, &request, remote, true).await?,
-                None => {
-                    let cause =
-                        row.reason.clone().unwrap_or_else(|| "the previous run stopped before the answer".into());
-                    resend(store, sink, client, &row.transaction_id, &request, row.attempts, &cause).await?
-                }
+                None => resend(store, sink, client, &row.transaction_id, &request, row.attempts).await?,
             };
             count(report, latest, &request, outcome)?;
             if report.stopped.is_some() {
@@ -253,6 +259,8 @@ async fn dispatch<S: Store, K: Sink>(
     mut attempts: i64,
 ) -> Result<Settled, SinkError> {
     let name = sink.name().to_owned();
+    let mut last: Option<String> = None;
+    let mut same_in_a_row = 0u32;
     loop {
         let cause = match sink.send(client, request).await {
             Ok(remote) => return finish(store, sink, client, id, request, &remote, false).await,
@@ -279,19 +287,21 @@ async fn dispatch<S: Store, K: Sink>(
         if let Some(remote) = found.get(&request.marker) {
             return finish(store, sink, client, id, request, remote, true).await;
         }
-        match resend_or_fail(store, &name, id, attempts, &cause).await? {
+        same_in_a_row = if last.as_deref() == Some(cause.as_str()) { same_in_a_row + 1 } else { 1 };
+        last = Some(cause.clone());
+        match resend_or_fail(store, &name, id, attempts, &cause, same_in_a_row).await? {
             Some(next) => {
                 attempts = next;
                 // A short pause: a server that failed may recover.
-                tokio::time::sleep(Duration::from_millis(100 * attempts as u64)).await;
+                tokio::time::sleep(Duration::from_millis((50 * attempts as u64).min(1_000))).await;
             }
             None => return Ok(Settled::Failed),
         }
     }
 }
 
-/// A not-found `in_flight` row: send its stored request again, or record it
-/// failed once it was sent [`MAX_SENDS`] times.
+/// A not-found `in_flight` row left by an earlier run: send its stored
+/// request again, or record it failed once it was sent [`MAX_SENDS`] times.
 async fn resend<S: Store, K: Sink>(
     store: &S,
     sink: &mut K,
@@ -299,9 +309,8 @@ async fn resend<S: Store, K: Sink>(
     id: &str,
     request: &SinkRequest,
     attempts: i64,
-    cause: &str,
 ) -> Result<Settled, SinkError> {
-    match resend_or_fail(store, sink.name(), id, attempts, cause).await? {
+    match resend_or_fail(store, sink.name(), id, attempts, STOPPED, 0).await? {
         Some(next) => {
             tracing::info!(sink = %sink.name(), transaction = %id, "not found on the sink by its marker; sending the stored request again");
             let outcome = dispatch(store, sink, client, id, request, next).await?;
@@ -312,18 +321,26 @@ async fn resend<S: Store, K: Sink>(
 }
 
 /// `Some(attempts)` after counting one more send of an in-flight row, or
-/// `None` when it is recorded failed (sent [`MAX_SENDS`] times, never
-/// found) or was moved by another worker.
+/// `None` when it is recorded failed — the same rejection
+/// [`MAX_SAME_REJECTIONS`] times in a row (`same_in_a_row`), or
+/// [`MAX_SENDS`] sends in all, never found on the sink — or was moved by
+/// another worker.
 async fn resend_or_fail<S: Store>(
     store: &S,
     sink: &str,
     id: &str,
     attempts: i64,
     cause: &str,
+    same_in_a_row: u32,
 ) -> Result<Option<i64>, SinkError> {
     let store_err = |source| SinkError::Store { sink: sink.to_owned(), source };
-    if attempts >= MAX_SENDS {
-        let reason = format!("{cause} (sent {attempts} times, never answered and not found on the sink by its marker)");
+    if same_in_a_row >= MAX_SAME_REJECTIONS || attempts >= MAX_SENDS {
+        let how = if same_in_a_row >= MAX_SAME_REJECTIONS {
+            format!("answered so {same_in_a_row} times in a row")
+        } else {
+            format!("sent {attempts} times")
+        };
+        let reason = format!("{cause} ({how}, never answered and not found on the sink by its marker)");
         settle(store, sink, id, DeliveryState::Failed, None, Some(&reason)).await?;
         tracing::error!(sink, transaction = %id, "{reason}");
         return Ok(None);
