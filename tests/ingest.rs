@@ -49,13 +49,6 @@ async fn sync(config: &Path) -> (Option<i32>, Value, String) {
     (o.status.code(), summary, stderr)
 }
 
-fn mibudge_sink(url: &str, mapping: &str) -> String {
-    format!(
-        "[[sinks]]\nname = \"mibudge\"\nkind = \"mibudge\"\nbase_url = \"{url}\"\nlogin_env = \"MB_LOGIN\"\n\
-         password_env = \"MB_PASSWORD\"\n[sinks.accounts]\n{mapping}"
-    )
-}
-
 fn amounts(mb: &MibudgeSim) -> Vec<String> {
     let mut a: Vec<String> = mb.transactions().iter().map(|t| t["amount"].as_str().unwrap().to_owned()).collect();
     a.sort();
@@ -76,7 +69,7 @@ async fn a_hold_settling_weeks_later_is_fetched_and_delivered() {
     let servers =
         [SimServer::start(truv.router(), 0).await.unwrap(), SimServer::start(mibudge.router(), 0).await.unwrap()];
     let dir = tempfile::tempdir().unwrap();
-    let extra = mibudge_sink(&servers[1].base_url(), &format!("\"chk\" = \"{bank}\"\n"));
+    let extra = support::mibudge_sink(&servers[1].base_url(), &format!("\"chk\" = \"{bank}\"\n"));
     let config = write_config(dir.path(), Some(&servers[0].base_url()), None, None, &extra);
     let (code, _, stderr) = sync(&config).await;
     assert_eq!(code, Some(0), "{stderr}");
@@ -183,8 +176,10 @@ async fn one_source_down_the_others_rows_are_still_delivered() {
         SimServer::start(mibudge.router(), 0).await.unwrap(),
     ];
     let dir = tempfile::tempdir().unwrap();
-    let extra =
-        mibudge_sink(&servers[2].base_url(), &format!("\"chk-001\" = \"{bank}\"\n\"firefly:1\" = \"{bank}\"\n"));
+    let extra = support::mibudge_sink(
+        &servers[2].base_url(),
+        &format!("\"chk-001\" = \"{bank}\"\n\"firefly:1\" = \"{bank}\"\n"),
+    );
     let config = write_config(dir.path(), Some(&servers[0].base_url()), Some(&servers[1].base_url()), None, &extra);
     let (code, summary, stderr) = sync(&config).await;
     assert_eq!(code, Some(3), "completed with failures: {stderr}");

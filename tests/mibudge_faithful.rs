@@ -24,13 +24,6 @@ const ENV: [(&str, &str); 4] = [
     ("MB_PASSWORD", "sim-password"),
 ];
 
-fn mibudge_sink(base_url: &str, mapping: &str) -> String {
-    format!(
-        "[[sinks]]\nname = \"mibudge\"\nkind = \"mibudge\"\nbase_url = \"{base_url}\"\nlogin_env = \"MB_LOGIN\"\n\
-         password_env = \"MB_PASSWORD\"\nmax_wait_secs = 5\n[sinks.accounts]\n{mapping}"
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn jpy_is_delivered_with_its_currency_and_kwd_is_failed_with_the_reason() {
     let truv = TruvSim::new(
@@ -43,7 +36,8 @@ async fn jpy_is_delivered_with_its_currency_and_kwd_is_failed_with_the_reason() 
     let servers =
         [SimServer::start(truv.router(), 0).await.unwrap(), SimServer::start(mibudge.router(), 0).await.unwrap()];
     let dir = tempfile::tempdir().unwrap();
-    let extra = mibudge_sink(&servers[1].base_url(), &format!("\"jp-001\" = \"{yen}\"\n\"kw-001\" = \"{dollars}\"\n"));
+    let extra =
+        support::mibudge_sink(&servers[1].base_url(), &format!("\"jp-001\" = \"{yen}\"\n\"kw-001\" = \"{dollars}\"\n"));
     let config = support::write_config(dir.path(), Some(&servers[0].base_url()), None, None, &extra);
     let o = support::bankpipe_async(support::args(&["sync", "--config", config.to_str().unwrap()]), ENV.to_vec()).await;
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -109,7 +103,7 @@ async fn a_sink_answering_nonsense_is_named_with_its_url_and_nothing_is_lost() {
         let posts = Arc::new(AtomicUsize::new(0));
         let sink = SimServer::start(nonsense(Arc::clone(&posts), listing), 0).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let extra = mibudge_sink(&sink.base_url(), "\"chk-001\" = \"acc\"\n");
+        let extra = support::mibudge_sink(&sink.base_url(), "\"chk-001\" = \"acc\"\n");
         let config = support::write_config(dir.path(), Some(&truv_server.base_url()), None, None, &extra);
         let o =
             support::bankpipe_async(support::args(&["sync", "--config", config.to_str().unwrap()]), ENV.to_vec()).await;
@@ -140,7 +134,7 @@ async fn a_post_answered_by_an_html_500_every_time_ends_failed_with_the_reason_n
     let empty = r#"{"count": 0, "next": null, "previous": null, "results": []}"#;
     let sink = SimServer::start(nonsense(Arc::clone(&posts), empty), 0).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let extra = mibudge_sink(&sink.base_url(), "\"chk-001\" = \"acc\"\n");
+    let extra = support::mibudge_sink(&sink.base_url(), "\"chk-001\" = \"acc\"\n");
     let config = support::write_config(dir.path(), Some(&truv_server.base_url()), None, None, &extra);
     let o = support::bankpipe_async(support::args(&["sync", "--config", config.to_str().unwrap()]), ENV.to_vec()).await;
     let stderr = String::from_utf8_lossy(&o.stderr);

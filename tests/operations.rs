@@ -226,22 +226,8 @@ fn parse_prometheus(text: &str) -> std::collections::BTreeMap<String, f64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_metrics_file_is_written_atomically_and_parses() {
-    use bankpipe_sim::mibudge::{MibudgeConfig, MibudgeSim};
-    let truv = TruvSim::new(
-        TruvConfig::default(),
-        TruvData::from_recorded(&support::root().join("fixtures/truv/multipage")).unwrap(),
-    );
-    let mibudge = MibudgeSim::new(MibudgeConfig::default());
-    let bank = mibudge.seed_bank_account("Checking", "USD");
-    let servers =
-        [SimServer::start(truv.router(), 0).await.unwrap(), SimServer::start(mibudge.router(), 0).await.unwrap()];
-    let dir = tempfile::tempdir().unwrap();
-    let extra = format!(
-        "[[sinks]]\nname = \"mibudge\"\nkind = \"mibudge\"\nbase_url = \"{}\"\nlogin_env = \"MB_LOGIN\"\n\
-         password_env = \"MB_PASSWORD\"\n[sinks.accounts]\n\"chk-001\" = \"{bank}\"\n",
-        servers[1].base_url()
-    );
-    let config = write_config(dir.path(), Some(&servers[0].base_url()), None, None, &extra);
+    let w = support::truv_and_mibudge("chk-001").await;
+    let (dir, config) = (&w.dir, &w.config);
     let metrics = dir.path().join("bankpipe.prom");
     let o = bankpipe_async(
         args(&["sync", "--config", config.to_str().unwrap(), "--metrics-file", metrics.to_str().unwrap()]),
@@ -356,28 +342,8 @@ async fn check_finds_a_wrong_household_an_unset_variable_and_unmapped_accounts()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dry_run_plans_the_waiting_backlog_too_with_a_summary_table() {
-    use bankpipe_sim::mibudge::{MibudgeConfig, MibudgeSim};
-    let truv = TruvSim::new(
-        TruvConfig::default(),
-        TruvData::from_recorded(&support::root().join("fixtures/truv/multipage")).unwrap(),
-    );
-    let mibudge = MibudgeSim::new(MibudgeConfig::default());
-    let bank = mibudge.seed_bank_account("Checking", "USD");
-    let servers =
-        [SimServer::start(truv.router(), 0).await.unwrap(), SimServer::start(mibudge.router(), 0).await.unwrap()];
-    let dir = tempfile::tempdir().unwrap();
-    let extra = format!(
-        "[[sinks]]\nname = \"mibudge\"\nkind = \"mibudge\"\nbase_url = \"{}\"\nlogin_env = \"MB_LOGIN\"\n\
-         password_env = \"MB_PASSWORD\"\n[sinks.accounts]\n\"truv:chk-001\" = \"{bank}\"\n",
-        servers[1].base_url()
-    );
-    let config = write_config(dir.path(), Some(&servers[0].base_url()), None, None, &extra);
-    let env = vec![
-        ("T_ID", "sim-client"),
-        ("T_SECRET", "sim-secret"),
-        ("MB_LOGIN", "sim@example.com"),
-        ("MB_PASSWORD", "sim-password"),
-    ];
+    let w = support::truv_and_mibudge("truv:chk-001").await;
+    let (config, env) = (&w.config, support::ALL_ENV.to_vec());
     let o = bankpipe_async(args(&["sync", "--config", config.to_str().unwrap()]), env.clone()).await;
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     // card-002 has no mapping: its rows wait in the queue, and the dry run

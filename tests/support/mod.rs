@@ -97,3 +97,53 @@ pub fn json_out(o: &Output) -> serde_json::Value {
 pub fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
+
+/// Every simulator credential the test configs name (Truv, Firefly III,
+/// Trupocket, mibudge).
+pub const ALL_ENV: [(&str, &str); 6] = [
+    ("T_ID", "sim-client"),
+    ("T_SECRET", "sim-secret"),
+    ("F_TOKEN", "sim-firefly-token"),
+    ("TP_PAT", "tp_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+    ("MB_LOGIN", "sim@example.com"),
+    ("MB_PASSWORD", "sim-password"),
+];
+
+/// `[[sinks]]` TOML of a mibudge sink named `mibudge` at `url`, with the
+/// `[sinks.accounts]` lines `mapping`.
+pub fn mibudge_sink(url: &str, mapping: &str) -> String {
+    format!(
+        "[[sinks]]\nname = \"mibudge\"\nkind = \"mibudge\"\nbase_url = \"{url}\"\nlogin_env = \"MB_LOGIN\"\n\
+         password_env = \"MB_PASSWORD\"\n[sinks.accounts]\n{mapping}"
+    )
+}
+
+/// The Truv multipage fixture served by a simulator, and a mibudge
+/// simulator with one USD bank account to which `key` (e.g. `chk-001` or
+/// `truv:chk-001`) is mapped; a config in a fresh directory.
+pub struct MibudgeWorld {
+    pub servers: Vec<bankpipe_sim::SimServer>,
+    pub mibudge: std::sync::Arc<bankpipe_sim::mibudge::MibudgeSim>,
+    pub bank: String,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+pub async fn truv_and_mibudge(key: &str) -> MibudgeWorld {
+    use bankpipe_sim::mibudge::{MibudgeConfig, MibudgeSim};
+    use bankpipe_sim::truv::{TruvConfig, TruvData, TruvSim};
+    let truv = TruvSim::new(
+        TruvConfig::default(),
+        TruvData::from_recorded(&root().join("fixtures/truv/multipage")).expect("fixture"),
+    );
+    let mibudge = MibudgeSim::new(MibudgeConfig::default());
+    let bank = mibudge.seed_bank_account("Checking", "USD");
+    let servers = vec![
+        bankpipe_sim::SimServer::start(truv.router(), 0).await.expect("truv"),
+        bankpipe_sim::SimServer::start(mibudge.router(), 0).await.expect("mibudge"),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = mibudge_sink(&servers[1].base_url(), &format!("\"{key}\" = \"{bank}\"\n"));
+    let config = write_config(dir.path(), Some(&servers[0].base_url()), None, None, &extra);
+    MibudgeWorld { servers, mibudge, bank, dir, config }
+}

@@ -10,5 +10,8 @@ pub mod outbox;
 pub mod sink;
 pub mod trupocket;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 pub use outbox::{deliver, DeliveryReport};
 pub use sink::{mapped_account, marker, markers_in, Finding, Plan, Sink, SinkError, SinkRequest};

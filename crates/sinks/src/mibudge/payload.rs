@@ -118,43 +118,15 @@ pub(super) fn listed_markers(t: &Value) -> Result<(String, Vec<String>), String>
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use bankpipe_model::{CanonicalId, CategorySource, Currency, Money};
-
     use super::*;
     use crate::sink::marker;
 
     fn tx(amount: &str, currency: &str) -> Transaction {
-        Transaction {
-            id: CanonicalId::for_transaction("truv", "a", "1"),
-            source: Arc::from("truv"),
-            source_account_id: "a".into(),
-            source_transaction_id: "1".into(),
-            external_id: None,
-            group_id: None,
-            status: Status::Posted,
-            source_status: "POSTED",
-            source_type: "DEBIT",
-            memo_only: false,
-            amount: Money::parse(amount, Currency::from_code(currency).unwrap()).unwrap(),
-            transacted_at: Some("2024-03-04T23:30:00Z".parse().unwrap()),
-            posted_at: Some("2024-03-05T10:00:00Z".parse().unwrap()),
-            booking_date: "2024-03-05".parse().unwrap(),
-            updated_at: None,
-            description: "STARBUCKS #1234".into(),
-            merchant_name: Some("Starbucks".into()),
-            mcc: None,
-            source_categories: vec![],
-            memo: None,
-            check_number: None,
-            kind: Kind::Purchase,
-            category: None,
-            category_source: CategorySource::Mcc,
-            duplicate_of: None,
-            superseded_by: None,
-            source_fields: None,
-        }
+        let mut t = crate::testing::tx(amount, currency, Some("Starbucks"));
+        t.transacted_at = Some("2024-03-04T23:30:00Z".parse().unwrap());
+        t.posted_at = Some("2024-03-05T10:00:00Z".parse().unwrap());
+        t.category = None;
+        t
     }
 
     #[test]
