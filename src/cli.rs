@@ -184,7 +184,8 @@ cron (nightly at 02:30):
   30 2 * * *  bankpipe sync --config /etc/bankpipe.toml --log-format json >>/var/log/bankpipe.json 2>&1
 
 Exit codes: 0 ok: every source fetched, every delivery of this run settled;
-1 failure; 2 usage or configuration error; 3 completed, but deliveries
+1 failure (e.g. the store); 2 usage or configuration error; 3 completed with
+failures: a source or a sink failed (the others proceeded), or deliveries
 failed in this run (the server's reason is in `status`) or stayed in flight
 (reconciled by the next run); 75 rate budget exhausted or another sync
 running (try again later).";

@@ -184,3 +184,10 @@ fn explain_names_the_deciding_step_for_every_row() {
     let why = rows[0]["explanation"].as_str().unwrap();
     assert!(why.contains("MCC 5814") && why.contains("refines"), "{why}");
 }
+
+#[test]
+fn an_html_page_served_as_a_page_is_shown_by_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("page-001.json"), "<!DOCTYPE html><html><title>Maintenance</title></html>").unwrap();
+    replay_fails("--truv", dir.path().to_str().unwrap(), &["page-001.json", "an HTML page?", "Maintenance"]);
+}

@@ -205,22 +205,26 @@ async fn sync<S: Store>(
         ingest::dedupe(store, run, config, &touched, since).await
     }
     .await;
-    // Deliveries: everything stored is delivered, whichever source failed.
+    // Deliveries: everything stored is delivered, whichever source failed;
+    // each sink on its own, one failing never stops the others.
     let mut deliveries = Vec::new();
-    let mut sink_error: Option<anyhow::Error> = None;
+    let mut errors: Vec<(String, anyhow::Error)> = source_errors
+        .into_iter()
+        .zip(outcomes.iter().filter(|o| o.error.is_some()))
+        .map(|(e, o)| (format!("source {}", o.source), e))
+        .collect();
     if result.is_ok() {
         for sink in &config.sinks {
             match crate::deliver::deliver_sink(store, categorizer, sink, setup::timezone(config)?).await {
                 Ok(report) => deliveries.push(report),
                 Err(e) => {
                     tracing::error!(sink = %sink.name, "{e:#}");
-                    sink_error.get_or_insert(e);
+                    errors.push((format!("sink {}", sink.name), e));
                 }
             }
         }
     }
-    let mut failures: Vec<String> =
-        outcomes.iter().filter_map(|o| o.error.as_ref().map(|e| format!("source {} failed: {e}", o.source))).collect();
+    let mut failures: Vec<String> = errors.iter().map(|(who, e)| format!("{who} failed: {e:#}")).collect();
     failures.extend(deliveries.iter().filter(|d| d.failed > 0 || d.in_flight > 0 || d.stopped.is_some()).map(|d| {
         format!(
             "{}: {} failed, {} in flight{}",
@@ -230,14 +234,14 @@ async fn sync<S: Store>(
             d.stopped.as_deref().map(|m| format!(", stopped: {m}")).unwrap_or_default()
         )
     }));
-    let only_rate_limited = !source_errors.is_empty()
-        && failures.len() == source_errors.len()
-        && source_errors.iter().all(|e| crate::outcome_of(e) == "rate-limited");
-    let result = match (result, sink_error) {
-        (Ok(v), Some(e)) => Err(e).map(|()| v),
-        (Ok(_), None) if only_rate_limited => Err(source_errors.swap_remove(0)),
-        (Ok(_), None) if !failures.is_empty() => Err(CompletedWithFailures(failures.join("; ")).into()),
-        (r, _) => r,
+    // Only rate budgets ran out (nothing else failed): 75, try again later.
+    let only_rate_limited = !errors.is_empty()
+        && failures.len() == errors.len()
+        && errors.iter().all(|(_, e)| crate::outcome_of(e) == "rate-limited");
+    let result = match result {
+        Ok(_) if only_rate_limited => Err(errors.swap_remove(0).1),
+        Ok(_) if !failures.is_empty() => Err(CompletedWithFailures(failures.join("; ")).into()),
+        r => r,
     };
     let (superseded, duplicates) = result.as_ref().map_or((0, 0), |&(s, d)| (s, d));
     let record = ingest::run_record(&result, &outcomes, superseded, duplicates);

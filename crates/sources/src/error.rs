@@ -75,11 +75,19 @@ pub(crate) fn malformed_page<'a, T: serde::Deserialize<'a>>(file: &str, page: &P
         },
         Err(e) => {
             let path = e.path().to_string();
-            PageError::Malformed {
-                file: file.to_owned(),
-                path: if path == "." { "/".into() } else { path },
-                problem: e.into_inner().to_string(),
+            let mut problem = e.into_inner().to_string();
+            // Not JSON at all (an HTML error or maintenance page served with
+            // status 200, say): show how it starts.
+            let start = page.text.trim_start();
+            if !start.starts_with(['{', '[']) {
+                let excerpt: String = start.chars().take(80).collect();
+                let html = start.get(..1) == Some("<");
+                problem = format!(
+                    "{problem}: the page is not JSON{}; it starts with {excerpt:?}",
+                    if html { " (an HTML page?)" } else { "" }
+                );
             }
+            PageError::Malformed { file: file.to_owned(), path: if path == "." { "/".into() } else { path }, problem }
         }
     }
 }
