@@ -356,3 +356,48 @@ async fn a_dry_run_plans_the_waiting_backlog_too_with_a_summary_table() {
     assert!(lines.iter().all(|l| l["plan"]["action"] == "skip"));
     assert!(err.contains("truv:card-002") && err.contains("wait for a mapping") && err.contains("2 planned"), "{err}");
 }
+
+/// The backfill progress bar on a terminal (a pty from `script`), plain log
+/// lines without escape codes when stderr is redirected.
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_shows_a_progress_bar_on_a_terminal_and_plain_lines_otherwise() {
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        eprintln!("NOTICE: no /usr/bin/script (util-linux) here: the terminal half is skipped");
+    }
+    let truv = TruvSim::new(
+        TruvConfig::default(),
+        TruvData::from_recorded(&support::root().join("fixtures/truv/multipage")).unwrap(),
+    );
+    let server = SimServer::start(truv.router(), 0).await.unwrap();
+    let base = server.base_url();
+    let run = move |name: &str, terminal: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), Some(&base), None, None, "");
+        let exe = env!("CARGO_BIN_EXE_bankpipe");
+        let line = format!("{exe} backfill --config {} --from 2024-01-01 --to 2024-06-30", config.display());
+        let mut c = if terminal {
+            let mut c = std::process::Command::new("/usr/bin/script");
+            c.args(["-qec", &line, "/dev/null"]);
+            c
+        } else {
+            let mut c = std::process::Command::new(exe);
+            c.args(line.split_whitespace().skip(1));
+            c
+        };
+        let o = c.envs([("T_ID", "sim-client"), ("T_SECRET", "sim-secret")]).env_remove("NO_COLOR").output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        (dir, o)
+    };
+    let run2 = run.clone();
+    let (_d, plain) = tokio::task::spawn_blocking(move || run2("redirected", false)).await.unwrap();
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(stderr.contains("backfill: truv") && stderr.contains("windows"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no escape codes when redirected: {stderr:?}");
+    if std::path::Path::new("/usr/bin/script").exists() {
+        let (_d, tty) = tokio::task::spawn_blocking(move || run("terminal", true)).await.unwrap();
+        let screen = String::from_utf8_lossy(&tty.stdout);
+        assert!(screen.contains("6/6 windows"), "the bar with its counts: {screen:?}");
+        assert!(screen.contains('\u{1b}'), "drawn with terminal control codes: {screen:?}");
+        assert!(!screen.contains("backfill: truv 2024"), "no plain log lines on a terminal: {screen:?}");
+    }
+}

@@ -12,6 +12,15 @@ pub fn run(args: &StatusArgs) -> Result<()> {
     let report = setup::runtime()?.block_on(async {
         let store = setup::open_existing_store(&config).await?;
         let mut report = with_store!(&store, s => s.status(args.runs).await?);
+        // The last rate budget each sink's origin advertised (a hint until its reset).
+        let mut budgets = Vec::new();
+        for sink in config.sinks.iter().filter(|s| s.kind != bankpipe_config::SinkKindConfig::File) {
+            let origin =
+                bankpipe_http::Endpoint::new(&sink.base_url, bankpipe_http::Credentials::None)?.origin().to_string();
+            if let Some(b) = with_store!(&store, s => s.rate_budget(&origin).await?) {
+                budgets.push((sink.name.clone(), b));
+            }
+        }
         // Nobody holds the sync lock: a run still marked running has died.
         if let Ok(lock) = store.lock().await {
             for r in report.runs.iter_mut().filter(|r| r.outcome == "running") {
@@ -19,8 +28,9 @@ pub fn run(args: &StatusArgs) -> Result<()> {
             }
             drop(lock);
         }
-        anyhow::Ok(report)
+        anyhow::Ok((report, budgets))
     })?;
+    let (report, budgets) = report;
     if args.json {
         let value = json!({
             "runs": report.runs.iter().map(|r| json!({
@@ -34,6 +44,9 @@ pub fn run(args: &StatusArgs) -> Result<()> {
             })).collect::<Vec<_>>(),
             "transactions": report.transactions,
             "quarantined": report.quarantined,
+            "rate_budgets": budgets.iter().map(|(sink, (limit, remaining, reset))| json!({
+                "sink": sink, "limit": limit, "remaining": remaining, "reset_unix": reset,
+            })).collect::<Vec<_>>(),
             "deliveries": report.deliveries.iter().map(|d| json!({
                 "sink": d.sink, "backlog": d.waiting, "in_flight": d.in_flight, "failed": d.failed,
                 "delivered": d.delivered, "changed_since_delivery": d.changed_since_delivery,
@@ -86,6 +99,14 @@ pub fn run(args: &StatusArgs) -> Result<()> {
         for (_, reason, count) in report.failures.iter().filter(|f| f.0 == d.sink).take(10) {
             println!("    failed ×{count}: {reason}");
         }
+    }
+    for (sink, (limit, remaining, reset)) in &budgets {
+        let until = chrono::DateTime::from_timestamp(*reset, 0).map_or_else(|| reset.to_string(), |t| t.to_rfc3339());
+        let state = if *reset > chrono::Utc::now().timestamp() { "until" } else { "expired at" };
+        println!(
+            "  {sink:<16} rate budget last seen: {remaining} of {} left, {state} {until} (a hint: the server's next answer replaces it)",
+            limit.map_or_else(|| "?".to_owned(), |l| l.to_string())
+        );
     }
     Ok(())
 }
