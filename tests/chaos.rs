@@ -176,7 +176,11 @@ async fn chaos(database: Option<(&str, &str)>) {
         )
         .await;
         let summary: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
-        let settled = summary["deliveries"].as_array().is_some_and(|d| d.iter().all(|d| d["in_flight"] == 0));
+        // Settled: both sinks ran to the end (a sink stopped by a fault is
+        // missing from the summary), nothing in flight.
+        let settled = summary["deliveries"]
+            .as_array()
+            .is_some_and(|d| d.len() == 2 && d.iter().all(|d| d["in_flight"] == 0 && d["stopped"].is_null()));
         last = Some(o);
         if settled && matches!(last.as_ref().unwrap().status.code(), Some(0 | 3)) {
             break;

@@ -240,37 +240,43 @@ impl<S: Store> Sink for TrupocketSink<'_, S> {
             _ => None,
         };
         if let (Some(other), Some(other_account)) = (&other, &other_account) {
-            if !tx.amount.is_negative() {
-                let other_id = other.id.to_string();
-                let delivered = self
-                    .store
-                    .delivery(&self.name, &other_id)
-                    .await
-                    .map_err(|e| SinkError::Store { sink: self.name.clone(), source: e })?;
-                return Ok(match delivered {
-                    Some(d) if d.state == bankpipe_store::DeliveryState::Delivered => Plan::Covered(format!(
+            let other_id = other.id.to_string();
+            if tx.amount.is_negative() {
+                // The debit leg sends the transfer, settling the credit leg.
+                let category = match self.category_for(client, tx).await? {
+                    Ok(c) => c,
+                    Err(reason) => return Ok(Plan::Refuse(reason)),
+                };
+                let request =
+                    payload::transfer(tx, &other_id, marker, &self.household, &account, other_account, &category);
+                return Ok(request.map_or_else(Plan::Refuse, Plan::Send));
+            }
+            let debit = self
+                .store
+                .delivery(&self.name, &other_id)
+                .await
+                .map_err(|e| SinkError::Store { sink: self.name.clone(), source: e })?;
+            // Covered only by a transfer row that names this leg; a debit leg
+            // delivered earlier as a plain expense covers nothing, and this
+            // leg goes out as its own income row below.
+            let names_this = |d: &bankpipe_store::DeliveryRow| {
+                d.request
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str::<SinkRequest>(r).ok())
+                    .is_some_and(|r| r.covers.as_deref() == Some(tx.id.to_string().as_str()))
+            };
+            match debit {
+                Some(d) if d.state == bankpipe_store::DeliveryState::Delivered && names_this(&d) => {
+                    return Ok(Plan::Covered(format!(
                         "delivered within the transfer row of its debit leg {other_id}{}",
                         d.remote_id.map(|r| format!(" (sink row {r})")).unwrap_or_default()
-                    )),
-                    // Waits for its debit leg, which settles it when delivered
-                    // (no notice: nothing for the user to do).
-                    _ => Plan::Skip { account: format!("transfer:{other_id}"), notice: String::new() },
-                });
+                    )))
+                }
+                Some(d) if d.state == bankpipe_store::DeliveryState::Delivered => {}
+                // Waits for its debit leg, which settles it when delivered
+                // (no notice: nothing for the user to do).
+                _ => return Ok(Plan::Skip { account: format!("transfer:{other_id}"), notice: String::new() }),
             }
-            let category = match self.category_for(client, tx).await? {
-                Ok(c) => c,
-                Err(reason) => return Ok(Plan::Refuse(reason)),
-            };
-            let request = payload::transfer(
-                tx,
-                &other.id.to_string(),
-                marker,
-                &self.household,
-                &account,
-                other_account,
-                &category,
-            );
-            return Ok(request.map_or_else(Plan::Refuse, Plan::Send));
         }
         let category = match self.category_for(client, tx).await? {
             Ok(c) => c,
