@@ -133,6 +133,19 @@ async fn a_delivered_pending_row_that_posts_is_corrected_once() {
             "2024-03-03T09:00:00Z",
         ),
     ]);
+    // The dry run shows the correction the sync will make.
+    let o = support::bankpipe_async(
+        support::args(&["sync", "--config", config.to_str().unwrap(), "--dry-run"]),
+        ENV.to_vec(),
+    )
+    .await;
+    let planned = String::from_utf8_lossy(&o.stdout);
+    let h1 = bankpipe_model::CanonicalId::for_transaction("truv", "chk-001", "h-1").to_string();
+    assert!(
+        planned.lines().any(|l| l.contains(&h1) && l.contains("\"correct\"") && l.contains("posted|-5000")),
+        "{planned}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("correct (create, then delete the old row)"));
     sync().await;
     assert_eq!(
         rows(&mibudge),

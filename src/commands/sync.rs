@@ -137,6 +137,30 @@ async fn dry_run<S: Store>(
             }
             cursor = Some(last);
         }
+        // Delivered rows the fetch shows changed (status, amount, date): a
+        // sink that can delete rows gets a correction, the others a report.
+        for (id, tx) in rows.iter().filter(|(id, _)| settled.contains(*id)) {
+            let Some(d) = store.delivery(&sink.name, id).await? else { continue };
+            let now = bankpipe_store::sent_version(tx)?;
+            if d.state != bankpipe_store::DeliveryState::Delivered || d.sent_version.as_ref().is_none_or(|v| *v == now)
+            {
+                continue;
+            }
+            let action = if sink.kind == bankpipe_config::SinkKindConfig::Mibudge {
+                "correct (create, then delete the old row)"
+            } else {
+                "changed since delivery (reported only)"
+            };
+            *table
+                .entry((sink.name.clone(), format!("{}:{}", tx.source, tx.source_account_id), action))
+                .or_default() += 1;
+            println!(
+                "{}",
+                serde_json::json!({"sink": sink.name, "plan": {"transaction": id, "action": "correct",
+                    "replaces": d.remote_id, "from": d.sent_version, "to": now, "note": action}})
+            );
+            planned += 1;
+        }
         for tx in plan.values() {
             let p = bankpipe_sinks::offline::plan(sink, &categorizer.sink_maps, zone, tx);
             let action = match &p {

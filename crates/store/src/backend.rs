@@ -976,7 +976,7 @@ macro_rules! store_impl {
 
             async fn delivery(&self, sink: &str, transaction_id: &str) -> Result<Option<DeliveryRow>, StoreError> {
                 let mut q = QueryBuilder::<$Db>::new(
-                    "SELECT state, remote_id, reason, attempts, marker, request, revision, replaces FROM deliveries WHERE sink = ",
+                    "SELECT state, remote_id, reason, attempts, marker, request, revision, replaces, sent_version FROM deliveries WHERE sink = ",
                 );
                 q.push_bind(sink.to_owned()).push(" AND transaction_id = ").push_bind(transaction_id.to_owned());
                 let fail = self.fail("reading deliveries");
@@ -996,6 +996,7 @@ macro_rules! store_impl {
                     request: r.try_get(5).map_err(&fail)?,
                     revision: r.try_get(6).map_err(&fail)?,
                     replaces: r.try_get(7).map_err(&fail)?,
+                    sent_version: r.try_get(8).map_err(&fail)?,
                 }))
             }
 

@@ -236,6 +236,8 @@ pub struct DeliveryRow {
     pub revision: i64,
     /// The sink row this delivery replaces, if any.
     pub replaces: Option<String>,
+    /// What the sink holds (see [`crate::sent_version`]), once sent.
+    pub sent_version: Option<String>,
 }
 
 /// Which deliveries a listing or an operator action applies to (`bankpipe
