@@ -755,6 +755,18 @@ macro_rules! store_impl {
                         .push_bind(sink.to_owned())
                         .push(")");
                     q.build().execute(&mut *db).await.map_err(&fail)?;
+                    // A replaced pending row that then posted under its own id
+                    // (un-superseded, DESIGN §4.6) is its own movement again:
+                    // queued anew (its old sink row was deleted).
+                    let mut q = QueryBuilder::<$Db>::new(
+                        "UPDATE deliveries SET state = 'pending', remote_id = NULL, marker = NULL, request = NULL, \
+                         revision = revision + 1, reason = 'queued again: its transaction is no longer superseded', updated_at = ",
+                    );
+                    q.push_bind(now.clone())
+                        .push(" WHERE state = 'replaced' AND sink = ")
+                        .push_bind(sink.to_owned())
+                        .push(" AND transaction_id IN (SELECT id FROM transactions WHERE superseded_by IS NULL AND duplicate_of IS NULL)");
+                    queued += q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected();
                     // A delivered row whose status, amount or booking date
                     // changed at the source: corrected (new revision, new
                     // marker; the old sink row is deleted once the new exists).

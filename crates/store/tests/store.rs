@@ -435,6 +435,14 @@ async fn enqueue_is_delivery_aware<S: Store>(s: &S) {
     assert_eq!(s.delivery("corrects", &pending.id.to_string()).await.unwrap().unwrap().state, Replaced);
     s.enqueue_deliveries("cannot", true, false).await.unwrap();
     assert!(!queued_ids(&s.deliveries("cannot", Pending, None, 100).await.unwrap()).contains(&posted.id.to_string()));
+    // If the replaced pending row then posts under its own id, it was its own
+    // movement (DESIGN §4.6): queued anew, at its next revision.
+    let mut own = pending.clone();
+    own.status = Status::Posted;
+    s.write_page(run, &[], &[own], &[]).await.unwrap();
+    s.enqueue_deliveries("corrects", true, true).await.unwrap();
+    let again = s.delivery("corrects", &pending.id.to_string()).await.unwrap().unwrap();
+    assert_eq!((again.state, again.revision, again.remote_id), (Pending, 1, None));
     // A sink that cannot correct: a source change after delivery is reported.
     let kept = row(template, "truv", "k-1", Status::Posted, -700, "2024-03-13");
     s.write_page(run, &[], std::slice::from_ref(&kept), &[]).await.unwrap();
