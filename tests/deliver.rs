@@ -19,14 +19,7 @@ use bankpipe_sim::SimServer;
 use serde_json::Value;
 use support::{args, bankpipe_async, root};
 
-const ENV: [(&str, &str); 6] = [
-    ("T_ID", "sim-client"),
-    ("T_SECRET", "sim-secret"),
-    ("F_TOKEN", "sim-firefly-token"),
-    ("TP_PAT", "tp_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
-    ("MB_LOGIN", "sim@example.com"),
-    ("MB_PASSWORD", "sim-password"),
-];
+const ENV: [(&str, &str); 6] = support::ALL_ENV;
 
 /// Canonical transactions the fixtures make deliverable: 6 counted Truv rows
 /// (multipage) and 7 Firefly legs (groups), one of them in EUR.
