@@ -96,7 +96,11 @@ async fn chaos(database: Option<(&str, &str)>) {
         ..Faults::none()
     };
     let truv = TruvSim::new(TruvConfig::default(), data);
-    let trupocket = TrupocketSim::new(TrupocketConfig { faults: faults.clone(), ..TrupocketConfig::default() });
+    // A per-second budget: the Premium plan's daily window resets at
+    // midnight UTC, and near it bankpipe rightly paces to seconds apart.
+    let rate_limit = bankpipe_sim::ratelimit::RateLimit { limit: 1_000, window_secs: 1 };
+    let trupocket =
+        TrupocketSim::new(TrupocketConfig { faults: faults.clone(), rate_limit, ..TrupocketConfig::default() });
     let household = trupocket.seed_household("Home");
     let tp_shared = trupocket.seed_account(&household, "chkg", "Joint");
     let tp_other = trupocket.seed_account(&household, "cc", "Card");
@@ -187,7 +191,11 @@ async fn chaos(database: Option<(&str, &str)>) {
         }
     }
     let last = last.unwrap();
-    eprintln!("chaos: last run: {}", String::from_utf8_lossy(&last.stderr));
+    eprintln!(
+        "chaos: last run ({} Trupocket requests in all): {}",
+        trupocket.requests(),
+        String::from_utf8_lossy(&last.stderr)
+    );
     assert!(
         matches!(last.status.code(), Some(0 | 3)),
         "the last run completed: {}",

@@ -21,6 +21,14 @@ use support::{args, bankpipe_async, root};
 
 const ENV: [(&str, &str); 6] = support::ALL_ENV;
 
+/// The simulator's Trupocket, with a per-second budget instead of the
+/// Premium plan's daily one: that window resets at midnight UTC, and near it
+/// bankpipe rightly paces its calls seconds apart, which would make the
+/// tests' timing depend on the hour.
+fn tp_config() -> TrupocketConfig {
+    TrupocketConfig { rate_limit: RateLimit { limit: 1_000, window_secs: 1 }, ..TrupocketConfig::default() }
+}
+
 /// Canonical transactions the fixtures make deliverable: 6 counted Truv rows
 /// (multipage) and 7 Firefly legs (groups), one of them in EUR.
 const DELIVERABLE: usize = 13;
@@ -179,7 +187,7 @@ async fn a_clean_run_delivers_each_transaction_once_and_a_second_run_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn exactly_once_through_5xx_and_dropped_responses() {
     let faults = Faults { error_rate: 0.2, drop_after_processing_rate: 0.3, ..Faults::none() };
-    let tp = TrupocketConfig { faults: faults.clone(), ..TrupocketConfig::default() };
+    let tp = TrupocketConfig { faults: faults.clone(), ..tp_config() };
     let mb = MibudgeConfig { faults: Faults { html_errors: true, ..faults }, ..MibudgeConfig::default() };
     let w = world(tp, mb, 60).await;
     // A run may stop a sink on an unlucky streak (exit 3 naming it); the
@@ -199,7 +207,7 @@ async fn exactly_once_through_5xx_and_dropped_responses() {
 #[tokio::test(flavor = "multi_thread")]
 async fn exactly_once_across_kill_9_during_delivery() {
     let slow = Faults { latency: Duration::from_millis(15), ..Faults::none() };
-    let tp = TrupocketConfig { faults: slow.clone(), ..TrupocketConfig::default() };
+    let tp = TrupocketConfig { faults: slow.clone(), ..tp_config() };
     let mb = MibudgeConfig { faults: slow, ..MibudgeConfig::default() };
     let w = world(tp, mb, 60).await;
     let mut kills = 0;
@@ -232,7 +240,7 @@ async fn an_expired_token_is_renewed_and_nothing_is_doubled() {
         faults: Faults { latency: Duration::from_millis(40), ..Faults::none() },
         ..MibudgeConfig::default()
     };
-    let w = world(TrupocketConfig::default(), mb, 60).await;
+    let w = world(tp_config(), mb, 60).await;
     json(&sync(&w.config).await);
     check_ledgers(&w);
     let logins = w.mibudge.logins();
@@ -243,7 +251,7 @@ async fn an_expired_token_is_renewed_and_nothing_is_doubled() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_storm_is_waited_out() {
     let mb = MibudgeConfig { api_limit: Some((4, 1)), ..MibudgeConfig::default() };
-    let w = world(TrupocketConfig::default(), mb, 60).await;
+    let w = world(tp_config(), mb, 60).await;
     json(&sync(&w.config).await);
     check_ledgers(&w);
     assert!(w.mibudge.rejected_429() > 0, "the storm happened");
@@ -279,7 +287,7 @@ async fn an_exhausted_plan_exits_75_keeps_the_backlog_and_resumes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dry_run_prints_the_plan_and_sends_nothing() {
-    let w = world(TrupocketConfig::default(), MibudgeConfig::default(), 60).await;
+    let w = world(tp_config(), MibudgeConfig::default(), 60).await;
     let o = bankpipe_async(args(&["sync", "--config", w.config.to_str().unwrap(), "--dry-run"]), ENV.to_vec()).await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let lines: Vec<Value> =
@@ -306,7 +314,7 @@ async fn a_dry_run_prints_the_plan_and_sends_nothing() {
 async fn created_accounts_are_remembered_and_a_plan_limit_stops_the_sink() {
     // Trupocket without an account mapping but create_accounts = true, and a
     // plan capped at 5 transactions a month.
-    let tp = TrupocketConfig { monthly_transactions: Some(5), ..TrupocketConfig::default() };
+    let tp = TrupocketConfig { monthly_transactions: Some(5), ..tp_config() };
     let w = world(tp, MibudgeConfig::default(), 60).await;
     let text = std::fs::read_to_string(&w.config).unwrap();
     let start = text.find("[sinks.accounts]").unwrap();
