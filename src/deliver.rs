@@ -28,7 +28,7 @@ pub async fn deliver_sink<S: Store>(
     let maps = &categorizer.sink_maps;
     // Start from the budget an earlier run saw for this origin, and save it
     // afterwards (DESIGN §7: a run must not spend what the last one did).
-    let origin = bankpipe_http::Endpoint::new(&sink.base_url, bankpipe_http::Credentials::None)?.origin().clone();
+    let origin = sink_origin(sink)?;
     let key = origin.to_string();
     // Only a hint: used while its window lasts and it still has requests
     // left; an exhausted one is not trusted (the server may have restarted
@@ -72,4 +72,13 @@ async fn deliver_with<S: Store>(
         SinkKindConfig::File => return Ok(DeliveryReport { sink: sink.name.clone(), ..DeliveryReport::default() }),
     };
     Ok(report)
+}
+
+/// The origin (scheme, host, port) of a sink's API: the key of its stored
+/// rate budget.
+///
+/// # Errors
+/// An unusable `base_url` (config validation normally catches it first).
+pub fn sink_origin(sink: &SinkConfig) -> Result<bankpipe_http::Origin> {
+    Ok(bankpipe_http::Endpoint::new(&sink.base_url, bankpipe_http::Credentials::None)?.origin().clone())
 }

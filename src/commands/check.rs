@@ -119,8 +119,7 @@ async fn doctor<S: Store>(
                 )),
             );
         }
-        let origin =
-            bankpipe_http::Endpoint::new(&sink.base_url, bankpipe_http::Credentials::None)?.origin().to_string();
+        let origin = crate::deliver::sink_origin(sink)?.to_string();
         if let Some((limit, remaining, reset)) = store.rate_budget(&origin).await? {
             let until =
                 chrono::DateTime::from_timestamp(reset, 0).map_or_else(|| reset.to_string(), |t| t.to_rfc3339());

@@ -334,8 +334,7 @@ async fn write_metrics<S: Store>(
             waiting: backlog.map_or(0, |b| b.waiting),
             in_flight: backlog.map_or(0, |b| b.in_flight),
         });
-        let origin =
-            bankpipe_http::Endpoint::new(&sink.base_url, bankpipe_http::Credentials::None)?.origin().to_string();
+        let origin = crate::deliver::sink_origin(sink)?.to_string();
         if let Some((_, remaining, reset)) = store.rate_budget(&origin).await? {
             if reset > Utc::now().timestamp() {
                 figures.rate_remaining.push((sink.name.clone(), remaining));

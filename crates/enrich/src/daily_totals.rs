@@ -314,41 +314,15 @@ fn resolve_scope(walk: &Walk, entry: &ReportedDailyTotal) -> Result<(Currency, V
 
 #[cfg(test)]
 mod tests {
-    use bankpipe_model::{CanonicalId, CategorySource, Kind, Status};
     use rust_decimal::Decimal;
 
     use super::*;
 
     fn tx(source: &str, account: &str, id: &str, amount: Money, day: u32) -> Transaction {
-        Transaction {
-            id: CanonicalId::for_transaction(source, account, id),
-            source: Arc::from(source),
-            source_account_id: account.into(),
-            source_transaction_id: id.into(),
-            external_id: None,
-            group_id: None,
-            status: Status::Posted,
-            source_status: "POSTED",
-            source_type: "DEBIT",
-            memo_only: false,
-            amount,
-            transacted_at: None,
-            posted_at: None,
-            booking_date: NaiveDate::from_ymd_opt(2024, 3, day).unwrap(),
-            updated_at: None,
-            description: id.into(),
-            merchant_name: None,
-            mcc: None,
-            source_categories: Vec::new(),
-            memo: None,
-            check_number: None,
-            kind: Kind::Other,
-            category: None,
-            category_source: CategorySource::Default,
-            duplicate_of: None,
-            superseded_by: None,
-            source_fields: None,
-        }
+        let mut t =
+            Transaction::bare_posted(source, account, id, amount, NaiveDate::from_ymd_opt(2024, 3, day).unwrap());
+        t.source_type = "DEBIT";
+        t
     }
 
     fn money(amount: Decimal, code: &str) -> Money {

@@ -298,36 +298,14 @@ mod tests {
     }
 
     fn sample(id: &str, amount: &str, updated: Option<&str>) -> Transaction {
-        use bankpipe_model::{CategorySource, Currency, Kind, Money, Status};
-        Transaction {
-            id: CanonicalId::for_transaction("truv", "acc", id),
-            source: std::sync::Arc::from("truv"),
-            source_account_id: "acc".into(),
-            source_transaction_id: id.into(),
-            external_id: None,
-            group_id: None,
-            status: Status::Posted,
-            source_status: "POSTED",
-            source_type: "DEBIT",
-            memo_only: false,
-            amount: Money::parse(amount, Currency::USD).unwrap(),
-            transacted_at: None,
-            posted_at: None,
-            booking_date: chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
-            updated_at: updated.and_then(t),
-            description: "Coffee".into(),
-            merchant_name: None,
-            mcc: None,
-            source_categories: Vec::new(),
-            memo: None,
-            check_number: None,
-            kind: Kind::Other,
-            category: None,
-            category_source: CategorySource::Default,
-            duplicate_of: None,
-            superseded_by: None,
-            source_fields: None,
-        }
+        use bankpipe_model::{Currency, Money};
+        let amount = Money::parse(amount, Currency::USD).unwrap();
+        let mut row =
+            Transaction::bare_posted("truv", "acc", id, amount, chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap());
+        row.source_type = "DEBIT";
+        row.updated_at = updated.and_then(t);
+        row.description = "Coffee".into();
+        row
     }
 
     /// Run both passes over `input` as replay does; returns the kept

@@ -266,6 +266,42 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// A bare posted row of `source` account `account` with source id `id`:
+    /// `amount` (its sign the direction), booked on `booking_date`, the id
+    /// as description, kind `other`, no enrichment, no timestamps. For
+    /// tests, benchmarks and generators, which then set what they need.
+    pub fn bare_posted(source: &str, account: &str, id: &str, amount: Money, booking_date: NaiveDate) -> Transaction {
+        Transaction {
+            id: CanonicalId::for_transaction(source, account, id),
+            source: Arc::from(source),
+            source_account_id: account.into(),
+            source_transaction_id: id.into(),
+            external_id: None,
+            group_id: None,
+            status: Status::Posted,
+            source_status: "POSTED",
+            source_type: if amount.is_negative() { "DEBIT" } else { "CREDIT" },
+            memo_only: false,
+            amount,
+            transacted_at: None,
+            posted_at: None,
+            booking_date,
+            updated_at: None,
+            description: id.into(),
+            merchant_name: None,
+            mcc: None,
+            source_categories: Vec::new(),
+            memo: None,
+            check_number: None,
+            kind: Kind::Other,
+            category: None,
+            category_source: CategorySource::Default,
+            duplicate_of: None,
+            superseded_by: None,
+            source_fields: None,
+        }
+    }
+
     /// `true` when the row counts in daily totals and is money for sinks:
     /// posted, not a MEMO line, not a duplicate and not superseded.
     pub fn counts(&self) -> bool {

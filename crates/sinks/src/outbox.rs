@@ -45,7 +45,8 @@ pub struct DeliveryReport {
     pub delivered: u64,
     /// `in_flight` rows found on the sink by their marker.
     pub reconciled_found: u64,
-    /// `in_flight` rows not found, sent again (stored request).
+    /// Sends of a stored request again: an in-flight row not found on the
+    /// sink by its marker (after an ambiguous answer or a killed run).
     pub reconciled_resent: u64,
     /// Recorded as failed in this run (validation, currency, unanswered).
     pub failed: u64,
@@ -150,9 +151,12 @@ async fn run_pass<S: Store, K: Sink>(
         for (row, request) in stored {
             let outcome = match found.get(&request.marker) {
                 Some(remote) => finish(store, sink, client, &row.transaction_id, &request, remote, true).await?,
-                None => resend(store, sink, client, &row.transaction_id, &request, row.attempts).await?,
+                None => {
+                    let resends = &mut report.reconciled_resent;
+                    resend(store, sink, client, &row.transaction_id, &request, row.attempts, resends).await?
+                }
             };
-            count(report, latest, &request, outcome)?;
+            count(report, latest, &request, outcome);
             if report.stopped.is_some() {
                 return Ok(());
             }
@@ -215,8 +219,8 @@ async fn run_pass<S: Store, K: Sink>(
             if !store.begin_delivery(&name, tx, &request.marker, &text).await.map_err(store_err)? {
                 continue; // another worker took it
             }
-            let outcome = dispatch(store, sink, client, &id, &request, 1).await?;
-            count(report, latest, &request, outcome)?;
+            let outcome = dispatch(store, sink, client, &id, &request, 1, &mut report.reconciled_resent).await?;
+            count(report, latest, &request, outcome);
             if report.stopped.is_some() {
                 return Ok(());
             }
@@ -231,7 +235,7 @@ fn count(
     latest: &mut BTreeMap<String, NaiveDate>,
     request: &SinkRequest,
     outcome: Settled,
-) -> Result<(), SinkError> {
+) {
     match outcome {
         Settled::Delivered { reconciled } => {
             report.delivered += 1;
@@ -245,7 +249,6 @@ fn count(
         Settled::Left => {}
         Settled::Stop(message) => report.stopped = Some(message),
     }
-    Ok(())
 }
 
 /// Send the stored request of an `in_flight` delivery (whose `attempts`
@@ -257,6 +260,7 @@ async fn dispatch<S: Store, K: Sink>(
     id: &str,
     request: &SinkRequest,
     mut attempts: i64,
+    resends: &mut u64,
 ) -> Result<Settled, SinkError> {
     let name = sink.name().to_owned();
     let mut last: Option<String> = None;
@@ -292,6 +296,7 @@ async fn dispatch<S: Store, K: Sink>(
         match resend_or_fail(store, &name, id, attempts, &cause, same_in_a_row).await? {
             Some(next) => {
                 attempts = next;
+                *resends += 1;
                 // A short pause: a server that failed may recover.
                 tokio::time::sleep(Duration::from_millis((50 * attempts as u64).min(1_000))).await;
             }
@@ -309,11 +314,13 @@ async fn resend<S: Store, K: Sink>(
     id: &str,
     request: &SinkRequest,
     attempts: i64,
+    resends: &mut u64,
 ) -> Result<Settled, SinkError> {
     match resend_or_fail(store, sink.name(), id, attempts, STOPPED, 0).await? {
         Some(next) => {
+            *resends += 1;
             tracing::info!(sink = %sink.name(), transaction = %id, "not found on the sink by its marker; sending the stored request again");
-            let outcome = dispatch(store, sink, client, id, request, next).await?;
+            let outcome = dispatch(store, sink, client, id, request, next, resends).await?;
             Ok(outcome)
         }
         None => Ok(Settled::Failed),

@@ -124,6 +124,7 @@ async fn a_users_identical_row_is_never_adopted() {
     tp.seed_transaction(&household, without_marker(body, "lunch, entered by hand"));
     let report = bankpipe_sinks::deliver(&s.store, &mut trupocket, &s.client, false).await.unwrap();
     assert_eq!(report.reconciled_found, 0, "the user's row is not ours");
+    assert_eq!(report.reconciled_resent, 1, "the stored request was sent again");
     let ledger = tp.ledger();
     let memos: Vec<&str> = ledger.iter().map(|t| t["categories"][0]["memo"].as_str().unwrap()).collect();
     assert!(memos.contains(&"lunch, entered by hand"), "{memos:?}");
@@ -138,6 +139,7 @@ async fn a_users_identical_row_is_never_adopted() {
     mb.seed_transaction(without_marker(body, "entered by hand"));
     let report = bankpipe_sinks::deliver(&s.store, &mut mibudge, &s.client, false).await.unwrap();
     assert_eq!(report.reconciled_found, 0, "the user's row is not ours");
+    assert_eq!(report.reconciled_resent, 1, "the stored request was sent again");
     let rows = mb.transactions();
     let ours =
         rows.iter().filter(|t| t["memo"].as_str().is_some_and(|m| markers_in(m) == [marker(&tx.id, 0).as_str()]));

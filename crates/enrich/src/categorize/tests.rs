@@ -1,40 +1,16 @@
-use std::sync::Arc;
-
 use bankpipe_config::{CategoriesConfig, RuleConfig};
-use bankpipe_model::{CanonicalId, CategorySource, Currency, Kind, Mcc, Money, Status, Transaction};
+use bankpipe_model::{Currency, Kind, Mcc, Money, Transaction};
 
 use super::*;
 
 fn tx(amount: &str, mcc: Option<u16>, labels: &[&str], merchant: Option<&str>, description: &str) -> Transaction {
-    Transaction {
-        id: CanonicalId::for_transaction("truv", "acc", description),
-        source: Arc::from("truv"),
-        source_account_id: "acc".into(),
-        source_transaction_id: description.into(),
-        external_id: None,
-        group_id: None,
-        status: Status::Posted,
-        source_status: "POSTED",
-        source_type: if amount.starts_with('-') { "DEBIT" } else { "CREDIT" },
-        memo_only: false,
-        amount: Money::parse(amount, Currency::USD).unwrap(),
-        transacted_at: None,
-        posted_at: None,
-        booking_date: chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
-        updated_at: None,
-        description: description.into(),
-        merchant_name: merchant.map(str::to_owned),
-        mcc: mcc.map(|m| Mcc::new(u64::from(m)).unwrap()),
-        source_categories: labels.iter().map(|s| s.to_string()).collect(),
-        memo: None,
-        check_number: None,
-        kind: Kind::Other,
-        category: None,
-        category_source: CategorySource::Default,
-        duplicate_of: None,
-        superseded_by: None,
-        source_fields: None,
-    }
+    let amount = Money::parse(amount, Currency::USD).unwrap();
+    let date = chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+    let mut t = Transaction::bare_posted("truv", "acc", description, amount, date);
+    t.merchant_name = merchant.map(str::to_owned);
+    t.mcc = mcc.map(|m| Mcc::new(u64::from(m)).unwrap());
+    t.source_categories = labels.iter().map(|s| s.to_string()).collect();
+    t
 }
 
 fn cat(c: &Categorizer, mut t: Transaction) -> (String, &'static str, Kind, Decision, Transaction) {

@@ -111,10 +111,17 @@ impl<'a, S: Store> TrupocketSink<'a, S> {
     }
 
     /// The sink account of a source account: config, remembered, created, or none.
-    async fn account_for(&mut self, client: &HttpClient, tx: &Transaction) -> Result<Option<String>, SinkError> {
+    async fn account_for(
+        &mut self,
+        client: &HttpClient,
+        tx: &Transaction,
+        may_create: bool,
+    ) -> Result<Option<String>, SinkError> {
         let key = (tx.source.to_string(), tx.source_account_id.clone());
-        if let Some(r) = self.resolved.get(&key) {
-            return Ok(r.clone());
+        match self.resolved.get(&key) {
+            Some(Some(r)) => return Ok(Some(r.clone())),
+            Some(None) if !may_create || !self.create_accounts => return Ok(None),
+            _ => {}
         }
         let mut remote = crate::sink::mapped_account(&self.mapping, &tx.source, &tx.source_account_id).cloned();
         if remote.is_none() {
@@ -124,7 +131,7 @@ impl<'a, S: Store> TrupocketSink<'a, S> {
                 .await
                 .map_err(|e| SinkError::Store { sink: self.name.clone(), source: e })?;
         }
-        if remote.is_none() && self.create_accounts {
+        if remote.is_none() && self.create_accounts && may_create {
             let account = self.accounts.get(&key);
             let body = payload::new_account(&tx.source, &tx.source_account_id, account);
             let created = self.post(client, &self.path("accounts"), &body).await.map_err(|e| self.http(e))?;
@@ -187,34 +194,19 @@ impl<S: Store> Sink for TrupocketSink<'_, S> {
     }
 
     async fn plan(&mut self, client: &HttpClient, tx: &Transaction, marker: &str) -> Result<Plan, SinkError> {
-        // An unmapped account (that bankpipe may not create) stays queued
-        // whatever its currency: the user may still map it.
-        let creatable = self.create_accounts && tx.amount.currency() == self.currency;
-        let mapped = crate::sink::mapped_account(&self.mapping, &tx.source, &tx.source_account_id).is_some();
-        let remembered = !mapped
-            && self
-                .store
-                .sink_account(&self.name, &tx.source, &tx.source_account_id)
-                .await
-                .map_err(|e| SinkError::Store { sink: self.name.clone(), source: e })?
-                .is_some();
-        if !mapped && !remembered && !creatable {
-            return Ok(Plan::Skip {
-                account: format!("{}:{}", tx.source, tx.source_account_id),
-                notice: format!(
-                    "{}: source account {}:{} has no Trupocket account in [sinks.accounts] (and create_accounts is false); its transactions stay queued",
-                    self.name, tx.source, tx.source_account_id
-                ),
-            });
-        }
-        if tx.amount.currency() != self.currency {
+        // An unmapped account stays queued whatever its currency (the user
+        // may still map it); bankpipe creates one only for the household's
+        // currency, whose rows it can deliver.
+        let creatable = tx.amount.currency() == self.currency;
+        let account = self.account_for(client, tx, creatable).await?;
+        if account.is_some() && tx.amount.currency() != self.currency {
             return Ok(Plan::Refuse(format!(
                 "amount in {} but the Trupocket household is in {}; bankpipe never converts currencies",
                 tx.amount.currency(),
                 self.currency
             )));
         }
-        let Some(account) = self.account_for(client, tx).await? else {
+        let Some(account) = account else {
             return Ok(Plan::Skip {
                 account: format!("{}:{}", tx.source, tx.source_account_id),
                 notice: format!(
