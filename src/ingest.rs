@@ -8,7 +8,7 @@ use anyhow::Result;
 use bankpipe_config::Config;
 use bankpipe_enrich::dedupe::{cross_source, supersede_pending, AccountRef, DedupeConfig, LinkKind};
 use bankpipe_enrich::identity::{content_fingerprint, describe_conflict};
-use bankpipe_enrich::Categorizer;
+use bankpipe_enrich::{resolve_targets, Categorizer, Walk};
 use bankpipe_http::HttpClient;
 use bankpipe_model::{Status, Transaction};
 use bankpipe_sources::live::{LiveSource, Window};
@@ -114,6 +114,9 @@ pub async fn ingest_window<S: Store>(
     // (where re-reads land): the later copy is stored (as the store does),
     // and the pair is reported, never silently. Holds two pages of rows.
     let mut previous: std::collections::HashMap<bankpipe_model::CanonicalId, Transaction> = Default::default();
+    // The walk's accounts and currencies, and the totals it reported: what
+    // the source's daily totals are resolved against (DESIGN §3).
+    let mut walk = Walk { source: source.ctx.source.clone(), ..Walk::default() };
     let stats = source
         .walk::<anyhow::Error, _>(client, window, async |fetched| {
             let mut page = fetched.page;
@@ -140,13 +143,23 @@ pub async fn ingest_window<S: Store>(
             }
             for a in &page.accounts {
                 out.accounts.insert(a.source_account_id.clone());
+                walk.accounts.entry(a.source_account_id.clone()).or_default().extend(a.currency);
             }
+            for tx in &page.transactions {
+                walk.accounts.entry(tx.source_account_id.clone()).or_default().insert(tx.amount.currency());
+            }
+            walk.reported.append(&mut page.reported_totals);
             let counts = store.write_page(run, &page.accounts, &page.transactions, &page.quarantine).await?;
             out.add(counts);
             out.warnings.extend(page.warnings);
             Ok(())
         })
         .await?;
+    let (targets, rejected) = resolve_targets(std::slice::from_ref(&walk));
+    store.save_source_totals(run, &targets).await?;
+    if !rejected.is_empty() {
+        out.add(store.write_page(run, &[], &[], &rejected).await?);
+    }
     out.pages = stats.pages;
     out.records = stats.records_read;
     out.walks = stats.walks;
@@ -303,6 +316,27 @@ pub fn run_record<T>(
         duplicates,
         message,
     }
+}
+
+/// Reconcile the stored source daily totals on or after `since` (all when
+/// `None`) against the rows now stored, after dedupe (DESIGN §3): every
+/// mismatch becomes a warning of its source's outcome.
+///
+/// # Errors
+/// Store errors.
+pub async fn reconcile_totals<S: Store>(
+    store: &S,
+    outcomes: &mut [SourceOutcome],
+    since: Option<NaiveDate>,
+) -> Result<()> {
+    for m in store.reconcile_source_totals(since).await? {
+        let line = format!("daily total mismatch: {m}");
+        match outcomes.iter_mut().find(|o| *o.source == *m.target.source) {
+            Some(o) => o.warnings.push(line),
+            None => tracing::warn!("{line}"),
+        }
+    }
+    Ok(())
 }
 
 /// The dedupe settings of the config.

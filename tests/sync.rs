@@ -273,3 +273,72 @@ async fn backfill_resumes_after_kill_9_with_nothing_lost_or_doubled() {
     let again = json_out(&bankpipe_async([cmd, args(&["--json"])].concat(), SIM_ENV.to_vec()).await);
     assert_eq!(source(&again, "truv")["pages"], 0, "every window is checkpointed");
 }
+
+/// The source's own daily totals are stored at sync time and reconciled
+/// after dedupe: two deliberately wrong figures are reported by the sync,
+/// `status` and `export` (DESIGN §3), the others match, and neither side
+/// is "fixed".
+async fn stored_source_totals_report_mismatches(database: Option<(&str, &str)>) {
+    let skewed = vec!["2024-03-01".to_owned(), "2024-03-03".to_owned()];
+    let truv = TruvSim::new(
+        TruvConfig { daily_totals: true, skew_daily_totals: skewed.clone(), ..TruvConfig::default() },
+        TruvData::from_recorded(&root().join("fixtures/truv/multipage")).unwrap(),
+    );
+    let ts = SimServer::start(truv.router(), 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), Some(&ts.base_url()), None, database, "");
+    let summary = json_out(&sync(&config).await);
+    let warnings: Vec<&str> =
+        source(&summary, "truv")["warnings"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let mismatches: Vec<&&str> = warnings.iter().filter(|w| w.starts_with("daily total mismatch")).collect();
+    assert_eq!(mismatches.len(), 2, "{warnings:?}");
+    assert!(mismatches.iter().any(|w| w.contains("2024-03-01")) && mismatches.iter().any(|w| w.contains("2024-03-03")));
+
+    let status = bankpipe_async(args(&["status", "--config", config.to_str().unwrap(), "--json"]), vec![]).await;
+    let status = json_out(&status);
+    let totals = &status["source_totals"];
+    assert_eq!(totals["mismatching"], 2, "{totals}");
+    assert_eq!(totals["matching"], 1, "{totals}");
+    let days: Vec<&str> =
+        totals["mismatches"].as_array().unwrap().iter().map(|m| m["date"].as_str().unwrap()).collect();
+    assert_eq!(days, ["2024-03-01", "2024-03-03"]);
+    let first = &totals["mismatches"][0];
+    assert_ne!(first["source_net_total"], first["net_total"], "both figures are shown, neither replaced");
+    assert_eq!(first["source_transaction_count"], first["transaction_count"], "only the amount was skewed");
+
+    let out = dir.path().join("export");
+    export(&config, &out).await;
+    let daily = read_csv(&out.join("daily_totals.csv"));
+    // The documented entry has no account id: it is reconciled against the
+    // day summed over the response's accounts (the `*` row); per-account
+    // rows have no source figure (`computed`).
+    let status_of = |date: &str| -> Vec<String> {
+        daily.iter().filter(|r| r["date"] == date && r["status"] != "computed").map(|r| r["status"].clone()).collect()
+    };
+    assert!(daily.iter().filter(|r| r["status"] != "computed").all(|r| r["source_account_id"] == "*"));
+    assert_eq!(status_of("2024-03-01"), ["mismatch"]);
+    assert_eq!(status_of("2024-03-02"), ["match"]);
+    assert_eq!(status_of("2024-03-03"), ["mismatch"]);
+
+    // A second sync re-reads the same figures: still exactly two, no more.
+    let again = json_out(&sync(&config).await);
+    let n = source(&again, "truv")["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w.as_str().is_some_and(|w| w.starts_with("daily total mismatch")))
+        .count();
+    assert_eq!(n, 2);
+}
+
+#[tokio::test]
+async fn stored_source_totals_report_mismatches_sqlite() {
+    stored_source_totals_report_mismatches(None).await;
+}
+
+#[tokio::test]
+async fn stored_source_totals_report_mismatches_postgres() {
+    let Ok(url) = std::env::var("BANKPIPE_TEST_DATABASE_URL") else { return };
+    let schema = format!("totals_{}", std::process::id());
+    stored_source_totals_report_mismatches(Some((&url, &schema))).await;
+}

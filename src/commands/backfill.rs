@@ -184,7 +184,7 @@ async fn backfill<S: Store>(
                 total.warnings.extend(o.warnings);
             }
         }
-        Ok(())
+        ingest::reconcile_totals(store, &mut totals, Some(args.from)).await
     }
     .await;
     progress.finish();

@@ -1,7 +1,7 @@
 //! `bankpipe export`: the stored dataset as the same files, with the same
 //! columns, as `replay` writes. Daily totals are computed from the stored
-//! rows (`status = computed`: source-reported totals are reconciled at
-//! replay time only).
+//! rows and reconciled against the sources' own totals stored at ingest
+//! (`match`/`mismatch`; `computed` where the source reported none).
 
 use std::time::Instant;
 
@@ -21,7 +21,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     let mut files = CanonicalFiles::create(&args.out)?;
     let mut totals = DailyTotalsBuilder::new();
     let mut summary = Summary::default();
-    let (accounts, quarantine) = setup::runtime()?.block_on(async {
+    let (accounts, quarantine, reported) = setup::runtime()?.block_on(async {
         let store = setup::open_existing_store(&config).await?;
         with_store!(&store, s => {
             let mut batch = Vec::with_capacity(1000);
@@ -40,14 +40,24 @@ pub fn run(args: &ExportArgs) -> Result<()> {
             })
             .await?;
             files.write_batch(batch)?;
-            anyhow::Ok((s.accounts().await?, s.quarantine().await?))
+            anyhow::Ok((s.accounts().await?, s.quarantine().await?, s.source_totals(None).await?))
         })
     })?;
     for q in &quarantine {
         files.write_quarantine(q)?;
     }
     summary.quarantined = quarantine.len() as u64;
-    let (daily, _) = totals.finish(&[]);
+    let (daily, overflowed) = totals.finish_with(reported);
+    for q in &overflowed {
+        files.write_quarantine(q)?;
+    }
+    for d in &daily {
+        match d.status() {
+            bankpipe_model::ReconcileStatus::Mismatch => summary.mismatching_days += 1,
+            bankpipe_model::ReconcileStatus::Match => summary.matching_days += 1,
+            bankpipe_model::ReconcileStatus::Computed => {}
+        }
+    }
     files.finish(&accounts, &daily)?;
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     let path = args.out.join("summary.json");

@@ -43,6 +43,19 @@ pub fn run(args: &StatusArgs) -> Result<()> {
             })).collect::<Vec<_>>(),
             "transactions": report.transactions,
             "quarantined": report.quarantined,
+            "source_totals": {
+                "matching": report.source_totals.matching,
+                "mismatching": report.source_totals.mismatching,
+                "unreconciled": report.source_totals.unreconciled,
+                "mismatches": report.source_totals.mismatches.iter().map(|m| json!({
+                    "source": &*m.target.source, "account": m.target.account, "date": m.target.date.to_string(),
+                    "currency": m.target.currency.code(),
+                    "source_net_total": m.target.reported.net_total.to_string(),
+                    "source_transaction_count": m.target.reported.transaction_count,
+                    "net_total": m.computed_net.to_string(), "transaction_count": m.computed_count,
+                    "origin": m.target.origin,
+                })).collect::<Vec<_>>(),
+            },
             "rate_budgets": budgets.iter().map(|(sink, (limit, remaining, reset))| json!({
                 "sink": sink, "limit": limit, "remaining": remaining, "reset_unix": reset,
             })).collect::<Vec<_>>(),
@@ -80,6 +93,16 @@ pub fn run(args: &StatusArgs) -> Result<()> {
     }
     println!("Transactions stored: {}", report.transactions);
     println!("Quarantined records: {}", report.quarantined);
+    let t = &report.source_totals;
+    println!(
+        "Source daily totals: {} matching, {} mismatching{}",
+        t.matching,
+        t.mismatching,
+        if t.unreconciled > 0 { format!(", {} not reconciled yet (next sync)", t.unreconciled) } else { String::new() }
+    );
+    for m in &t.mismatches {
+        println!("  mismatch: {m}");
+    }
     println!("Delivery backlog:");
     if report.deliveries.is_empty() {
         println!("  (no sink has deliveries yet)");

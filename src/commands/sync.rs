@@ -226,7 +226,9 @@ async fn sync<S: Store>(
         } else {
             outcomes.iter().filter_map(|o| o.from).min()
         };
-        ingest::dedupe(store, run, config, &touched, since).await
+        let counts = ingest::dedupe(store, run, config, &touched, since).await?;
+        ingest::reconcile_totals(store, &mut outcomes, since).await?;
+        Ok(counts)
     }
     .await;
     // Deliveries: everything stored is delivered, whichever source failed;

@@ -14,6 +14,7 @@ pub fn run(args: &TotalsArgs) -> Result<()> {
     let config = setup::load_config(Some(&args.config.config))?;
     let mut totals = DailyTotalsBuilder::new();
     let mut seen = 0u64;
+    let mut reported = Vec::new();
     setup::runtime()?.block_on(async {
         let store = setup::open_existing_store(&config).await?;
         let known = with_store!(&store, s => s.accounts().await?)
@@ -22,6 +23,11 @@ pub fn run(args: &TotalsArgs) -> Result<()> {
         if !known {
             anyhow::bail!("no account {source}:{account} in the store (`bankpipe status` lists the watermarks per account)");
         }
+        let targets = with_store!(&store, s => s.source_totals(Some(args.from)).await?);
+        reported = targets
+            .into_iter()
+            .filter(|t| *t.source == *source && t.date <= args.to && t.scope.iter().any(|a| a == account))
+            .collect();
         with_store!(&store, s => s.for_each_transaction(|tx| {
             if &*tx.source == source && tx.source_account_id == account && tx.booking_date >= args.from && tx.booking_date <= args.to {
                 seen += 1;
@@ -31,7 +37,7 @@ pub fn run(args: &TotalsArgs) -> Result<()> {
         }).await?);
         anyhow::Ok(())
     })?;
-    let (daily, overflowed) = totals.finish(&[]);
+    let (daily, overflowed) = totals.finish_with(reported);
     for q in &overflowed {
         crate::diag::warn(format_args!(
             "{}: {} = {}: {}",

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use bankpipe_model::{
-    Currency, DailyTotal, Money, QuarantineRecord, ReportedDailyTotal, SourceDailyTotal, Transaction,
+    Currency, DailyTotal, Money, QuarantineRecord, ReconcileTarget, ReportedDailyTotal, SourceDailyTotal, Transaction,
 };
 use chrono::NaiveDate;
 
@@ -145,60 +145,27 @@ impl DailyTotalsBuilder {
     /// row for it; see the module docs), in (source, account, date,
     /// currency) order after the reported entries.
     pub fn finish(self, walks: &[Walk]) -> (Vec<DailyTotal>, Vec<QuarantineRecord>) {
+        let (targets, mut quarantine) = resolve_targets(walks);
+        let (totals, overflowed) = self.finish_with(targets);
+        quarantine.extend(overflowed);
+        (totals, quarantine)
+    }
+
+    /// [`DailyTotalsBuilder::finish`] against targets already resolved
+    /// (e.g. read back from the store, where ingest put them): every daily
+    /// total, reconciled, sorted by (source, account, date, currency), and
+    /// the overflowed days as quarantine records.
+    pub fn finish_with(self, targets: Vec<ReconcileTarget>) -> (Vec<DailyTotal>, Vec<QuarantineRecord>) {
         let mut quarantine = Vec::new();
-        // Targets: (source, account or "*", date, currency) -> (reported, scope accounts, origin)
-        type Target = (SourceDailyTotal, Vec<String>, String);
-        let mut targets: BTreeMap<RowKey, Target> = BTreeMap::new();
-        for walk in walks {
-            for entry in &walk.reported {
-                let reject = |reason: String| QuarantineRecord {
-                    source: entry.source.to_string(),
-                    file: entry.file.clone(),
-                    pointer: entry.pointer.clone(),
-                    field: String::new(),
-                    value: format!("{} {} ({} transactions)", entry.date, entry.net_total, entry.transaction_count),
-                    reason,
-                    record_id: Some(match &entry.account_id {
-                        Some(a) => format!("daily_total:{}:{a}", entry.date),
-                        None => format!("daily_total:{}", entry.date),
-                    }),
-                };
-                let (currency, scope) = match resolve_scope(walk, entry) {
-                    Ok(x) => x,
-                    Err(reason) => {
-                        quarantine.push(reject(reason));
-                        continue;
-                    }
-                };
-                let net_total = match Money::new(entry.net_total, currency) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        quarantine.push(QuarantineRecord { field: "net_total".into(), ..reject(e.to_string()) });
-                        continue;
-                    }
-                };
-                let reported = SourceDailyTotal { net_total, transaction_count: entry.transaction_count };
-                let label = if scope.len() == 1 { scope[0].clone() } else { ALL_ACCOUNTS.to_owned() };
-                let origin = format!("{}#{}", entry.file, entry.pointer);
-                let key = (walk.source.clone(), label, entry.date, currency);
-                match targets.get(&key) {
-                    Some((existing, _, first)) if *existing != reported => quarantine.push(reject(format!(
-                        "conflicts with the daily total already reported for this day at {first}; the first is kept"
-                    ))),
-                    Some(_) => {}
-                    None => {
-                        targets.insert(key, (reported, scope, origin));
-                    }
-                }
-            }
-        }
+        let targets: BTreeMap<RowKey, (SourceDailyTotal, Vec<String>)> =
+            targets.into_iter().map(|t| ((t.source, t.account, t.date, t.currency), (t.reported, t.scope))).collect();
 
         // Response-wide ("*") rows sum their scope's accounts; compute them
         // before the per-account map is drained.
         let mut totals: Vec<DailyTotal> = Vec::new();
         let mut overflowed: Vec<(RowKey, QuarantineRecord)> = Vec::new();
         let mut per_account: HashMap<RowKey, SourceDailyTotal> = HashMap::new();
-        for ((source, label, date, currency), (reported, scope, _)) in targets {
+        for ((source, label, date, currency), (reported, scope)) in targets {
             if label != ALL_ACCOUNTS {
                 per_account.insert((source, label, date, currency), reported);
                 continue;
@@ -238,6 +205,70 @@ impl DailyTotalsBuilder {
         });
         (totals, quarantine)
     }
+}
+
+/// Resolve every reported entry of `walks` to a [`ReconcileTarget`] (pure).
+/// Entries that cannot be reconciled (unknown currency, ambiguous scope,
+/// digits beyond the currency's minor units, a conflicting repeat within the
+/// walks — the first is kept) are returned as quarantine records. Targets
+/// come out sorted by (source, account, date, currency), one per key.
+pub fn resolve_targets(walks: &[Walk]) -> (Vec<ReconcileTarget>, Vec<QuarantineRecord>) {
+    let mut quarantine = Vec::new();
+    let mut targets: BTreeMap<RowKey, ReconcileTarget> = BTreeMap::new();
+    for walk in walks {
+        for entry in &walk.reported {
+            let reject = |reason: String| QuarantineRecord {
+                source: entry.source.to_string(),
+                file: entry.file.clone(),
+                pointer: entry.pointer.clone(),
+                field: String::new(),
+                value: format!("{} {} ({} transactions)", entry.date, entry.net_total, entry.transaction_count),
+                reason,
+                record_id: Some(match &entry.account_id {
+                    Some(a) => format!("daily_total:{}:{a}", entry.date),
+                    None => format!("daily_total:{}", entry.date),
+                }),
+            };
+            let (currency, scope) = match resolve_scope(walk, entry) {
+                Ok(x) => x,
+                Err(reason) => {
+                    quarantine.push(reject(reason));
+                    continue;
+                }
+            };
+            let net_total = match Money::new(entry.net_total, currency) {
+                Ok(m) => m,
+                Err(e) => {
+                    quarantine.push(QuarantineRecord { field: "net_total".into(), ..reject(e.to_string()) });
+                    continue;
+                }
+            };
+            let reported = SourceDailyTotal { net_total, transaction_count: entry.transaction_count };
+            let label = if scope.len() == 1 { scope[0].clone() } else { ALL_ACCOUNTS.to_owned() };
+            let key = (walk.source.clone(), label.clone(), entry.date, currency);
+            match targets.get(&key) {
+                Some(existing) if existing.reported != reported => quarantine.push(reject(format!(
+                    "conflicts with the daily total already reported for this day at {}; the first is kept",
+                    existing.origin
+                ))),
+                Some(_) => {}
+                None => {
+                    let origin = format!("{}#{}", entry.file, entry.pointer);
+                    let target = ReconcileTarget {
+                        source: walk.source.clone(),
+                        account: label,
+                        date: entry.date,
+                        currency,
+                        reported,
+                        scope,
+                        origin,
+                    };
+                    targets.insert(key, target);
+                }
+            }
+        }
+    }
+    (targets.into_values().collect(), quarantine)
 }
 
 /// Push the day's row, or — when its sums overflowed — its report.

@@ -9,5 +9,5 @@ pub mod dedupe;
 pub mod identity;
 
 pub use categorize::{Categorizer, Decision};
-pub use daily_totals::{DailyTotalsBuilder, Walk};
+pub use daily_totals::{resolve_targets, DailyTotalsBuilder, Walk};
 pub use identity::{IdentityIndex, Losers};

@@ -1,3 +1,4 @@
+#![allow(unsafe_code)] // a counting GlobalAlloc: the only way to measure peak allocation
 //! Bounded resources on every read: the decompressed body cap
 //! (`Policy::max_body_bytes`) and the per-request time limit
 //! (`Policy::request_timeout`), against hand-written HTTP/1.1 servers on

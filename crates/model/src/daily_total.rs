@@ -98,3 +98,25 @@ pub struct ReportedDailyTotal {
     /// JSON pointer of the entry in that page.
     pub pointer: String,
 }
+
+/// A source-reported daily total with its scope resolved: the figure the
+/// computed total of `(source, account, date, currency)` is reconciled
+/// against. `account` is a source account id, or `*` when the
+/// figure speaks for several accounts (`scope`, summed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReconcileTarget {
+    /// Source name.
+    pub source: Arc<str>,
+    /// Source account id, or `*`.
+    pub account: String,
+    /// Booking date.
+    pub date: NaiveDate,
+    /// Currency (resolved from the entry or its accounts).
+    pub currency: Currency,
+    /// The source's figure (exact, in this currency's minor units).
+    pub reported: SourceDailyTotal,
+    /// The source account ids the figure covers (one for a per-account figure).
+    pub scope: Vec<String>,
+    /// Where it was read: page file or URL, `#`, JSON pointer.
+    pub origin: String,
+}

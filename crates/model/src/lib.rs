@@ -15,7 +15,7 @@ pub mod transaction;
 
 pub use account::Account;
 pub use currency::{Currency, UnknownCurrency};
-pub use daily_total::{DailyTotal, ReconcileStatus, ReportedDailyTotal, SourceDailyTotal};
+pub use daily_total::{DailyTotal, ReconcileStatus, ReconcileTarget, ReportedDailyTotal, SourceDailyTotal};
 pub use id::CanonicalId;
 pub use money::{parse_decimal, Money, MoneyError, MAX_ABS_MINOR_UNITS};
 pub use quarantine::QuarantineRecord;

@@ -107,6 +107,10 @@ pub struct TruvConfig {
     pub secret: String,
     /// Include `daily_totals` (the newer response shape).
     pub daily_totals: bool,
+    /// Dates (`YYYY-MM-DD`) whose reported `daily_totals` entry is off by
+    /// +1.00 (a source whose own figure disagrees with its rows: bankpipe
+    /// must report it, never "fix" either side).
+    pub skew_daily_totals: Vec<String>,
     /// Faults to inject.
     pub faults: Faults,
     /// With `faults.drift`: stop inserting records after this many page
@@ -121,6 +125,7 @@ impl Default for TruvConfig {
             client_id: "sim-client".into(),
             secret: "sim-secret".into(),
             daily_totals: false,
+            skew_daily_totals: Vec::new(),
             faults: Faults::none(),
             drift_limit: None,
         }
@@ -325,7 +330,7 @@ async fn handle(
             "transactions": items,
         });
         if sim.config.daily_totals {
-            body["daily_totals"] = daily_totals(&selected);
+            body["daily_totals"] = daily_totals(&selected, &sim.config.skew_daily_totals);
         }
         body.to_string()
     };
@@ -350,7 +355,7 @@ async fn handle(
 
 /// Per-day totals over posted, non-MEMO transactions (sign from `type`), by
 /// `posted_at` date in UTC; the documented entry has no account id.
-fn daily_totals(selected: &[&Value]) -> Value {
+fn daily_totals(selected: &[&Value], skew: &[String]) -> Value {
     let mut days: BTreeMap<String, (Decimal, u64)> = BTreeMap::new();
     for t in selected {
         if t["status"] != "POSTED" || t["type"] == "MEMO" {
@@ -365,7 +370,10 @@ fn daily_totals(selected: &[&Value]) -> Value {
     }
     Value::Array(
         days.into_iter()
-            .map(|(date, (net, count))| json!({"date": date, "net_total": net.to_string(), "transaction_count": count}))
+            .map(|(date, (net, count))| {
+                let net = if skew.contains(&date) { net + Decimal::ONE } else { net };
+                json!({"date": date, "net_total": net.to_string(), "transaction_count": count})
+            })
             .collect(),
     )
 }

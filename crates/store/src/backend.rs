@@ -38,7 +38,7 @@ macro_rules! store_impl {
     ($Store:ident, $Db:ty) => {
         use std::collections::HashMap;
 
-        use bankpipe_model::{Account, Currency, Money, QuarantineRecord, Transaction};
+        use bankpipe_model::{Account, Currency, Money, QuarantineRecord, ReconcileTarget, Transaction};
         use chrono::{NaiveDate, Utc};
         use sqlx::{QueryBuilder, Row};
 
@@ -88,6 +88,33 @@ macro_rules! store_impl {
         }
 
         impl $Store {
+            /// A `source_daily_totals` row as a [`ReconcileTarget`].
+            fn read_target(&self, r: &DbRow) -> Result<ReconcileTarget, StoreError> {
+                let fail = self.fail("reading source daily totals");
+                let source: String = r.try_get("source").map_err(&fail)?;
+                let date: String = r.try_get("booking_date").map_err(&fail)?;
+                let code: String = r.try_get("currency").map_err(&fail)?;
+                let net: String = r.try_get("net_total").map_err(&fail)?;
+                let count: i64 = r.try_get("transaction_count").map_err(&fail)?;
+                let scope: String = r.try_get("scope").map_err(&fail)?;
+                let corrupt = |field: &str, value: &str| StoreError::Callback(format!("source_daily_totals: unreadable {field} {value:?}"));
+                let currency: Currency = code.parse().map_err(|_| corrupt("currency", &code))?;
+                let net_total = net
+                    .parse::<rust_decimal::Decimal>()
+                    .ok()
+                    .and_then(|d| Money::new(d, currency).ok())
+                    .ok_or_else(|| corrupt("net_total", &net))?;
+                Ok(ReconcileTarget {
+                    source: source.into(),
+                    account: r.try_get("account").map_err(&fail)?,
+                    date: date.parse().map_err(|_| corrupt("booking_date", &date))?,
+                    currency,
+                    reported: bankpipe_model::SourceDailyTotal { net_total, transaction_count: count.max(0) as u64 },
+                    scope: serde_json::from_str(&scope).map_err(|_| corrupt("scope", &scope))?,
+                    origin: r.try_get("origin").map_err(&fail)?,
+                })
+            }
+
             fn fail(&self, operation: &'static str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
                 move |e| StoreError::Database { database: self.name.clone(), operation, cause: e.to_string() }
             }
@@ -706,6 +733,40 @@ macro_rules! store_impl {
                 for r in rows {
                     report.failures.push((r.try_get(0).map_err(&fail)?, r.try_get(1).map_err(&fail)?, r.try_get(2).map_err(&fail)?));
                 }
+                let r = sqlx::query(
+                    "SELECT SUM(CASE WHEN status = 'match' THEN 1 ELSE 0 END), SUM(CASE WHEN status = 'mismatch' THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN status IS NULL THEN 1 ELSE 0 END) FROM source_daily_totals",
+                )
+                .fetch_one(&self.pool)
+                .await
+                .map_err(&fail)?;
+                let n = |i: usize| r.try_get::<Option<i64>, _>(i).map(Option::unwrap_or_default);
+                report.source_totals.matching = n(0).map_err(&fail)?;
+                report.source_totals.mismatching = n(1).map_err(&fail)?;
+                report.source_totals.unreconciled = n(2).map_err(&fail)?;
+                let rows = sqlx::query(
+                    "SELECT source, account, booking_date, currency, net_total, transaction_count, scope, origin, \
+                     computed_net, computed_count FROM source_daily_totals WHERE status = 'mismatch' \
+                     ORDER BY booking_date, source, account, currency",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(&fail)?;
+                for r in &rows {
+                    let target = self.read_target(r)?;
+                    let computed: Option<String> = r.try_get("computed_net").map_err(&fail)?;
+                    let computed_count: Option<i64> = r.try_get("computed_count").map_err(&fail)?;
+                    let computed_net = computed
+                        .as_deref()
+                        .and_then(|v| v.parse::<rust_decimal::Decimal>().ok())
+                        .and_then(|d| Money::new(d, target.currency).ok())
+                        .unwrap_or_else(|| Money::zero(target.currency));
+                    report.source_totals.mismatches.push(TotalMismatch {
+                        target,
+                        computed_net,
+                        computed_count: computed_count.unwrap_or_default().max(0) as u64,
+                    });
+                }
                 Ok(report)
             }
 
@@ -1053,6 +1114,114 @@ macro_rules! store_impl {
                            reset_unix = excluded.reset_unix, updated_at = excluded.updated_at");
                 q.build().execute(&self.pool).await.map_err(self.fail("recording a rate budget"))?;
                 Ok(())
+            }
+
+            async fn save_source_totals(&self, run: RunId, targets: &[ReconcileTarget]) -> Result<(), StoreError> {
+                let fail = self.fail("recording source daily totals");
+                let mut db = self.write_tx().await?;
+                for chunk in targets.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$Db>::new(
+                        "INSERT INTO source_daily_totals (source, account, booking_date, currency, net_total, \
+                         transaction_count, scope, origin, run_id) ",
+                    );
+                    let mut rows = Vec::with_capacity(chunk.len());
+                    for t in chunk {
+                        let scope = serde_json::to_string(&t.scope).map_err(|e| StoreError::Callback(e.to_string()))?;
+                        let count = i64::try_from(t.reported.transaction_count).unwrap_or(i64::MAX);
+                        rows.push((t, scope, count));
+                    }
+                    q.push_values(&rows, |mut b, (t, scope, count)| {
+                        b.push_bind(t.source.to_string())
+                            .push_bind(t.account.clone())
+                            .push_bind(t.date.to_string())
+                            .push_bind(t.currency.code())
+                            .push_bind(t.reported.net_total.amount().to_string())
+                            .push_bind(*count)
+                            .push_bind(scope.clone())
+                            .push_bind(t.origin.clone())
+                            .push_bind(run);
+                    });
+                    q.push(
+                        " ON CONFLICT (source, account, booking_date, currency) DO UPDATE SET net_total = excluded.net_total, \
+                         transaction_count = excluded.transaction_count, scope = excluded.scope, origin = excluded.origin, \
+                         run_id = excluded.run_id, computed_net = NULL, computed_count = NULL, status = NULL",
+                    );
+                    q.build().execute(&mut *db).await.map_err(&fail)?;
+                }
+                db.commit().await.map_err(&fail)?;
+                Ok(())
+            }
+
+            async fn source_totals(&self, since: Option<NaiveDate>) -> Result<Vec<ReconcileTarget>, StoreError> {
+                let fail = self.fail("reading source daily totals");
+                let mut q = QueryBuilder::<$Db>::new(
+                    "SELECT source, account, booking_date, currency, net_total, transaction_count, scope, origin \
+                     FROM source_daily_totals",
+                );
+                if let Some(since) = since {
+                    q.push(" WHERE booking_date >= ").push_bind(since.to_string());
+                }
+                q.push(" ORDER BY source, account, booking_date, currency");
+                let rows = q.build().fetch_all(&self.pool).await.map_err(&fail)?;
+                rows.iter().map(|r| self.read_target(r)).collect()
+            }
+
+            async fn reconcile_source_totals(&self, since: Option<NaiveDate>) -> Result<Vec<TotalMismatch>, StoreError> {
+                let fail = self.fail("reconciling source daily totals");
+                let targets = self.source_totals(since).await?;
+                if targets.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // The counted rows' sums per (source, account, date, currency),
+                // one grouped read over the dates concerned.
+                let mut q = QueryBuilder::<$Db>::new(
+                    "SELECT source, source_account_id, booking_date, currency, CAST(SUM(amount_minor) AS BIGINT), COUNT(*) \
+                     FROM transactions WHERE status = 'posted' AND memo_only = ",
+                );
+                q.push_bind(false).push(" AND duplicate_of IS NULL AND superseded_by IS NULL");
+                if let Some(since) = since {
+                    q.push(" AND booking_date >= ").push_bind(since.to_string());
+                }
+                q.push(" GROUP BY source, source_account_id, booking_date, currency");
+                let mut sums: HashMap<(String, String, String, String), (i64, i64)> = HashMap::new();
+                for r in q.build().fetch_all(&self.pool).await.map_err(&fail)? {
+                    let key = (r.try_get(0).map_err(&fail)?, r.try_get(1).map_err(&fail)?, r.try_get(2).map_err(&fail)?, r.try_get(3).map_err(&fail)?);
+                    sums.insert(key, (r.try_get::<Option<i64>, _>(4).map_err(&fail)?.unwrap_or(0), r.try_get(5).map_err(&fail)?));
+                }
+                let mut mismatches = Vec::new();
+                let mut results = Vec::with_capacity(targets.len());
+                for t in targets {
+                    let (mut minor, mut count) = (0i64, 0i64);
+                    for account in &t.scope {
+                        let key = (t.source.to_string(), account.clone(), t.date.to_string(), t.currency.code().to_owned());
+                        if let Some((m, c)) = sums.get(&key) {
+                            // Amounts are bounded at 10^12 minor units: a day's
+                            // sum cannot reach i64::MAX; saturate all the same.
+                            minor = minor.saturating_add(*m);
+                            count = count.saturating_add(*c);
+                        }
+                    }
+                    let computed_net = Money::from_minor_units(minor, t.currency);
+                    let matches = computed_net == t.reported.net_total && u64::try_from(count).ok() == Some(t.reported.transaction_count);
+                    results.push((t.clone(), computed_net.amount().to_string(), count, if matches { "match" } else { "mismatch" }));
+                    if !matches {
+                        mismatches.push(TotalMismatch { target: t, computed_net, computed_count: count.max(0) as u64 });
+                    }
+                }
+                let mut db = self.write_tx().await?;
+                for (t, net, count, status) in &results {
+                    let mut q = QueryBuilder::<$Db>::new("UPDATE source_daily_totals SET computed_net = ");
+                    q.push_bind(net.clone())
+                        .push(", computed_count = ").push_bind(*count)
+                        .push(", status = ").push_bind(*status)
+                        .push(" WHERE source = ").push_bind(t.source.to_string())
+                        .push(" AND account = ").push_bind(t.account.clone())
+                        .push(" AND booking_date = ").push_bind(t.date.to_string())
+                        .push(" AND currency = ").push_bind(t.currency.code());
+                    q.build().execute(&mut *db).await.map_err(&fail)?;
+                }
+                db.commit().await.map_err(&fail)?;
+                Ok(mismatches)
             }
 
             async fn sink_account(&self, sink: &str, source: &str, account: &str) -> Result<Option<String>, StoreError> {

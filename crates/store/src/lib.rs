@@ -13,6 +13,7 @@
 mod backend;
 mod error;
 pub mod lock;
+mod migrations;
 mod postgres;
 pub mod rows;
 mod sqlite;
@@ -20,7 +21,7 @@ mod types;
 
 use std::future::Future;
 
-use bankpipe_model::{Account, QuarantineRecord, Transaction};
+use bankpipe_model::{Account, QuarantineRecord, ReconcileTarget, Transaction};
 use chrono::NaiveDate;
 
 pub use error::StoreError;
@@ -259,6 +260,31 @@ pub trait Store: Send + Sync {
         remaining: i64,
         reset_unix: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Store the sources' resolved daily totals of this run (DESIGN §3):
+    /// one row per (source, account or `*`, date, currency), a later figure
+    /// replacing an earlier one.
+    fn save_source_totals(
+        &self,
+        run: RunId,
+        targets: &[ReconcileTarget],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The stored source daily totals on or after `since` (all when `None`),
+    /// sorted by (source, account, date, currency).
+    fn source_totals(
+        &self,
+        since: Option<NaiveDate>,
+    ) -> impl Future<Output = Result<Vec<ReconcileTarget>, StoreError>> + Send;
+
+    /// Reconcile the stored source totals on or after `since` against the
+    /// counted rows now stored (one grouped read), record each result
+    /// (`match`/`mismatch`) and return every mismatch with its computed
+    /// figures.
+    fn reconcile_source_totals(
+        &self,
+        since: Option<NaiveDate>,
+    ) -> impl Future<Output = Result<Vec<TotalMismatch>, StoreError>> + Send;
 
     /// The sink account bankpipe created for a source account, if any.
     fn sink_account(

@@ -16,8 +16,6 @@ pub struct PgStore {
     schema: Option<String>,
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
 /// How long connecting may take before it is reported as unanswered.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -85,9 +83,21 @@ impl PgStore {
         }
         if let Some(schema) = schema {
             let mut conn = sqlx::PgConnection::connect_with(&options).await.map_err(fail("connecting"))?;
-            conn.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"").as_str())
+            // `CREATE SCHEMA IF NOT EXISTS` is not safe against itself:
+            // two workers starting together on a fresh database can both
+            // pass the check and one fails on the catalog's unique key. A
+            // transaction-scoped advisory lock serializes them.
+            let key = SYNC_LOCK_KEY ^ 0x5c4e_3a11;
+            let mut tx = conn.begin().await.map_err(fail("creating the schema"))?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(key)
+                .execute(&mut *tx)
                 .await
                 .map_err(fail("creating the schema"))?;
+            tx.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"").as_str())
+                .await
+                .map_err(fail("creating the schema"))?;
+            tx.commit().await.map_err(fail("creating the schema"))?;
         }
         let search_path = schema.map(|s| format!("SET search_path TO \"{s}\""));
         let pool = PgPoolOptions::new()
@@ -105,8 +115,11 @@ impl PgStore {
             .connect_with(options.clone())
             .await
             .map_err(fail("connecting"))?;
-        check_schema_version::<Postgres>(&pool, &MIGRATOR, &name, "SELECT MAX(version) FROM _sqlx_migrations").await?;
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Database {
+        let migrator = crate::migrations::migrator(crate::migrations::POSTGRES).await.map_err(|e| {
+            StoreError::Database { database: name.clone(), operation: "migrating", cause: e.to_string() }
+        })?;
+        check_schema_version::<Postgres>(&pool, &migrator, &name, "SELECT MAX(version) FROM _sqlx_migrations").await?;
+        migrator.run(&pool).await.map_err(|e| StoreError::Database {
             database: name.clone(),
             operation: "migrating",
             cause: e.to_string(),

@@ -18,8 +18,6 @@ pub struct SqliteStore {
     path: PathBuf,
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
 impl SqliteStore {
     /// Open (creating if missing) `sqlite://PATH`, apply migrations.
     ///
@@ -52,14 +50,17 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(fail("opening"))?;
         // Touch the schema: a file that is not a database fails here, by name.
         sqlx::query("SELECT COUNT(*) FROM sqlite_master").execute(&pool).await.map_err(fail("reading"))?;
+        let migrator = crate::migrations::migrator(crate::migrations::SQLITE).await.map_err(|e| {
+            StoreError::Database { database: name.clone(), operation: "migrating", cause: e.to_string() }
+        })?;
         crate::postgres::check_schema_version::<Sqlite>(
             &pool,
-            &MIGRATOR,
+            &migrator,
             &name,
             "SELECT MAX(version) FROM _sqlx_migrations",
         )
         .await?;
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Database {
+        migrator.run(&pool).await.map_err(|e| StoreError::Database {
             database: name.clone(),
             operation: "migrating",
             cause: e.to_string(),

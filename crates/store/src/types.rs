@@ -1,6 +1,7 @@
 //! Values read from and written to the store.
 
 pub use bankpipe_enrich::dedupe::{Candidate, DedupeLink, LinkKind};
+use bankpipe_model::{Money, ReconcileTarget};
 use chrono::NaiveDate;
 
 /// A run's id.
@@ -104,7 +105,7 @@ pub struct RunRow {
 }
 
 /// What `bankpipe status` shows.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct StatusReport {
     /// Latest runs, newest first.
     pub runs: Vec<RunRow>,
@@ -118,6 +119,53 @@ pub struct StatusReport {
     pub deliveries: Vec<SinkBacklog>,
     /// Per sink, why deliveries failed: (sink, reason, count), most frequent first.
     pub failures: Vec<(String, String, i64)>,
+    /// Source daily totals as last reconciled: days matching the source's
+    /// figure, days not matching (listed in `total_mismatches`), days not yet
+    /// reconciled.
+    pub source_totals: SourceTotalsReport,
+}
+
+/// The source daily totals in numbers (`bankpipe status`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SourceTotalsReport {
+    /// Days whose stored rows match the source's net total and count.
+    pub matching: i64,
+    /// Days that do not: every one is in `mismatches`.
+    pub mismatching: i64,
+    /// Days reported but not reconciled yet.
+    pub unreconciled: i64,
+    /// The mismatching days, oldest first.
+    pub mismatches: Vec<TotalMismatch>,
+}
+
+/// A day whose stored rows disagree with the source's own daily total.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TotalMismatch {
+    /// The source's figure and where it was read.
+    pub target: ReconcileTarget,
+    /// Net total of the counted rows stored for the day (same currency).
+    pub computed_net: Money,
+    /// Number of those rows.
+    pub computed_count: u64,
+}
+
+impl std::fmt::Display for TotalMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = &self.target;
+        write!(
+            f,
+            "{} account {} {} {}: the source reports {} over {} transactions, the stored rows sum to {} over {} (from {})",
+            t.source,
+            t.account,
+            t.date,
+            t.currency,
+            t.reported.net_total,
+            t.reported.transaction_count,
+            self.computed_net,
+            self.computed_count,
+            t.origin
+        )
+    }
 }
 
 /// One sink's delivery ledger in numbers (`bankpipe status`).
