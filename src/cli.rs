@@ -268,6 +268,38 @@ pub struct ExportArgs {
     /// Output directory.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Which transaction files to write.
+    #[arg(long, value_enum, default_value = "both")]
+    pub format: FormatArg,
+}
+
+/// `--format`: the transaction files written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatArg {
+    /// transactions.csv only.
+    Csv,
+    /// transactions.jsonl only.
+    Jsonl,
+    /// Both (default).
+    Both,
+}
+
+impl From<FormatArg> for bankpipe_sinks::file::RowFormats {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Csv => bankpipe_sinks::file::RowFormats::Csv,
+            FormatArg::Jsonl => bankpipe_sinks::file::RowFormats::Jsonl,
+            FormatArg::Both => bankpipe_sinks::file::RowFormats::Both,
+        }
+    }
+}
+
+/// `NAME=DIR` of `replay --source`.
+fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => Ok((name.to_owned(), PathBuf::from(dir))),
+        _ => Err(format!("{s:?}: expected NAME=DIR (a configured source name and a recorded directory)")),
+    }
 }
 
 /// Arguments of `bankpipe totals`.
@@ -330,13 +362,20 @@ pub struct RecordArgs {
 const REPLAY_EXAMPLES: &str = "\
 Examples:
   bankpipe replay --truv fixtures/truv/multipage --firefly fixtures/firefly/groups --out out/
-  bankpipe replay --truv rec/truv-2024-01 --truv rec/truv-2024-02 --out out/ --tz America/New_York
-  bankpipe replay --truv fixtures/truv/multipage --config config/bankpipe.example.toml --explain --out out/
+  bankpipe replay --config bankpipe.toml --source truv-main=rec/truv --source ledger=rec/firefly --out out/
+  bankpipe replay --truv fixtures/truv/multipage --out out/ --expect fixtures/golden/multipage
+  bankpipe replay --truv fixtures/truv/multipage --out out/ --expect fixtures/golden/multipage --update
 
-Writes transactions.csv, transactions.jsonl, accounts.csv, daily_totals.csv,
-quarantine.jsonl and summary.json (and explain.jsonl with --explain) into
---out. Exit 0 on success (quarantined records are reported, not fatal), 1 when
-a page or directory is unusable, 2 on usage or configuration errors.";
+A replay is a sync over recorded pages: the same ids, rules, dedupe
+(identity, pending -> posted, cross-source) and daily-total reconciliation
+as `bankpipe sync` followed by `bankpipe export`, into a scratch database.
+Writes transactions.csv, transactions.jsonl (see --format), accounts.csv,
+daily_totals.csv, quarantine.jsonl and summary.json (and explain.jsonl with
+--explain) into --out. With --expect, compares them with the golden
+directory: exit 1 and a row-level diff on any difference. Exit 0 on success
+(quarantined records are reported, not fatal), 1 when a page or directory is
+unusable or the output differs from --expect, 2 on usage or configuration
+errors.";
 
 const GEN_EXAMPLES: &str = "\
 Examples:
@@ -346,12 +385,30 @@ Examples:
 /// Arguments of `bankpipe replay`.
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
-    /// A recorded Truv directory (page files *.json, replayed in file-name order). Repeatable.
+    /// A recorded directory bound to a configured source: NAME=DIR (needs
+    /// --config). The pages get that source's name, canonical ids, rules
+    /// and sink plans, exactly as a sync of them would. Repeatable.
+    #[arg(long = "source", value_name = "NAME=DIR", value_parser = parse_binding, requires = "config")]
+    pub sources: Vec<(String, PathBuf)>,
+    /// A recorded Truv directory (page files *.json, replayed in file-name
+    /// order), replayed as a source named `truv`. Repeatable.
     #[arg(long, value_name = "DIR")]
     pub truv: Vec<PathBuf>,
-    /// A recorded Firefly III directory. Repeatable.
+    /// A recorded Firefly III directory, replayed as a source named `firefly`. Repeatable.
     #[arg(long, value_name = "DIR")]
     pub firefly: Vec<PathBuf>,
+    /// Which transaction files to write.
+    #[arg(long, value_enum, default_value = "both")]
+    pub format: FormatArg,
+    /// Compare every output file with this golden directory: a row-level
+    /// diff (added, removed, changed rows keyed by canonical id) and exit 1
+    /// on any difference.
+    #[arg(long, value_name = "DIR")]
+    pub expect: Option<PathBuf>,
+    /// With --expect: rewrite the golden directory from this output instead
+    /// of comparing (review the change with `git diff`).
+    #[arg(long, requires = "expect")]
+    pub update: bool,
     /// Output directory (created if missing; files in it are overwritten).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

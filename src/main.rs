@@ -3,12 +3,9 @@
 
 mod cli;
 mod commands;
-mod deliver;
 mod diag;
-mod ingest;
 mod metrics;
 mod setup;
-mod windows;
 
 use std::process::ExitCode;
 
@@ -53,45 +50,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// DESIGN §8: 2 for usage and configuration errors, 3 when a sync completed
-/// but some deliveries failed or stayed in flight, 75 (EX_TEMPFAIL) when a
-/// rate budget is exhausted or another sync holds the lock (try again
-/// later), 1 for other failures.
+/// The process exit code of a failed command (DESIGN §8; see
+/// [`bankpipe_pipeline::Outcome::exit_code`]).
 pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
-    match outcome_of(err) {
-        "config-error" => 2,
-        "completed-with-failures" => 3,
-        "rate-limited" | "locked" => 75,
-        _ => 1,
-    }
-}
-
-/// The run outcome an error stands for: `config-error`,
-/// `completed-with-failures`, `rate-limited`, `locked` or `failed`.
-pub(crate) fn outcome_of(err: &anyhow::Error) -> &'static str {
-    use bankpipe_http::HttpError;
-    use bankpipe_sources::live::LiveError;
-    for e in err.chain() {
-        if e.is::<commands::sync::CompletedWithFailures>() {
-            return "completed-with-failures";
-        }
-        if e.is::<setup::ConfigProblem>()
-            || matches!(e.downcast_ref::<bankpipe_sinks::SinkError>(), Some(bankpipe_sinks::SinkError::Config { .. }))
-        {
-            return "config-error";
-        }
-        if matches!(e.downcast_ref::<bankpipe_store::StoreError>(), Some(bankpipe_store::StoreError::Locked(_))) {
-            return "locked";
-        }
-        if matches!(e.downcast_ref::<HttpError>(), Some(HttpError::RateBudgetExhausted { .. }))
-            || matches!(e.downcast_ref::<LiveError>(), Some(LiveError::Http(HttpError::RateBudgetExhausted { .. })))
-            || matches!(
-                e.downcast_ref::<bankpipe_sinks::SinkError>(),
-                Some(bankpipe_sinks::SinkError::Http { source: HttpError::RateBudgetExhausted { .. }, .. })
-            )
-        {
-            return "rate-limited";
-        }
-    }
-    "failed"
+    bankpipe_pipeline::Outcome::of(err).exit_code()
 }

@@ -6,10 +6,7 @@ use anyhow::Result;
 use bankpipe_config::Config;
 use bankpipe_enrich::Categorizer;
 
-/// A configuration problem: the command exits with code 2 (DESIGN §8).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigProblem(pub String);
+pub use bankpipe_pipeline::ConfigProblem;
 
 /// Load `path` if given, else the defaults. A relative SQLite path
 /// (`sqlite://bankpipe.db`) is taken relative to the configuration file's

@@ -2,25 +2,12 @@
 //!
 //! Every expected file under `fixtures/golden/<case>/` was checked by hand
 //! against the fixture pages (see fixtures/README.md for the reasoning per
-//! case). On an intended change, regenerate with `BANKPIPE_BLESS=1 cargo test
-//! --test replay_golden` and review the diff line by line before committing.
+//! case). Each case runs `bankpipe replay … --expect fixtures/golden/<case>`:
+//! the golden check users run. On an intended change, regenerate with
+//! `BANKPIPE_BLESS=1 cargo test --test replay_golden` (which passes
+//! `--update`) and review the diff line by line before committing.
 
 mod support;
-
-use std::path::Path;
-
-const FILES: &[&str] =
-    &["transactions.csv", "transactions.jsonl", "accounts.csv", "daily_totals.csv", "quarantine.jsonl", "summary.json"];
-
-fn normalized(name: &str, text: &str) -> String {
-    if name != "summary.json" {
-        return text.to_owned();
-    }
-    // Wall time differs per run; everything else in the summary is compared.
-    let mut v: serde_json::Value = serde_json::from_str(text).expect("summary is JSON");
-    v.as_object_mut().expect("object").remove("elapsed_seconds");
-    serde_json::to_string_pretty(&v).expect("json") + "\n"
-}
 
 fn first_difference(expected: &str, actual: &str) -> String {
     for (i, (e, a)) in expected.lines().zip(actual.lines()).enumerate() {
@@ -31,30 +18,24 @@ fn first_difference(expected: &str, actual: &str) -> String {
     format!("line counts differ: expected {}, actual {}", expected.lines().count(), actual.lines().count())
 }
 
+/// Replay with `--expect fixtures/golden/<case>` (`--update` under
+/// BANKPIPE_BLESS): the golden check users run in CI, run on our fixtures.
 fn golden(case: &str, args: &[&str]) {
-    let (out, _) = support::replay_ok(args);
-    let explain = args.contains(&"--explain");
-    let golden = support::root().join("fixtures/golden").join(case);
-    let bless = std::env::var_os("BANKPIPE_BLESS").is_some();
-    let mut failures = Vec::new();
-    for name in FILES.iter().chain(explain.then_some(&"explain.jsonl")) {
-        let actual = normalized(name, &std::fs::read_to_string(out.path().join(name)).expect("output file"));
-        let path = golden.join(name);
-        if bless {
-            std::fs::create_dir_all(&golden).unwrap();
-            std::fs::write(&path, &actual).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        if expected != actual {
-            failures.push(format!(
-                "{}: {}",
-                Path::new(case).join(name).display(),
-                first_difference(&expected, &actual)
-            ));
-        }
+    let out = tempfile::tempdir().unwrap();
+    let golden = format!("fixtures/golden/{case}");
+    let mut all = vec!["replay"];
+    all.extend_from_slice(args);
+    all.extend(["--out", out.path().to_str().unwrap(), "--expect", &golden]);
+    if std::env::var_os("BANKPIPE_BLESS").is_some() {
+        all.push("--update");
     }
-    assert!(failures.is_empty(), "golden mismatch:\n{}", failures.join("\n"));
+    let o = support::bankpipe(&all);
+    assert!(
+        o.status.success(),
+        "golden mismatch for {case}:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]

@@ -20,8 +20,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::BackfillArgs;
 use crate::commands::sync::{summary_line, SyncSummary};
-use crate::ingest::{self, SourceOutcome};
 use crate::setup::{self, ConfigProblem};
+use bankpipe_pipeline::ingest::{self, SourceOutcome};
 
 /// Split `[from, to]` into windows: `days` long, or calendar months.
 pub fn windows(from: NaiveDate, to: NaiveDate, days: Option<u32>) -> Vec<(NaiveDate, NaiveDate)> {
@@ -156,15 +156,10 @@ async fn backfill<S: Store>(
                     progress.window_done(&name, (from, to), 0, true);
                     continue;
                 }
-                let o = ingest::ingest_window(
-                    store,
-                    run,
-                    &client,
-                    categorizer,
-                    source,
-                    Window { from: Some(from), to: Some(to) },
-                )
-                .await?;
+                let feed = ingest::LiveFeed { source, client: &client };
+                let o =
+                    ingest::ingest_window(store, run, categorizer, &feed, Window { from: Some(from), to: Some(to) })
+                        .await?;
                 let touched: BTreeSet<(String, String)> =
                     o.accounts.iter().map(|a| (name.clone(), a.clone())).collect();
                 let (s, d) = ingest::dedupe(store, run, config, &touched, Some(from)).await?;

@@ -17,8 +17,8 @@ use bankpipe_sources::live::{LiveSource, Window};
 use bankpipe_store::{with_store, Store};
 
 use crate::cli::CheckArgs;
-use crate::commands::sync::CompletedWithFailures;
 use crate::setup;
+use bankpipe_pipeline::CompletedWithFailures;
 
 pub fn run(args: &CheckArgs) -> Result<()> {
     let path = &args.config.config;
@@ -119,7 +119,7 @@ async fn doctor<S: Store>(
                 )),
             );
         }
-        let origin = crate::deliver::sink_origin(sink)?.to_string();
+        let origin = bankpipe_pipeline::deliver::sink_origin(sink)?.to_string();
         if let Some((limit, remaining, reset)) = store.rate_budget(&origin).await? {
             let until =
                 chrono::DateTime::from_timestamp(reset, 0).map_or_else(|| reset.to_string(), |t| t.to_rfc3339());

@@ -118,7 +118,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     match synced {
         // The bundled data holds one EUR row the simulated USD household
         // refuses: the sync says so with exit code 3; the demo shows it.
-        Err(e) if e.downcast_ref::<crate::commands::sync::CompletedWithFailures>().is_some() => crate::diag::say(
+        Err(e) if e.downcast_ref::<bankpipe_pipeline::CompletedWithFailures>().is_some() => crate::diag::say(
             format_args!("demo: as expected, the Trupocket household (USD) refused the one EUR row: {e}"),
         ),
         other => other?,

@@ -15,7 +15,7 @@ pub fn run(args: &StatusArgs) -> Result<()> {
         // The last rate budget each sink's origin advertised (a hint until its reset).
         let mut budgets = Vec::new();
         for sink in config.sinks.iter().filter(|s| s.kind != bankpipe_config::SinkKindConfig::File) {
-            let origin = crate::deliver::sink_origin(sink)?.to_string();
+            let origin = bankpipe_pipeline::deliver::sink_origin(sink)?.to_string();
             if let Some(b) = with_store!(&store, s => s.rate_budget(&origin).await?) {
                 budgets.push((sink.name.clone(), b));
             }

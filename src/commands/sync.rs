@@ -1,7 +1,7 @@
 //! `bankpipe sync`: the scheduled job (DESIGN §8).
 //!
 //! Per source, on its own: fetch its per-account windows (see
-//! `crate::windows`: from `min(oldest pending, watermark − overlap)`, the
+//! `bankpipe_pipeline::windows`: from `min(oldest pending, watermark − overlap)`, the
 //! whole history on the first run, for a new account, with `--full` or when
 //! `full_sweep_days` is due), categorize and upsert page by page, prove the
 //! walk complete against the source's own count, and move its watermarks
@@ -10,46 +10,19 @@
 //! sync per SQLite database at a time.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
 
 use anyhow::Result;
 use bankpipe_http::{HttpClient, Policy};
 use bankpipe_sources::live::{LiveSource, Window};
-use bankpipe_store::{with_store, RunKind, Store};
+use bankpipe_store::{with_store, Store};
 use chrono::Utc;
-use serde::Serialize;
 
 use crate::cli::SyncArgs;
-use crate::ingest::{self, SourceOutcome};
 use crate::setup;
+use bankpipe_pipeline::ingest;
+use bankpipe_pipeline::Outcome;
 
-/// A sync that completed, but a source failed, or some deliveries of this
-/// run failed (their reasons are in the ledger) or stayed in flight: exit
-/// code 3.
-#[derive(Debug, thiserror::Error)]
-#[error("completed with failures: {0}")]
-pub struct CompletedWithFailures(pub String);
-
-/// `--json` output and the summary line.
-#[derive(Debug, Serialize)]
-pub struct SyncSummary {
-    /// Run id in the store.
-    pub run: i64,
-    /// `ok`, `failed` or `rate-limited`.
-    pub outcome: String,
-    /// Per source.
-    pub sources: Vec<SourceOutcome>,
-    /// Pending rows superseded by their posted rows.
-    pub superseded: u64,
-    /// Cross-source duplicates marked.
-    pub duplicates: u64,
-    /// Per sink: what the delivery pass did.
-    pub deliveries: Vec<bankpipe_sinks::DeliveryReport>,
-    /// Error message when not ok.
-    pub error: Option<String>,
-    /// Wall time, seconds.
-    pub elapsed_seconds: f64,
-}
+pub use bankpipe_pipeline::sync::SyncSummary;
 
 pub fn run(args: &SyncArgs) -> Result<()> {
     let path = &args.config.config;
@@ -197,111 +170,21 @@ async fn sync<S: Store>(
     sources: &[LiveSource],
     args: &SyncArgs,
 ) -> Result<()> {
-    let (json, full) = (args.json, args.full);
-    let started = Instant::now();
-    let run = store.begin_run(RunKind::Sync).await?;
-    let mut outcomes: Vec<SourceOutcome> = Vec::new();
-    let mut source_errors: Vec<anyhow::Error> = Vec::new();
-    let result: Result<(u64, u64)> = async {
-        let client = HttpClient::new(Policy::default())?;
-        for source in sources {
-            // Each source on its own: one failing never stops the others.
-            match ingest::sync_source(store, run, &client, categorizer, config, source, full).await {
-                Ok(o) => outcomes.push(o),
-                Err(e) => {
-                    tracing::error!(source = %source.ctx.source, "{e:#}");
-                    outcomes.push(SourceOutcome {
-                        source: source.ctx.source.to_string(),
-                        error: Some(format!("{e:#}")),
-                        ..SourceOutcome::default()
-                    });
-                    source_errors.push(e);
-                }
-            }
-        }
-        let touched: BTreeSet<(String, String)> =
-            outcomes.iter().flat_map(|o| o.accounts.iter().map(|a| (o.source.clone(), a.clone()))).collect();
-        let since = if outcomes.iter().any(|o| o.from.is_none() && o.error.is_none()) {
-            None
-        } else {
-            outcomes.iter().filter_map(|o| o.from).min()
-        };
-        let counts = ingest::dedupe(store, run, config, &touched, since).await?;
-        ingest::reconcile_totals(store, &mut outcomes, since).await?;
-        Ok(counts)
-    }
-    .await;
-    // Deliveries: everything stored is delivered, whichever source failed;
-    // each sink on its own, one failing never stops the others.
-    let mut deliveries = Vec::new();
-    let mut errors: Vec<(String, anyhow::Error)> = source_errors
-        .into_iter()
-        .zip(outcomes.iter().filter(|o| o.error.is_some()))
-        .map(|(e, o)| (format!("source {}", o.source), e))
-        .collect();
-    if result.is_ok() {
-        for sink in &config.sinks {
-            match crate::deliver::deliver_sink(store, categorizer, sink, setup::timezone(config)?).await {
-                Ok(report) => deliveries.push(report),
-                Err(e) => {
-                    tracing::error!(sink = %sink.name, "{e:#}");
-                    errors.push((format!("sink {}", sink.name), e));
-                }
-            }
-        }
-    }
-    let mut failures: Vec<String> = errors.iter().map(|(who, e)| format!("{who} failed: {e:#}")).collect();
-    failures.extend(deliveries.iter().filter(|d| d.failed > 0 || d.in_flight > 0 || d.stopped.is_some()).map(|d| {
-        format!(
-            "{}: {} failed, {} in flight{}",
-            d.sink,
-            d.failed,
-            d.in_flight,
-            d.stopped.as_deref().map(|m| format!(", stopped: {m}")).unwrap_or_default()
-        )
-    }));
-    // Only rate budgets ran out (nothing else failed): 75, try again later.
-    let only_rate_limited = !errors.is_empty()
-        && failures.len() == errors.len()
-        && errors.iter().all(|(_, e)| crate::outcome_of(e) == "rate-limited");
-    let result = match result {
-        Ok(_) if only_rate_limited => Err(errors.swap_remove(0).1),
-        Ok(_) if !failures.is_empty() => Err(CompletedWithFailures(failures.join("; ")).into()),
-        r => r,
-    };
-    let (superseded, duplicates) = result.as_ref().map_or((0, 0), |&(s, d)| (s, d));
-    let record = ingest::run_record(&result, &outcomes, superseded, duplicates);
-    let (outcome, error) = (record.outcome.clone(), record.message.clone());
-    store.finish_run(run, &record).await?;
-    let summary = SyncSummary {
-        run,
-        outcome,
-        sources: outcomes,
-        superseded,
-        duplicates,
-        deliveries,
-        error,
-        elapsed_seconds: started.elapsed().as_secs_f64(),
-    };
-    for o in &summary.sources {
-        for w in &o.warnings {
-            tracing::warn!(source = %o.source, "{w}");
-        }
-    }
+    let (summary, result) =
+        bankpipe_pipeline::sync::sync(store, config, categorizer, sources, args.full, setup::timezone(config)?).await?;
     crate::diag::say(summary_line("sync", &summary));
-    if json {
+    if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
     if let Some(path) = &args.metrics_file {
-        let exit = result.as_ref().err().map_or(0, |e| i64::from(crate::exit_code(e)));
+        let exit = result.as_ref().err().map_or(0, |e| i64::from(Outcome::of(e).exit_code()));
         if let Err(e) = write_metrics(store, config, &summary, exit, path).await {
             crate::diag::warn(format_args!("metrics not written: {e:#}"));
         }
     }
-    result.map(|_| ())
+    result
 }
 
-/// The run's figures as a Prometheus text file (`--metrics-file`).
 async fn write_metrics<S: Store>(
     store: &S,
     config: &bankpipe_config::Config,
@@ -336,7 +219,7 @@ async fn write_metrics<S: Store>(
             waiting: backlog.map_or(0, |b| b.waiting),
             in_flight: backlog.map_or(0, |b| b.in_flight),
         });
-        let origin = crate::deliver::sink_origin(sink)?.to_string();
+        let origin = bankpipe_pipeline::deliver::sink_origin(sink)?.to_string();
         if let Some((_, remaining, reset)) = store.rate_budget(&origin).await? {
             if reset > Utc::now().timestamp() {
                 figures.rate_remaining.push((sink.name.clone(), remaining));

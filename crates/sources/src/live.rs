@@ -105,6 +105,16 @@ pub struct LiveStats {
     pub expected: Option<u64>,
 }
 
+/// The normalize context of a configured source: its name (the namespace
+/// of its canonical ids) and the booking time zone. A live fetch and a
+/// replay of the same source's recorded pages share it, so they produce the
+/// same ids.
+pub fn normalize_context(config: &SourceConfig, timezone: chrono_tz::Tz) -> NormalizeContext {
+    let mut ctx = NormalizeContext::new(&config.name);
+    ctx.timezone = timezone;
+    ctx
+}
+
 impl LiveSource {
     /// Build from a `[[sources]]` entry; credentials are read from the
     /// environment variables it names (their values are never printed).
@@ -134,8 +144,7 @@ impl LiveSource {
             }
         };
         let endpoint = Endpoint::new(&config.base_url, credentials).map_err(|e| problem(format!("base_url: {e}")))?;
-        let mut ctx = NormalizeContext::new(&config.name);
-        ctx.timezone = timezone;
+        let ctx = normalize_context(config, timezone);
         Ok(LiveSource { ctx, kind, endpoint, link_id, account_ids: config.account_ids.clone(), page_size: 500 })
     }
 

@@ -145,12 +145,46 @@ impl Drop for RowWriter {
     }
 }
 
+/// Which row-per-transaction files to write (`--format`): the CSV, the
+/// JSONL, or both (the default). The other files are always written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RowFormats {
+    /// `transactions.csv` only.
+    Csv,
+    /// `transactions.jsonl` only.
+    Jsonl,
+    /// Both.
+    #[default]
+    Both,
+}
+
+impl RowFormats {
+    /// The transaction files of this choice.
+    pub fn files(self) -> &'static [&'static str] {
+        match self {
+            RowFormats::Csv => &["transactions.csv"],
+            RowFormats::Jsonl => &["transactions.jsonl"],
+            RowFormats::Both => &["transactions.csv", "transactions.jsonl"],
+        }
+    }
+}
+
 impl CanonicalFiles {
     /// Create `dir` (and parents), open the outputs and start the writer threads.
     ///
     /// # Errors
     /// [`FileSinkError`] naming the directory or file that could not be created.
     pub fn create(dir: &Path) -> Result<CanonicalFiles, FileSinkError> {
+        CanonicalFiles::create_with(dir, RowFormats::Both)
+    }
+
+    /// [`CanonicalFiles::create`] writing only the transaction files of
+    /// `formats`; a transaction file of the other format left in `dir` by an
+    /// earlier run is removed, so the directory never mixes two runs.
+    ///
+    /// # Errors
+    /// [`FileSinkError`] naming the directory or file that could not be created or removed.
+    pub fn create_with(dir: &Path, formats: RowFormats) -> Result<CanonicalFiles, FileSinkError> {
         std::fs::create_dir_all(dir).map_err(|source| FileSinkError { path: dir.to_owned(), source })?;
         let open = |name: &str| -> Result<BufWriter<File>, FileSinkError> {
             let path = dir.join(name);
@@ -158,12 +192,28 @@ impl CanonicalFiles {
                 .map(|f| BufWriter::with_capacity(BUF, f))
                 .map_err(|source| FileSinkError { path, source })
         };
-        let mut csv = csv::Writer::from_writer(open("transactions.csv")?);
-        csv.write_record(TRANSACTION_COLUMNS).map_err(|e| csv_error(dir, "transactions.csv", e))?;
-        let rows = vec![
-            RowWriter::spawn(dir.join("transactions.csv"), CsvRows { w: csv, scratch: String::with_capacity(64) })?,
-            RowWriter::spawn(dir.join("transactions.jsonl"), JsonRows(open("transactions.jsonl")?))?,
-        ];
+        let mut rows = Vec::with_capacity(2);
+        for name in ["transactions.csv", "transactions.jsonl"] {
+            let path = dir.join(name);
+            if formats.files().contains(&name) {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(FileSinkError { path, source: e }),
+                _ => {}
+            }
+        }
+        if formats != RowFormats::Jsonl {
+            let mut csv = csv::Writer::from_writer(open("transactions.csv")?);
+            csv.write_record(TRANSACTION_COLUMNS).map_err(|e| csv_error(dir, "transactions.csv", e))?;
+            rows.push(RowWriter::spawn(
+                dir.join("transactions.csv"),
+                CsvRows { w: csv, scratch: String::with_capacity(64) },
+            )?);
+        }
+        if formats != RowFormats::Csv {
+            rows.push(RowWriter::spawn(dir.join("transactions.jsonl"), JsonRows(open("transactions.jsonl")?))?);
+        }
         Ok(CanonicalFiles { dir: dir.to_owned(), rows, quarantine: open("quarantine.jsonl")? })
     }
 

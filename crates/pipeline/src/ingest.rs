@@ -10,12 +10,13 @@ use bankpipe_enrich::dedupe::{cross_source, supersede_pending, AccountRef, Dedup
 use bankpipe_enrich::identity::{content_fingerprint, describe_conflict};
 use bankpipe_enrich::{resolve_targets, Categorizer, Walk};
 use bankpipe_http::HttpClient;
-use bankpipe_model::{Status, Transaction};
+use bankpipe_model::{Account, Status, Transaction};
 use bankpipe_sources::live::{LiveSource, Window};
-use bankpipe_sources::SourceKind;
+use bankpipe_sources::{NormalizedPage, SourceKind};
 use bankpipe_store::{PageCounts, RunId, Store};
 use chrono::NaiveDate;
 use serde::Serialize;
+use std::sync::Arc;
 
 use crate::windows::{catch_up, plan_walks, PlannedWalk, SourceState};
 
@@ -91,6 +92,60 @@ impl SourceOutcome {
     }
 }
 
+/// What a walk read: pages, records, and walks made (a live walk repeats a
+/// pass that came up short).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Walked {
+    /// Pages read.
+    pub pages: u64,
+    /// Input transaction records read.
+    pub records: u64,
+    /// Passes made.
+    pub walks: u32,
+}
+
+/// The seam between the pipeline and where pages come from: the live API
+/// over HTTP ([`LiveFeed`]) or a recorded directory
+/// ([`crate::recorded::RecordedFeed`]). Either way the pipeline sees the
+/// same normalized pages of one configured source, in order.
+pub trait PageSource {
+    /// The configured source name (the namespace of canonical ids).
+    fn name(&self) -> &Arc<str>;
+
+    /// Hand every normalized page of `window` to `on_page`, in order.
+    ///
+    /// # Errors
+    /// The first fetch or page error, or the first error of `on_page`.
+    fn walk<F>(&self, window: Window, on_page: F) -> impl std::future::Future<Output = Result<Walked>>
+    where
+        F: AsyncFnMut(NormalizedPage) -> Result<()>;
+}
+
+/// A configured source's live API.
+pub struct LiveFeed<'a> {
+    /// The source.
+    pub source: &'a LiveSource,
+    /// The HTTP client (rate gates, retries, body limits).
+    pub client: &'a HttpClient,
+}
+
+impl PageSource for LiveFeed<'_> {
+    fn name(&self) -> &Arc<str> {
+        &self.source.ctx.source
+    }
+
+    async fn walk<F>(&self, window: Window, mut on_page: F) -> Result<Walked>
+    where
+        F: AsyncFnMut(NormalizedPage) -> Result<()>,
+    {
+        let stats = self
+            .source
+            .walk::<anyhow::Error, _>(self.client, window, async |fetched| on_page(fetched.page).await)
+            .await?;
+        Ok(Walked { pages: stats.pages, records: stats.records_read, walks: stats.walks })
+    }
+}
+
 /// Walk one source over `window`, writing every page (one store transaction
 /// per page) before fetching the next.
 ///
@@ -99,13 +154,12 @@ impl SourceOutcome {
 pub async fn ingest_window<S: Store>(
     store: &S,
     run: RunId,
-    client: &HttpClient,
     categorizer: &Categorizer,
-    source: &LiveSource,
+    source: &impl PageSource,
     window: Window,
 ) -> Result<SourceOutcome> {
     let mut out = SourceOutcome {
-        source: source.ctx.source.to_string(),
+        source: source.name().to_string(),
         from: window.from,
         to: window.to,
         ..SourceOutcome::default()
@@ -116,10 +170,10 @@ pub async fn ingest_window<S: Store>(
     let mut previous: std::collections::HashMap<bankpipe_model::CanonicalId, Transaction> = Default::default();
     // The walk's accounts and currencies, and the totals it reported: what
     // the source's daily totals are resolved against (DESIGN §3).
-    let mut walk = Walk { source: source.ctx.source.clone(), ..Walk::default() };
+    let mut walk = Walk { source: source.name().clone(), ..Walk::default() };
+    let mut listed: BTreeSet<String> = BTreeSet::new();
     let stats = source
-        .walk::<anyhow::Error, _>(client, window, async |fetched| {
-            let mut page = fetched.page;
+        .walk(window, async |mut page| {
             let mut current: std::collections::HashMap<bankpipe_model::CanonicalId, Transaction> =
                 std::collections::HashMap::with_capacity(page.transactions.len());
             for tx in &page.transactions {
@@ -144,6 +198,7 @@ pub async fn ingest_window<S: Store>(
             for a in &page.accounts {
                 out.accounts.insert(a.source_account_id.clone());
                 walk.accounts.entry(a.source_account_id.clone()).or_default().extend(a.currency);
+                listed.insert(a.source_account_id.clone());
             }
             for tx in &page.transactions {
                 walk.accounts.entry(tx.source_account_id.clone()).or_default().insert(tx.amount.currency());
@@ -155,13 +210,29 @@ pub async fn ingest_window<S: Store>(
             Ok(())
         })
         .await?;
+    // Accounts seen only on transactions (in no account list) still get a
+    // row: bare, with their currency when it is a single one. The store
+    // merges it with any fuller row (its empty fields never overwrite).
+    let bare: Vec<Account> = walk
+        .accounts
+        .iter()
+        .filter(|(id, _)| !listed.contains(*id))
+        .map(|(id, currencies)| {
+            let mut a = Account::bare(walk.source.clone(), id.clone());
+            a.currency = (currencies.len() == 1).then(|| currencies.iter().next().copied()).flatten();
+            a
+        })
+        .collect();
+    if !bare.is_empty() {
+        store.write_page(run, &bare, &[], &[]).await?;
+    }
     let (targets, rejected) = resolve_targets(std::slice::from_ref(&walk));
     store.save_source_totals(run, &targets).await?;
     if !rejected.is_empty() {
         out.add(store.write_page(run, &[], &[], &rejected).await?);
     }
     out.pages = stats.pages;
-    out.records = stats.records_read;
+    out.records = stats.records;
     out.walks = stats.walks;
     Ok(out)
 }
@@ -258,7 +329,8 @@ pub async fn sync_source<S: Store>(
             Some(ids) => LiveSource { account_ids: ids.clone(), ..source.clone() },
             None => source.clone(),
         };
-        let o = ingest_window(store, run, client, categorizer, &live, Window { from: walk.from, to: None }).await?;
+        let feed = LiveFeed { source: &live, client };
+        let o = ingest_window(store, run, categorizer, &feed, Window { from: walk.from, to: None }).await?;
         outcome.merge(o);
         if i == plan.len() && !caught_up && !whole_history {
             caught_up = true;
@@ -295,7 +367,7 @@ pub fn run_record<T>(
 ) -> bankpipe_store::RunSummary {
     let (outcome, message) = match result {
         Ok(_) => ("ok".to_owned(), None),
-        Err(e) => (crate::outcome_of(e).to_owned(), Some(format!("{e:#}"))),
+        Err(e) => (crate::Outcome::of(e).as_str().to_owned(), Some(format!("{e:#}"))),
     };
     let mut counts = PageCounts::default();
     for o in outcomes {

@@ -1,0 +1,29 @@
+//! bankpipe's jobs as a library (DESIGN §2, §8): the orchestration of
+//! sync, backfill windows, replay and delivery over the stage crates'
+//! seams — a [`ingest::PageSource`] (live API or recorded directory), the
+//! `bankpipe_store::Store` and the `bankpipe_sinks` outbox. The binary
+//! parses arguments, calls these functions and prints what they return.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`sync`] | the scheduled job: windows per account, ingest, dedupe, totals, delivery |
+//! | [`ingest`] | one source's walk into the store, page by page; pairing; totals reconciliation |
+//! | [`windows`] | which date windows a sync fetches (pure) |
+//! | [`recorded`] | a recorded directory as a page source (replay) |
+//! | [`replay`] | replay = a sync over recordings into a scratch store, then export |
+//! | [`export`] | the stored dataset as the canonical files |
+//! | [`golden`] | comparing output files with golden ones, row by row |
+//! | [`deliver`] | one delivery pass to one configured sink |
+//! | [`outcome`] | how a job ended and its exit code |
+
+pub mod deliver;
+pub mod export;
+pub mod golden;
+pub mod ingest;
+pub mod outcome;
+pub mod recorded;
+pub mod replay;
+pub mod sync;
+pub mod windows;
+
+pub use outcome::{CompletedWithFailures, ConfigProblem, Outcome};
