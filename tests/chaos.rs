@@ -24,7 +24,7 @@ use bankpipe_sim::trupocket::{TrupocketConfig, TrupocketSim};
 use bankpipe_sim::truv::{TruvConfig, TruvData, TruvSim};
 use bankpipe_sim::SimServer;
 use bankpipe_sinks::{marker, markers_in};
-use bankpipe_sources::generator::GenConfig;
+use bankpipe_gen::GenConfig;
 use serde_json::{json, Value};
 
 const ENV: [(&str, &str); 5] = [

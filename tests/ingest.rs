@@ -121,7 +121,7 @@ async fn a_newly_linked_account_gets_its_whole_history() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn records_moving_between_page_requests_are_all_read_or_the_source_fails_loudly() {
-    let data = TruvData::generated(bankpipe_sources::generator::GenConfig {
+    let data = TruvData::generated(bankpipe_gen::GenConfig {
         accounts: 2,
         transactions: 1_500,
         page_size: 1000,

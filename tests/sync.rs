@@ -211,7 +211,7 @@ async fn configuration_problems_exit_2_naming_the_key() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn backfill_resumes_after_kill_9_with_nothing_lost_or_doubled() {
-    let gen = bankpipe_sources::generator::GenConfig {
+    let gen = bankpipe_gen::GenConfig {
         accounts: 2,
         transactions: 1_500,
         page_size: 100,

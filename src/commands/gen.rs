@@ -1,7 +1,7 @@
 //! `bankpipe gen`: write a large, realistic recorded page set.
 
 use anyhow::{Context, Result};
-use bankpipe_sources::generator::{write_pages, FireflyGenerator, GenConfig, TruvGenerator};
+use bankpipe_gen::{write_pages, FireflyGenerator, GenConfig, TruvGenerator};
 
 use crate::cli::{GenArgs, GenKind};
 

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use bankpipe_sim::truv::{TruvConfig, TruvData, TruvSim};
 use bankpipe_sim::SimServer;
-use bankpipe_sources::generator::GenConfig;
+use bankpipe_gen::GenConfig;
 use serde_json::Value;
 
 const ENV: [(&str, &str); 2] = [("T_ID", "sim-client"), ("T_SECRET", "sim-secret")];

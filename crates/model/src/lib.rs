@@ -8,6 +8,7 @@
 pub mod account;
 pub mod currency;
 pub mod daily_total;
+pub mod dedupe;
 pub mod id;
 pub mod money;
 pub mod quarantine;

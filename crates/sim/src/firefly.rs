@@ -52,9 +52,9 @@ impl FireflyData {
     }
 
     /// Data from the deterministic generator.
-    pub fn generated(cfg: bankpipe_sources::generator::GenConfig) -> FireflyData {
+    pub fn generated(cfg: bankpipe_gen::GenConfig) -> FireflyData {
         let mut data = FireflyData::default();
-        for page in bankpipe_sources::generator::FireflyGenerator::new(cfg) {
+        for page in bankpipe_gen::FireflyGenerator::new(cfg) {
             let page: Value = serde_json::from_str(&page).expect("generator writes JSON");
             data.groups.extend(page["data"].as_array().cloned().unwrap_or_default());
         }

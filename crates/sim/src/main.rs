@@ -9,7 +9,7 @@ use bankpipe_sim::ratelimit::RateLimit;
 use bankpipe_sim::trupocket::{TrupocketConfig, TrupocketSim};
 use bankpipe_sim::truv::{TruvConfig, TruvData, TruvSim};
 use bankpipe_sim::SimServer;
-use bankpipe_sources::generator::GenConfig;
+use bankpipe_gen::GenConfig;
 use clap::Parser;
 
 /// Serve faithful Truv, Firefly III, Trupocket and mibudge simulators on 127.0.0.1

@@ -72,11 +72,11 @@ impl TruvData {
     }
 
     /// Data from the deterministic generator.
-    pub fn generated(cfg: bankpipe_sources::generator::GenConfig) -> TruvData {
+    pub fn generated(cfg: bankpipe_gen::GenConfig) -> TruvData {
         let mut data = TruvData::default();
         let mut seen = std::collections::HashSet::new();
         let mut index: BTreeMap<String, usize> = BTreeMap::new();
-        for page in bankpipe_sources::generator::TruvGenerator::new(cfg) {
+        for page in bankpipe_gen::TruvGenerator::new(cfg) {
             let page: Value = serde_json::from_str(&page).expect("generator writes JSON");
             if data.accounts.is_empty() {
                 data.accounts = page["accounts"].as_array().cloned().unwrap_or_default();

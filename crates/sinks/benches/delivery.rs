@@ -20,7 +20,7 @@ use bankpipe_sim::trupocket::{TrupocketConfig, TrupocketSim};
 use bankpipe_sim::SimServer;
 use bankpipe_sinks::mibudge::MibudgeSink;
 use bankpipe_sinks::trupocket::TrupocketSink;
-use bankpipe_sources::generator::{GenConfig, TruvGenerator};
+use bankpipe_gen::{GenConfig, TruvGenerator};
 use bankpipe_sources::{truv, NormalizeContext};
 use bankpipe_store::{RunKind, SqliteStore, Store};
 

@@ -4,7 +4,7 @@
 //! batch; criterion's throughput lines give transactions/s ("elem/s") and
 //! MB/s ("MiB/s"). Target (issue #2): ≥ 1,000,000 Truv transactions/s.
 
-use bankpipe_sources::generator::{FireflyGenerator, GenConfig, TruvGenerator};
+use bankpipe_gen::{FireflyGenerator, GenConfig, TruvGenerator};
 use bankpipe_sources::{firefly, truv, NormalizeContext};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 

@@ -4,12 +4,11 @@
 //! Each adapter lives in its own folder ([`truv`], [`firefly`]) with the wire
 //! format (`wire.rs`), the normalizer (`normalize.rs`) and the pagination
 //! chain check (`chain.rs`). [`recorded`] reads a directory of page files as
-//! `bankpipe record` writes them; [`generator`] writes large realistic ones.
+//! `bankpipe record` writes them; `bankpipe-gen` writes large realistic ones.
 
 pub mod context;
 pub mod error;
 pub mod firefly;
-pub mod generator;
 mod json;
 pub mod live;
 pub mod page;

@@ -9,7 +9,7 @@ use bankpipe_sim::faults::Faults;
 use bankpipe_sim::firefly::{FireflyConfig, FireflyData, FireflySim};
 use bankpipe_sim::truv::{TruvConfig, TruvData, TruvSim};
 use bankpipe_sim::SimServer;
-use bankpipe_sources::generator::GenConfig;
+use bankpipe_gen::GenConfig;
 use bankpipe_sources::live::{LiveError, LiveSource, Window};
 use bankpipe_sources::recorded::walk_dir;
 use bankpipe_sources::{NormalizeContext, PageError, SourceKind};

@@ -1,6 +1,6 @@
 //! Values read from and written to the store.
 
-pub use bankpipe_enrich::dedupe::{Candidate, DedupeLink, LinkKind};
+pub use bankpipe_model::dedupe::{Candidate, DedupeLink, LinkKind};
 use bankpipe_model::{Money, ReconcileTarget};
 use chrono::NaiveDate;
 
