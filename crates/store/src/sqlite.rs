@@ -15,6 +15,17 @@ use sqlx::{Arguments, Sqlite, SqliteConnection, SqlitePool};
 use crate::backend::{batches, TX_COLUMNS, TX_UPDATE};
 use crate::lock::SyncLock;
 
+/// How long a writer waits for another one (another process holding the
+/// database's write lock, or another write transaction of this process).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Page cache of the writer connection (`PRAGMA cache_size`, negative:
+/// KiB): room for the indexes a large page of inserts touches. The writer
+/// also keeps its temporary storage — the statement journal of each
+/// multi-row upsert, which only undoes a failed statement and plays no
+/// part in durability — in memory (`PRAGMA temp_store = MEMORY`).
+const WRITER_CACHE_KIB: &str = "-65536";
+
 /// Rows per multi-row upsert statement, largest first (30 binds a row: the
 /// largest well under SQLite's 32,766 variables).
 const UPSERT_SIZES: [usize; 5] = [500, 100, 20, 5, 1];
@@ -26,6 +37,11 @@ const SELECT_SIZES: [usize; 3] = [1000, 100, 10];
 /// The embedded default store.
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// One connection for every write transaction ([`SqliteStore::write_tx`]):
+    /// SQLite writes one transaction at a time anyway, and a connection
+    /// keeps its page cache only while no other connection writes — so
+    /// consecutive pages find the indexes they update already in memory.
+    writer: SqlitePool,
     pub(crate) name: String,
     path: PathBuf,
 }
@@ -59,9 +75,10 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(fail("opening"))?;
+        let pool =
+            SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await.map_err(fail("opening"))?;
         // Touch the schema: a file that is not a database fails here, by name.
         sqlx::query("SELECT COUNT(*) FROM sqlite_master").execute(&pool).await.map_err(fail("reading"))?;
         crate::postgres::check_schema_version::<Sqlite>(
@@ -76,12 +93,18 @@ impl SqliteStore {
             operation: "migrating",
             cause: e.to_string(),
         })?;
-        Ok(SqliteStore { pool, name, path })
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options.pragma("cache_size", WRITER_CACHE_KIB).pragma("temp_store", "memory"))
+            .await
+            .map_err(fail("opening"))?;
+        Ok(SqliteStore { pool, writer, name, path })
     }
 
     /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`).
     pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| StoreError::Database {
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(|e| StoreError::Database {
             database: self.name.clone(),
             operation: "starting a write transaction",
             cause: e.to_string(),
