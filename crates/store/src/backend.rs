@@ -166,19 +166,24 @@ macro_rules! store_impl {
                 // Within a page the newest sighting of an id wins (later on
                 // ties): the sort is stable, so a run of equal ids is in page
                 // order. Rows are then written in id order.
-                let mut rows = transactions.iter().map(TxRow::from_tx).collect::<Result<Vec<_>, _>>()?;
-                rows.sort_by(|a, b| a.id.cmp(&b.id));
-                let mut latest: Vec<TxRow> = Vec::with_capacity(rows.len());
-                for row in rows {
-                    match latest.last_mut() {
-                        Some(held) if held.id == row.id => {
-                            if held.updated_at <= row.updated_at {
-                                *held = row;
+                // (Indexes are sorted, not the rows: a row is a large struct.)
+                let rows = transactions.iter().map(TxRow::from_tx).collect::<Result<Vec<_>, _>>()?;
+                let mut order: Vec<usize> = (0..rows.len()).collect();
+                order.sort_by(|&a, &b| rows[a].id.cmp(&rows[b].id));
+                let mut winners: Vec<usize> = Vec::with_capacity(order.len());
+                for i in order {
+                    match winners.last_mut() {
+                        Some(held) if rows[*held].id == rows[i].id => {
+                            if rows[*held].updated_at <= rows[i].updated_at {
+                                *held = i;
                             }
                         }
-                        _ => latest.push(row),
+                        _ => winners.push(i),
                     }
                 }
+                let mut rows: Vec<Option<TxRow>> = rows.into_iter().map(Some).collect();
+                let latest: Vec<TxRow> = winners.into_iter().filter_map(|i| rows[i].take()).collect();
+                drop(rows);
                 let fail = self.fail("writing a page");
                 let mut db = self.write_tx().await?;
                 let mut counts = PageCounts { unchanged: (transactions.len() - latest.len()) as u64, ..PageCounts::default() };

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bankpipe_model::transaction::{source_word, SourceFields};
 use bankpipe_model::{CanonicalId, CategorySource, Currency, Kind, Mcc, Money, Status, Transaction};
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Timelike, Utc};
 use serde::ser::{Serialize, SerializeTuple, Serializer};
 use serde_json::{json, Value};
 
@@ -53,7 +53,32 @@ pub struct TxRow {
 /// RFC 3339 UTC with a fixed 6 fraction digits, so that stored instants
 /// compare correctly as text (`updated_at` guards in SQL).
 pub fn instant(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    let (year, nanos) = (t.year(), t.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        // A sign or a fifth year digit, or a leap second: chrono's own text.
+        return t.to_rfc3339_opts(SecondsFormat::Micros, true);
+    }
+    // `YYYY-MM-DDTHH:MM:SS.ffffffZ`, as `to_rfc3339_opts(Micros, true)`
+    // writes it (fraction truncated to microseconds), without going
+    // through chrono's format machinery (three instants a row).
+    let mut out = [0u8; 27];
+    let mut put = |at: usize, digits: usize, mut value: u32| {
+        for i in (at..at + digits).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year as u32);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, t.second());
+    put(20, 6, nanos / 1000);
+    for (at, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (26, b'Z')] {
+        out[at] = c;
+    }
+    String::from_utf8(out.to_vec()).expect("ASCII")
 }
 
 /// The content columns of a row, serialized as one JSON array (the input
@@ -298,6 +323,42 @@ mod tests {
             source_fields: o,
             fingerprint: String::new(),
         }
+    }
+
+    #[test]
+    fn instants_are_written_as_chrono_writes_them() {
+        let mut seen = 0;
+        let mut check = |t: DateTime<Utc>| {
+            assert_eq!(instant(t), t.to_rfc3339_opts(SecondsFormat::Micros, true), "{t:?}");
+            seen += 1;
+        };
+        for text in [
+            "0000-01-01T00:00:00Z",
+            "0001-02-03T04:05:06.000007Z",
+            "1969-12-31T23:59:59.999999999Z",
+            "1970-01-01T00:00:00.0000001Z",
+            "2024-02-29T12:34:56.123456789Z",
+            "9999-12-31T23:59:59.999999999Z",
+        ] {
+            check(text.parse().unwrap());
+        }
+        // Years chrono writes with a sign or a fifth digit.
+        for (y, m, d) in [(10_000, 1, 1), (-1, 12, 31), (-10_000, 6, 15)] {
+            check(NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_micro_opt(1, 2, 3, 4).unwrap().and_utc());
+        }
+        // A leap second (nanosecond ≥ 1e9) goes through chrono.
+        let leap = NaiveDate::from_ymd_opt(2016, 12, 31).unwrap().and_hms_nano_opt(23, 59, 59, 1_500_000_000).unwrap();
+        check(leap.and_utc());
+        // Pseudo-random instants over years 0–9999 and every fraction digit.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let secs = (x % 315_537_897_600) as i64 - 62_167_219_200;
+            check(DateTime::from_timestamp(secs, (x >> 33) as u32 % 1_000_000_000).unwrap());
+        }
+        assert_eq!(seen, 20_010);
     }
 
     #[test]
