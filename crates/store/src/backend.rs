@@ -34,6 +34,33 @@ pub(crate) const TX_SELECT: &str =
     duplicate_of, superseded_by, transacted_at, posted_at, updated_at, source_status, source_type, external_id, \
     group_id, source_categories, memo, check_number, source_fields, fingerprint FROM transactions";
 
+/// What the store holds of a transaction that a page brings again, read
+/// (by id) before the page is written.
+pub(crate) struct Stored {
+    /// The stored content fingerprint.
+    pub(crate) fingerprint: String,
+    /// The stored `updated_at`.
+    pub(crate) updated_at: Option<String>,
+    /// Whether the row is superseded (`superseded_by` is set).
+    pub(crate) superseded: bool,
+}
+
+/// Statement sizes that cover `n` rows: as many of the largest of `sizes`
+/// (largest first, ending with 1) as fit, the rest greedily in smaller ones
+/// — so a multi-row statement only ever has one of a few texts, each
+/// prepared once per connection (sqlx caches statements by their text).
+pub(crate) fn batches(mut n: usize, sizes: &[usize]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for &size in sizes {
+        while n >= size {
+            out.push(size);
+            n -= size;
+        }
+    }
+    debug_assert_eq!(n, 0, "sizes end with 1");
+    out
+}
+
 macro_rules! store_impl {
     ($Store:ident, $Db:ty) => {
         use std::collections::HashMap;
@@ -42,7 +69,7 @@ macro_rules! store_impl {
         use chrono::{NaiveDate, Utc};
         use sqlx::{QueryBuilder, Row};
 
-        use crate::backend::{CHUNK, TX_COLUMNS, TX_SELECT, TX_UPDATE};
+        use crate::backend::{Stored, CHUNK, TX_SELECT};
         use crate::rows::{instant, TxRow};
         use crate::types::*;
         use crate::{Store, StoreError};
@@ -163,92 +190,61 @@ macro_rules! store_impl {
                 transactions: &[Transaction],
                 quarantine: &[QuarantineRecord],
             ) -> Result<PageCounts, StoreError> {
-                // Within a page the newest sighting of an id wins (later on ties).
-                let mut latest: HashMap<String, TxRow> = HashMap::with_capacity(transactions.len());
-                for tx in transactions {
-                    let row = TxRow::from_tx(tx)?;
-                    match latest.get(&row.id) {
-                        Some(held) if held.updated_at > row.updated_at => {}
-                        _ => {
-                            latest.insert(row.id.clone(), row);
+                // Within a page the newest sighting of an id wins (later on
+                // ties): the sort is stable, so a run of equal ids is in page
+                // order. Rows are then written in id order.
+                // (Indexes are sorted, not the rows: a row is a large struct.)
+                let rows = transactions.iter().map(TxRow::from_tx).collect::<Result<Vec<_>, _>>()?;
+                let mut order: Vec<usize> = (0..rows.len()).collect();
+                order.sort_by(|&a, &b| rows[a].id.cmp(&rows[b].id));
+                let mut winners: Vec<usize> = Vec::with_capacity(order.len());
+                for i in order {
+                    match winners.last_mut() {
+                        Some(held) if rows[*held].id == rows[i].id => {
+                            if rows[*held].updated_at <= rows[i].updated_at {
+                                *held = i;
+                            }
                         }
+                        _ => winners.push(i),
                     }
                 }
+                let mut rows: Vec<Option<TxRow>> = rows.into_iter().map(Some).collect();
+                let latest: Vec<TxRow> = winners.into_iter().filter_map(|i| rows[i].take()).collect();
+                drop(rows);
                 let fail = self.fail("writing a page");
                 let mut db = self.write_tx().await?;
                 let mut counts = PageCounts { unchanged: (transactions.len() - latest.len()) as u64, ..PageCounts::default() };
-                let ids: Vec<String> = latest.keys().cloned().collect();
-                let mut stored: HashMap<String, (String, Option<String>)> = HashMap::new();
-                for chunk in ids.chunks(CHUNK * 4) {
-                    let mut q = QueryBuilder::<$Db>::new("SELECT id, fingerprint, updated_at FROM transactions WHERE id IN (");
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(id.clone());
-                    }
-                    q.push(")");
-                    for r in q.build().fetch_all(&mut *db).await.map_err(&fail)? {
-                        let id: String = r.try_get(0).map_err(&fail)?;
-                        stored.insert(id, (r.try_get(1).map_err(&fail)?, r.try_get(2).map_err(&fail)?));
-                    }
-                }
-                let mut writes: Vec<TxRow> = Vec::new();
-                for (id, row) in latest {
-                    match stored.get(&id) {
-                        None => {
-                            counts.inserted += 1;
-                            writes.push(row);
-                        }
-                        Some((fp, _)) if *fp == row.fingerprint => counts.unchanged += 1,
-                        Some((_, updated)) if updated.is_some() && row.updated_at.is_some() && row.updated_at < *updated => {
-                            counts.unchanged += 1
-                        }
-                        Some(_) => {
-                            counts.updated += 1;
-                            writes.push(row);
-                        }
-                    }
-                }
-                writes.sort_by(|a, b| a.id.cmp(&b.id));
-                for chunk in writes.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$Db>::new(format!("INSERT INTO transactions ({TX_COLUMNS}) "));
-                    q.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.id.clone())
-                            .push_bind(r.source.clone())
-                            .push_bind(r.source_account_id.clone())
-                            .push_bind(r.source_transaction_id.clone())
-                            .push_bind(r.status.clone())
-                            .push_bind(r.booking_date.clone())
-                            .push_bind(r.amount_minor)
-                            .push_bind(r.currency.clone())
-                            .push_bind(r.description.clone())
-                            .push_bind(r.merchant_name.clone())
-                            .push_bind(r.mcc)
-                            .push_bind(r.category.clone())
-                            .push_bind(r.category_source.clone())
-                            .push_bind(r.kind.clone())
-                            .push_bind(r.memo_only)
-                            .push_bind(r.transacted_at.clone())
-                            .push_bind(r.posted_at.clone())
-                            .push_bind(r.updated_at.clone())
-                            .push_bind(r.source_status.clone())
-                            .push_bind(r.source_type.clone())
-                            .push_bind(r.external_id.clone())
-                            .push_bind(r.group_id.clone())
-                            .push_bind(r.source_categories.clone())
-                            .push_bind(r.memo.clone())
-                            .push_bind(r.check_number.clone())
-                            .push_bind(r.source_fields.clone())
-                            .push_bind(r.fingerprint.clone())
-                            .push_bind(run)
-                            .push_bind(run)
-                            .push_bind(r.status == "pending");
-                    });
-                    q.push(TX_UPDATE);
-                    q.build().execute(&mut *db).await.map_err(&fail)?;
-                }
+                let ids: Vec<&str> = latest.iter().map(|r| r.id.as_str()).collect();
+                let stored: HashMap<String, Stored> =
+                    Self::stored_versions(&mut db, &ids).await.map_err(&fail)?.into_iter().collect();
+                drop(ids);
+                let (mut inserts, mut updates) = (Vec::new(), Vec::new());
                 // DESIGN §4.6: a superseded pending row that posts under its
                 // own id was its own settlement: un-superseded, deliverable.
-                let posted: Vec<&str> = writes.iter().filter(|r| r.status == "posted").map(|r| r.id.as_str()).collect();
+                // Only a stored row can be superseded (an insert never sets
+                // `superseded_by`), and the write lock (SQLite) or the sync
+                // lock (PostgreSQL) keeps the stored rows as read here.
+                let mut posted: Vec<String> = Vec::new();
+                for row in latest {
+                    match stored.get(&row.id) {
+                        None => {
+                            counts.inserted += 1;
+                            inserts.push(row);
+                        }
+                        Some(s) if s.fingerprint == row.fingerprint => counts.unchanged += 1,
+                        Some(s) if s.updated_at.is_some() && row.updated_at.is_some() && row.updated_at < s.updated_at => {
+                            counts.unchanged += 1
+                        }
+                        Some(s) => {
+                            counts.updated += 1;
+                            if s.superseded && row.status == "posted" {
+                                posted.push(row.id.clone());
+                            }
+                            updates.push(row);
+                        }
+                    }
+                }
+                Self::upsert_transactions(&mut db, run, inserts, updates).await.map_err(&fail)?;
                 for chunk in posted.chunks(CHUNK * 4) {
                     let mut q = QueryBuilder::<$Db>::new(
                         "DELETE FROM dedupe_links WHERE kind = 'superseded' AND transaction_id IN (SELECT id FROM transactions \
@@ -256,7 +252,7 @@ macro_rules! store_impl {
                     );
                     let mut list = q.separated(", ");
                     for id in chunk {
-                        list.push_bind(id.to_string());
+                        list.push_bind(id.clone());
                     }
                     q.push("))");
                     q.build().execute(&mut *db).await.map_err(&fail)?;
@@ -265,7 +261,7 @@ macro_rules! store_impl {
                     );
                     let mut list = q.separated(", ");
                     for id in chunk {
-                        list.push_bind(id.to_string());
+                        list.push_bind(id.clone());
                     }
                     q.push(")");
                     counts.unsuperseded += q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected();

@@ -3,10 +3,66 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, Executor, PgPool, Postgres};
+use std::sync::LazyLock;
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, Executor, PgConnection, PgPool, Postgres};
+
+// `Row`, `Stored`, `TxRow` and `RunId` come with `store_impl!` (below).
+use crate::backend::{TX_COLUMNS, TX_UPDATE};
 use crate::lock::SyncLock;
+
+/// Rows per upsert (and ids per stored-version read): one statement for a
+/// page of usual size, a bound on the size of one message for larger ones.
+const UNNEST_ROWS: usize = 5000;
+
+/// The columns of an upsert that come from the row, in `TX_COLUMNS` order,
+/// with their array types; `first_run`, `last_run` (the run) and
+/// `seen_pending` (from `status`) follow.
+const UNNEST_COLUMNS: [(&str, &str); 27] = [
+    ("id", "text"),
+    ("source", "text"),
+    ("source_account_id", "text"),
+    ("source_transaction_id", "text"),
+    ("status", "text"),
+    ("booking_date", "text"),
+    ("amount_minor", "bigint"),
+    ("currency", "text"),
+    ("description", "text"),
+    ("merchant_name", "text"),
+    ("mcc", "bigint"),
+    ("category", "text"),
+    ("category_source", "text"),
+    ("kind", "text"),
+    ("memo_only", "boolean"),
+    ("transacted_at", "text"),
+    ("posted_at", "text"),
+    ("updated_at", "text"),
+    ("source_status", "text"),
+    ("source_type", "text"),
+    ("external_id", "text"),
+    ("group_id", "text"),
+    ("source_categories", "text"),
+    ("memo", "text"),
+    ("check_number", "text"),
+    ("source_fields", "text"),
+    ("fingerprint", "text"),
+];
+
+/// `INSERT … SELECT … FROM UNNEST(one array per column) … ON CONFLICT DO
+/// UPDATE`: 28 binds whatever the number of rows, so one prepared statement.
+static UPSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+    let names: Vec<&str> = UNNEST_COLUMNS.iter().map(|(n, _)| *n).collect();
+    let arrays: Vec<String> =
+        UNNEST_COLUMNS.iter().enumerate().map(|(i, (_, t))| format!("${}::{t}[]", i + 1)).collect();
+    let run = UNNEST_COLUMNS.len() + 1;
+    format!(
+        "INSERT INTO transactions ({TX_COLUMNS}) SELECT {}, ${run}, ${run}, status = 'pending' FROM UNNEST({}) AS r ({}){TX_UPDATE}",
+        names.join(", "),
+        arrays.join(", "),
+        names.join(", "),
+    )
+});
 
 /// The scale-out store.
 pub struct PgStore {
@@ -136,6 +192,85 @@ impl PgStore {
         })
     }
 
+    /// The stored fingerprint, `updated_at` and supersession of those of
+    /// `ids` that are stored.
+    pub(crate) async fn stored_versions(
+        conn: &mut PgConnection,
+        ids: &[&str],
+    ) -> Result<Vec<(String, Stored)>, sqlx::Error> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(UNNEST_ROWS) {
+            let rows = sqlx::query(
+                "SELECT id, fingerprint, updated_at, superseded_by IS NOT NULL FROM transactions WHERE id = ANY($1)",
+            )
+            .bind(chunk)
+            .fetch_all(&mut *conn)
+            .await?;
+            for r in rows {
+                let stored =
+                    Stored { fingerprint: r.try_get(1)?, updated_at: r.try_get(2)?, superseded: r.try_get(3)? };
+                out.push((r.try_get(0)?, stored));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Write `inserts` (ids not stored when read) and `updates` as written
+    /// by `run`: one `UNNEST` upsert per [`UNNEST_ROWS`] rows, in id order.
+    /// New rows go through `ON CONFLICT` too: another worker may insert the
+    /// same id meanwhile (PostgreSQL does not lock absent rows).
+    pub(crate) async fn upsert_transactions(
+        conn: &mut PgConnection,
+        run: RunId,
+        inserts: Vec<TxRow>,
+        updates: Vec<TxRow>,
+    ) -> Result<(), sqlx::Error> {
+        let mut rows = inserts;
+        if !updates.is_empty() {
+            rows.extend(updates);
+            rows.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let mut c = Columns::default();
+            for r in rows.by_ref().take(UNNEST_ROWS) {
+                c.push(r);
+            }
+            sqlx::query(&UPSERT_SQL)
+                .bind(c.id)
+                .bind(c.source)
+                .bind(c.source_account_id)
+                .bind(c.source_transaction_id)
+                .bind(c.status)
+                .bind(c.booking_date)
+                .bind(c.amount_minor)
+                .bind(c.currency)
+                .bind(c.description)
+                .bind(c.merchant_name)
+                .bind(c.mcc)
+                .bind(c.category)
+                .bind(c.category_source)
+                .bind(c.kind)
+                .bind(c.memo_only)
+                .bind(c.transacted_at)
+                .bind(c.posted_at)
+                .bind(c.updated_at)
+                .bind(c.source_status)
+                .bind(c.source_type)
+                .bind(c.external_id)
+                .bind(c.group_id)
+                .bind(c.source_categories)
+                .bind(c.memo)
+                .bind(c.check_number)
+                .bind(c.source_fields)
+                .bind(c.fingerprint)
+                .bind(run)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Take the one-sync-per-database lock (a session advisory lock held on
     /// a dedicated connection until the guard is dropped).
     ///
@@ -161,6 +296,70 @@ impl PgStore {
             )));
         }
         Ok(SyncLock::Postgres(conn))
+    }
+}
+
+/// Rows as one array per column (the binds of [`UPSERT_SQL`]).
+#[derive(Default)]
+struct Columns {
+    id: Vec<String>,
+    source: Vec<String>,
+    source_account_id: Vec<String>,
+    source_transaction_id: Vec<String>,
+    status: Vec<String>,
+    booking_date: Vec<String>,
+    amount_minor: Vec<i64>,
+    currency: Vec<String>,
+    description: Vec<String>,
+    merchant_name: Vec<Option<String>>,
+    mcc: Vec<Option<i64>>,
+    category: Vec<Option<String>>,
+    category_source: Vec<String>,
+    kind: Vec<String>,
+    memo_only: Vec<bool>,
+    transacted_at: Vec<Option<String>>,
+    posted_at: Vec<Option<String>>,
+    updated_at: Vec<Option<String>>,
+    source_status: Vec<String>,
+    source_type: Vec<String>,
+    external_id: Vec<Option<String>>,
+    group_id: Vec<Option<String>>,
+    source_categories: Vec<String>,
+    memo: Vec<Option<String>>,
+    check_number: Vec<Option<String>>,
+    source_fields: Vec<Option<String>>,
+    fingerprint: Vec<String>,
+}
+
+impl Columns {
+    fn push(&mut self, r: TxRow) {
+        self.id.push(r.id);
+        self.source.push(r.source);
+        self.source_account_id.push(r.source_account_id);
+        self.source_transaction_id.push(r.source_transaction_id);
+        self.status.push(r.status);
+        self.booking_date.push(r.booking_date);
+        self.amount_minor.push(r.amount_minor);
+        self.currency.push(r.currency);
+        self.description.push(r.description);
+        self.merchant_name.push(r.merchant_name);
+        self.mcc.push(r.mcc);
+        self.category.push(r.category);
+        self.category_source.push(r.category_source);
+        self.kind.push(r.kind);
+        self.memo_only.push(r.memo_only);
+        self.transacted_at.push(r.transacted_at);
+        self.posted_at.push(r.posted_at);
+        self.updated_at.push(r.updated_at);
+        self.source_status.push(r.source_status);
+        self.source_type.push(r.source_type);
+        self.external_id.push(r.external_id);
+        self.group_id.push(r.group_id);
+        self.source_categories.push(r.source_categories);
+        self.memo.push(r.memo);
+        self.check_number.push(r.check_number);
+        self.source_fields.push(r.source_fields);
+        self.fingerprint.push(r.fingerprint);
     }
 }
 

@@ -6,14 +6,42 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool};
+use std::sync::OnceLock;
 
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Arguments, Sqlite, SqliteConnection, SqlitePool};
+
+// `Row`, `Stored`, `TxRow` and `RunId` come with `store_impl!` (below).
+use crate::backend::{batches, TX_COLUMNS, TX_UPDATE};
 use crate::lock::SyncLock;
+
+/// How long a writer waits for another one (another process holding the
+/// database's write lock, or another write transaction of this process).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Page cache of the writer connection (`PRAGMA cache_size`, negative:
+/// KiB): room for the indexes a large page of inserts touches. The writer
+/// also keeps its temporary storage — the statement journal of each
+/// multi-row upsert, which only undoes a failed statement and plays no
+/// part in durability — in memory (`PRAGMA temp_store = MEMORY`).
+const WRITER_CACHE_KIB: &str = "-65536";
+
+/// Rows per multi-row upsert statement, largest first (30 binds a row: the
+/// largest well under SQLite's 32,766 variables).
+const UPSERT_SIZES: [usize; 5] = [500, 100, 20, 5, 1];
+
+/// Ids per `IN` list when reading stored versions, largest first; a last
+/// partial list is padded (by repeating an id) to one of these sizes.
+const SELECT_SIZES: [usize; 3] = [1000, 100, 10];
 
 /// The embedded default store.
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// One connection for every write transaction ([`SqliteStore::write_tx`]):
+    /// SQLite writes one transaction at a time anyway, and a connection
+    /// keeps its page cache only while no other connection writes — so
+    /// consecutive pages find the indexes they update already in memory.
+    writer: SqlitePool,
     pub(crate) name: String,
     path: PathBuf,
 }
@@ -45,9 +73,10 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(fail("opening"))?;
+        let pool =
+            SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await.map_err(fail("opening"))?;
         // Touch the schema: a file that is not a database fails here, by name.
         sqlx::query("SELECT COUNT(*) FROM sqlite_master").execute(&pool).await.map_err(fail("reading"))?;
         let migrator = crate::migrations::migrator(crate::migrations::SQLITE).await.map_err(|e| {
@@ -65,16 +94,88 @@ impl SqliteStore {
             operation: "migrating",
             cause: e.to_string(),
         })?;
-        Ok(SqliteStore { pool, name, path })
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options.pragma("cache_size", WRITER_CACHE_KIB).pragma("temp_store", "memory"))
+            .await
+            .map_err(fail("opening"))?;
+        Ok(SqliteStore { pool, writer, name, path })
     }
 
     /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`).
     pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| StoreError::Database {
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(|e| StoreError::Database {
             database: self.name.clone(),
             operation: "starting a write transaction",
             cause: e.to_string(),
         })
+    }
+
+    /// The stored fingerprint, `updated_at` and supersession of those of
+    /// `ids` that are stored. Each `IN` list's rows come back as one JSON
+    /// array (one result row instead of one per id: each row is a message
+    /// from sqlx's SQLite worker thread).
+    pub(crate) async fn stored_versions(
+        conn: &mut SqliteConnection,
+        ids: &[&str],
+    ) -> Result<Vec<(String, Stored)>, sqlx::Error> {
+        static SQL: [OnceLock<String>; SELECT_SIZES.len()] = [const { OnceLock::new() }; SELECT_SIZES.len()];
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(SELECT_SIZES[0]) {
+            let slot = SELECT_SIZES.iter().rposition(|&n| n >= chunk.len()).expect("chunks fit the largest size");
+            let size = SELECT_SIZES[slot];
+            let sql = SQL[slot].get_or_init(|| {
+                format!(
+                    "SELECT json_group_array(json_array(id, fingerprint, updated_at, superseded_by IS NOT NULL)) \
+                     FROM transactions WHERE id IN ({})",
+                    vec!["?"; size].join(", ")
+                )
+            });
+            let mut args = SqliteArguments::default();
+            for i in 0..size {
+                args.add(chunk[i.min(chunk.len() - 1)]).map_err(sqlx::Error::Encode)?;
+            }
+            let json: String = sqlx::query_scalar_with(sql, args).fetch_one(&mut *conn).await?;
+            let rows: Vec<(String, String, Option<String>, i64)> =
+                serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))?;
+            out.extend(rows.into_iter().map(|(id, fingerprint, updated_at, superseded)| {
+                (id, Stored { fingerprint, updated_at, superseded: superseded != 0 })
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Write `inserts` (ids not stored: the write lock, held since `BEGIN
+    /// IMMEDIATE`, keeps it so, so a plain `INSERT`) and `updates` (`INSERT
+    /// … ON CONFLICT DO UPDATE`, guarded by `updated_at`) as written by
+    /// `run`, in multi-row statements of a few fixed sizes.
+    pub(crate) async fn upsert_transactions(
+        conn: &mut SqliteConnection,
+        run: RunId,
+        inserts: Vec<TxRow>,
+        updates: Vec<TxRow>,
+    ) -> Result<(), sqlx::Error> {
+        static INSERT: [OnceLock<String>; UPSERT_SIZES.len()] = [const { OnceLock::new() }; UPSERT_SIZES.len()];
+        static UPSERT: [OnceLock<String>; UPSERT_SIZES.len()] = [const { OnceLock::new() }; UPSERT_SIZES.len()];
+        for (rows, sql, conflict) in [(inserts, &INSERT, ""), (updates, &UPSERT, TX_UPDATE)] {
+            let mut rows = rows.into_iter();
+            for size in batches(rows.len(), &UPSERT_SIZES) {
+                let slot = UPSERT_SIZES.iter().position(|&n| n == size).expect("a size of UPSERT_SIZES");
+                let sql = sql[slot].get_or_init(|| {
+                    let one = format!("({})", vec!["?"; 30].join(", "));
+                    format!("INSERT INTO transactions ({TX_COLUMNS}) VALUES {}{conflict}", vec![one; size].join(", "))
+                });
+                let mut args = SqliteArguments::default();
+                args.reserve(size * 30, 0);
+                for r in rows.by_ref().take(size) {
+                    let pending = r.status == "pending";
+                    bind_row(&mut args, r, run, pending).map_err(sqlx::Error::Encode)?;
+                }
+                sqlx::query_with(sql, args).execute(&mut *conn).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Take the one-sync-at-a-time lock: an exclusive lock on `PATH.lock`.
@@ -92,6 +193,46 @@ impl SqliteStore {
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }
+}
+
+/// Bind a row's 30 upsert columns, in `TX_COLUMNS` order (moving its text
+/// into the arguments rather than copying it).
+fn bind_row(
+    args: &mut SqliteArguments<'_>,
+    r: TxRow,
+    run: RunId,
+    pending: bool,
+) -> Result<(), sqlx::error::BoxDynError> {
+    args.add(r.id)?;
+    args.add(r.source)?;
+    args.add(r.source_account_id)?;
+    args.add(r.source_transaction_id)?;
+    args.add(r.status)?;
+    args.add(r.booking_date)?;
+    args.add(r.amount_minor)?;
+    args.add(r.currency)?;
+    args.add(r.description)?;
+    args.add(r.merchant_name)?;
+    args.add(r.mcc)?;
+    args.add(r.category)?;
+    args.add(r.category_source)?;
+    args.add(r.kind)?;
+    args.add(r.memo_only)?;
+    args.add(r.transacted_at)?;
+    args.add(r.posted_at)?;
+    args.add(r.updated_at)?;
+    args.add(r.source_status)?;
+    args.add(r.source_type)?;
+    args.add(r.external_id)?;
+    args.add(r.group_id)?;
+    args.add(r.source_categories)?;
+    args.add(r.memo)?;
+    args.add(r.check_number)?;
+    args.add(r.source_fields)?;
+    args.add(r.fingerprint)?;
+    args.add(run)?;
+    args.add(run)?;
+    args.add(pending)
 }
 
 crate::backend::store_impl!(SqliteStore, Sqlite);

@@ -156,6 +156,60 @@ async fn many_rows_stream_in_order<S: Store>(s: &S) {
 }
 both_backends!(many_rows_stream_in_order_on_both, many_rows_stream_in_order);
 
+/// Pages of odd sizes (multi-row statements of several sizes, padded id
+/// lists) mixing new rows, changed rows, stale edits, unchanged rows and
+/// repeated sightings: every row counted once, the right version stored.
+async fn odd_sized_pages_count_every_kind_of_row<S: Store>(s: &S) {
+    let (txs, _, _) = fixture(SourceKind::Truv, "fixtures/truv/multipage");
+    let template = txs.iter().find(|t| t.status == Status::Posted).unwrap();
+    let at = |t: &str| Some(t.parse().unwrap());
+    let rows: Vec<Transaction> = (0..1237)
+        .map(|i| {
+            let mut t = row(template, "truv", &format!("odd-{i}"), Status::Posted, -i - 1, "2024-02-01");
+            t.description = format!("ROW {i}");
+            t.updated_at = at("2024-03-02T00:00:00Z");
+            t
+        })
+        .collect();
+    let run = s.begin_run(RunKind::Sync).await.unwrap();
+    let c = s.write_page(run, &[], &rows[..733], &[]).await.unwrap();
+    assert_eq!((c.inserted, c.updated, c.unchanged), (733, 0, 0));
+
+    let mut page = rows.clone();
+    for t in &mut page[..100] {
+        t.description.push_str(" (edited)");
+        t.updated_at = at("2024-03-03T00:00:00Z");
+    }
+    for t in &mut page[100..150] {
+        t.description = "stale".into();
+        t.updated_at = at("2024-03-01T00:00:00Z");
+    }
+    // Repeated sightings of new rows: an older one after the newer (the
+    // newer wins) and an equally new one (the later wins).
+    let mut older = page[900].clone();
+    older.description = "older".into();
+    older.updated_at = at("2024-03-01T00:00:00Z");
+    let mut tie = page[901].clone();
+    tie.description = "later".into();
+    page.extend([older, tie]);
+    let c = s.write_page(run, &[], &page, &[]).await.unwrap();
+    assert_eq!((c.inserted, c.updated, c.unchanged), (504, 100, 50 + 583 + 2));
+
+    let description = |i: usize| {
+        let id = rows[i].id.to_string();
+        async move { s.transaction(&id).await.unwrap().unwrap().description }
+    };
+    assert_eq!(description(0).await, "ROW 0 (edited)");
+    assert_eq!(description(99).await, "ROW 99 (edited)");
+    assert_eq!(description(120).await, "ROW 120", "a stale edit is not stored");
+    assert_eq!(description(900).await, "ROW 900", "the newest sighting is stored");
+    assert_eq!(description(901).await, "later", "on equal updated_at the later sighting is stored");
+    assert_eq!(description(1236).await, "ROW 1236");
+    let c = s.write_page(run, &[], &page, &[]).await.unwrap();
+    assert_eq!((c.inserted, c.updated, c.unchanged), (0, 0, page.len() as u64), "a re-read changes nothing");
+}
+both_backends!(odd_sized_pages_count_every_kind_of_row_on_both, odd_sized_pages_count_every_kind_of_row);
+
 async fn watermarks_never_move_backwards<S: Store>(s: &S) {
     let run = s.begin_run(RunKind::Sync).await.unwrap();
     s.advance_watermarks(run, "truv", &[("a".into(), d("2024-03-10")), ("b".into(), d("2024-03-01"))]).await.unwrap();
