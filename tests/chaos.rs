@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bankpipe_gen::GenConfig;
 use bankpipe_model::CanonicalId;
 use bankpipe_sim::faults::Faults;
 use bankpipe_sim::mibudge::{MibudgeConfig, MibudgeSim};
@@ -24,7 +25,6 @@ use bankpipe_sim::trupocket::{TrupocketConfig, TrupocketSim};
 use bankpipe_sim::truv::{TruvConfig, TruvData, TruvSim};
 use bankpipe_sim::SimServer;
 use bankpipe_sinks::{marker, markers_in};
-use bankpipe_gen::GenConfig;
 use serde_json::{json, Value};
 
 const ENV: [(&str, &str); 5] = [

@@ -211,13 +211,8 @@ async fn configuration_problems_exit_2_naming_the_key() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn backfill_resumes_after_kill_9_with_nothing_lost_or_doubled() {
-    let gen = bankpipe_gen::GenConfig {
-        accounts: 2,
-        transactions: 1_500,
-        page_size: 100,
-        seed: 11,
-        ..Default::default()
-    };
+    let gen =
+        bankpipe_gen::GenConfig { accounts: 2, transactions: 1_500, page_size: 100, seed: 11, ..Default::default() };
     let data = TruvData::generated(gen);
     let unique = data.transactions.len();
     let slow = TruvConfig {

@@ -12,9 +12,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use bankpipe_gen::GenConfig;
 use bankpipe_sim::truv::{TruvConfig, TruvData, TruvSim};
 use bankpipe_sim::SimServer;
-use bankpipe_gen::GenConfig;
 use serde_json::Value;
 
 const ENV: [(&str, &str); 2] = [("T_ID", "sim-client"), ("T_SECRET", "sim-secret")];

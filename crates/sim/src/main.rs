@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bankpipe_gen::GenConfig;
 use bankpipe_sim::faults::Faults;
 use bankpipe_sim::firefly::{FireflyConfig, FireflyData, FireflySim};
 use bankpipe_sim::ratelimit::RateLimit;
 use bankpipe_sim::trupocket::{TrupocketConfig, TrupocketSim};
 use bankpipe_sim::truv::{TruvConfig, TruvData, TruvSim};
 use bankpipe_sim::SimServer;
-use bankpipe_gen::GenConfig;
 use clap::Parser;
 
 /// Serve faithful Truv, Firefly III, Trupocket and mibudge simulators on 127.0.0.1

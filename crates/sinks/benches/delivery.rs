@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use bankpipe_config::{CategoriesConfig, SinkConfig, SinkKindConfig};
 use bankpipe_enrich::Categorizer;
+use bankpipe_gen::{GenConfig, TruvGenerator};
 use bankpipe_http::{HttpClient, Policy};
 use bankpipe_sim::mibudge::{MibudgeConfig, MibudgeSim};
 use bankpipe_sim::ratelimit::RateLimit;
@@ -20,7 +21,6 @@ use bankpipe_sim::trupocket::{TrupocketConfig, TrupocketSim};
 use bankpipe_sim::SimServer;
 use bankpipe_sinks::mibudge::MibudgeSink;
 use bankpipe_sinks::trupocket::TrupocketSink;
-use bankpipe_gen::{GenConfig, TruvGenerator};
 use bankpipe_sources::{truv, NormalizeContext};
 use bankpipe_store::{RunKind, SqliteStore, Store};
 

@@ -3,13 +3,13 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use bankpipe_gen::GenConfig;
 use bankpipe_http::{Credentials, Endpoint, HttpClient, HttpError, Policy, SecretString};
 use bankpipe_model::Transaction;
 use bankpipe_sim::faults::Faults;
 use bankpipe_sim::firefly::{FireflyConfig, FireflyData, FireflySim};
 use bankpipe_sim::truv::{TruvConfig, TruvData, TruvSim};
 use bankpipe_sim::SimServer;
-use bankpipe_gen::GenConfig;
 use bankpipe_sources::live::{LiveError, LiveSource, Window};
 use bankpipe_sources::recorded::walk_dir;
 use bankpipe_sources::{NormalizeContext, PageError, SourceKind};

@@ -7,8 +7,8 @@
 
 use std::time::Instant;
 
-use bankpipe_model::Transaction;
 use bankpipe_gen::{GenConfig, TruvGenerator};
+use bankpipe_model::Transaction;
 use bankpipe_sources::{truv, NormalizeContext};
 use bankpipe_store::{PgStore, RunKind, SqliteStore, Store};
 
