@@ -82,7 +82,7 @@ pub fn replay(args: &ReplayArgs) -> Result<FilesSummary> {
     setup::runtime()?
         .block_on(async {
             let url = format!("sqlite://{}", scratch.join("replay.db").display());
-            let store = bankpipe_store::SqliteStore::open(&url).await?;
+            let store = bankpipe_store::SqliteStore::open_scratch(&url).await?;
             bankpipe_pipeline::replay::replay(&store, &config, &categorizer, zone, &feeds, &output).await
         })
         .inspect(|_| {

@@ -2,7 +2,7 @@
 //! date window, categorize and write each page to the store as it arrives,
 //! then pair pending → posted and cross-source duplicates.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::Result;
 use bankpipe_config::Config;
@@ -10,7 +10,7 @@ use bankpipe_enrich::dedupe::{cross_source, supersede_pending, AccountRef, Dedup
 use bankpipe_enrich::identity::{content_fingerprint, describe_conflict};
 use bankpipe_enrich::{resolve_targets, Categorizer, Walk};
 use bankpipe_http::HttpClient;
-use bankpipe_model::{Account, Status, Transaction};
+use bankpipe_model::{Account, CanonicalId, Status, Transaction};
 use bankpipe_sources::live::{LiveSource, Window};
 use bankpipe_sources::{NormalizedPage, SourceKind};
 use bankpipe_store::{PageCounts, RunId, Store};
@@ -164,27 +164,15 @@ pub async fn ingest_window<S: Store>(
         to: window.to,
         ..SourceOutcome::default()
     };
-    // Same id and updated_at, different content, on one page or the next
-    // (where re-reads land): the later copy is stored (as the store does),
-    // and the pair is reported, never silently. Holds two pages of rows.
-    let mut previous: std::collections::HashMap<bankpipe_model::CanonicalId, Transaction> = Default::default();
+    // The previous page, kept (moved, not copied) with an index by id, for
+    // the conflict check across a page boundary.
+    let mut previous: (Vec<Transaction>, HashMap<CanonicalId, usize>) = Default::default();
     // The walk's accounts and currencies, and the totals it reported: what
     // the source's daily totals are resolved against (DESIGN §3).
     let mut walk = Walk { source: source.name().clone(), ..Walk::default() };
     let mut listed: BTreeSet<String> = BTreeSet::new();
     let stats = source
         .walk(window, async |mut page| {
-            let mut current: std::collections::HashMap<bankpipe_model::CanonicalId, Transaction> =
-                std::collections::HashMap::with_capacity(page.transactions.len());
-            for tx in &page.transactions {
-                if let Some(held) = current.get(&tx.id).or_else(|| previous.get(&tx.id)) {
-                    if held.updated_at == tx.updated_at && content_fingerprint(held) != content_fingerprint(tx) {
-                        out.warnings.push(describe_conflict(held, tx));
-                    }
-                }
-                current.insert(tx.id, tx.clone());
-            }
-            previous = current;
             for tx in &mut page.transactions {
                 categorizer.categorize(tx);
                 out.accounts.insert(tx.source_account_id.clone());
@@ -194,6 +182,23 @@ pub async fn ingest_window<S: Store>(
                     let latest = out.latest_posted.entry(tx.source_account_id.clone()).or_insert(tx.booking_date);
                     *latest = (*latest).max(tx.booking_date);
                 }
+            }
+            // Same id and updated_at, different content, on one page or the
+            // next (where re-reads land): the later copy is stored (as the
+            // store does), and the pair is reported, never silently. Both
+            // copies are categorized by then, alike for alike content.
+            let mut index: HashMap<CanonicalId, usize> = HashMap::with_capacity(page.transactions.len());
+            for (i, tx) in page.transactions.iter().enumerate() {
+                let held = match index.get(&tx.id) {
+                    Some(&j) => page.transactions.get(j),
+                    None => previous.1.get(&tx.id).and_then(|&j| previous.0.get(j)),
+                };
+                if let Some(held) = held {
+                    if held.updated_at == tx.updated_at && content_fingerprint(held) != content_fingerprint(tx) {
+                        out.warnings.push(describe_conflict(held, tx));
+                    }
+                }
+                index.insert(tx.id, i);
             }
             for a in &page.accounts {
                 out.accounts.insert(a.source_account_id.clone());
@@ -207,6 +212,7 @@ pub async fn ingest_window<S: Store>(
             let counts = store.write_page(run, &page.accounts, &page.transactions, &page.quarantine).await?;
             out.add(counts);
             out.warnings.extend(page.warnings);
+            previous = (page.transactions, index);
             Ok(())
         })
         .await?;

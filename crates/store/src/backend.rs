@@ -562,10 +562,11 @@ macro_rules! store_impl {
                 let mut n = 0;
                 loop {
                     let mut q = QueryBuilder::<$Db>::new(TX_SELECT);
+                    // Keyset pagination over the (booking_date, id) index: each
+                    // batch is an index range, never a scan of what came before.
                     if let Some((date, id)) = &after {
-                        q.push(" WHERE booking_date > ").push_bind(date.clone())
-                            .push(" OR (booking_date = ").push_bind(date.clone())
-                            .push(" AND id > ").push_bind(id.clone()).push(")");
+                        q.push(" WHERE (booking_date, id) > (").push_bind(date.clone())
+                            .push(", ").push_bind(id.clone()).push(")");
                     }
                     q.push(" ORDER BY booking_date, id LIMIT 5000");
                     let rows = q.build().fetch_all(&self.pool).await.map_err(self.fail("reading transactions"))?;

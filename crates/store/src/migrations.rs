@@ -30,6 +30,7 @@ pub(crate) const SQLITE: &[Embedded] = &[
     (6, "source sweeps", include_str!("../migrations/sqlite/0006_source_sweeps.sql")),
     (7, "transfer legs", include_str!("../migrations/sqlite/0007_transfer_legs.sql")),
     (8, "source daily totals", include_str!("../migrations/sqlite/0008_source_daily_totals.sql")),
+    (9, "export order", include_str!("../migrations/sqlite/0009_export_order.sql")),
 ];
 
 /// The PostgreSQL schema, in version order.
@@ -42,6 +43,7 @@ pub(crate) const POSTGRES: &[Embedded] = &[
     (6, "source sweeps", include_str!("../migrations/postgres/0006_source_sweeps.sql")),
     (7, "transfer legs", include_str!("../migrations/postgres/0007_transfer_legs.sql")),
     (8, "source daily totals", include_str!("../migrations/postgres/0008_source_daily_totals.sql")),
+    (9, "export order", include_str!("../migrations/postgres/0009_export_order.sql")),
 ];
 
 /// A [`MigrationSource`] over an embedded list.
@@ -86,7 +88,7 @@ mod tests {
     /// adds its line here.
     #[test]
     fn embedded_checksums_are_pinned() {
-        let pinned: [(&[Embedded], [&str; 8]); 2] = [
+        let pinned: [(&[Embedded], [&str; 9]); 2] = [
             (
                 SQLITE,
                 [
@@ -98,6 +100,7 @@ mod tests {
                     "c9141001b5c0afbab2cc5dd1e0e759e6d51d47d1c3d00a65f6f234ec37c23f42eda7043d46dc47b8bb03c4065d01439f",
                     "9b8dde87e8a8d5786271e230951e04c2d93502afa60300374692aa445739b762cf3a4216e97270b7f8ddc89a302e5122",
                     "d89716f4d7d8a736fd9c72211e466be8b46a95e636aa3fab34305e8b10989060d6f63cadd794e8fc902148b344d8a9f2",
+                    "78cd5428df0f690b50ac4247ff096a92482d8321a98831ecc873b730f188468369743290bcbbc09af31b6b31a55d26d5",
                 ],
             ),
             (
@@ -111,6 +114,7 @@ mod tests {
                     "2df8e47df7c4302610477e675e2f8832a9669a4a90cdeddcb6f0b092b1551ef75a525030978db0bdf03939c14c39d958",
                     "9b8dde87e8a8d5786271e230951e04c2d93502afa60300374692aa445739b762cf3a4216e97270b7f8ddc89a302e5122",
                     "d89716f4d7d8a736fd9c72211e466be8b46a95e636aa3fab34305e8b10989060d6f63cadd794e8fc902148b344d8a9f2",
+                    "78cd5428df0f690b50ac4247ff096a92482d8321a98831ecc873b730f188468369743290bcbbc09af31b6b31a55d26d5",
                 ],
             ),
         ];
