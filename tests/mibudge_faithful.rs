@@ -7,6 +7,7 @@
 
 mod support;
 
+use bankpipe_store::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use axum::Router;
 use bankpipe_sim::mibudge::{MibudgeConfig, MibudgeSim};
 use bankpipe_sim::truv::{TruvConfig, TruvData, TruvSim};
 use bankpipe_sim::SimServer;
-use bankpipe_store::{DeliveryState, SqliteStore, Store};
+use bankpipe_store::{DeliveryState, SqliteStore};
 
 const ENV: [(&str, &str); 4] = [
     ("T_ID", "sim-client"),

@@ -1,7 +1,8 @@
 //! `bankpipe deliveries`: see and fix the delivery ledger (issue #11).
 
 use anyhow::Result;
-use bankpipe_store::{with_store, DeliveryFilter, DeliveryOp, DeliveryState, Store};
+use bankpipe_store::prelude::*;
+use bankpipe_store::{with_store, DeliveryFilter, DeliveryOp, DeliveryState};
 
 use crate::cli::{DeliveriesCommand, DeliveriesFilter};
 use crate::setup::{self, ConfigProblem};

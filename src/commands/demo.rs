@@ -8,6 +8,7 @@
 //! happened. The store persists in `--dir`, so a second run delivers
 //! nothing new.
 
+use bankpipe_store::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc;
@@ -19,7 +20,7 @@ use bankpipe_sim::mibudge::{MibudgeConfig, MibudgeSim};
 use bankpipe_sim::trupocket::{TrupocketConfig, TrupocketSim};
 use bankpipe_sim::truv::{TruvConfig, TruvData, TruvSim};
 use bankpipe_sim::SimServer;
-use bankpipe_store::{with_store, Store};
+use bankpipe_store::with_store;
 
 use crate::cli::{ConfigArg, DemoArgs, SyncArgs};
 use crate::setup::{self, ConfigProblem};

@@ -1,7 +1,8 @@
 //! `bankpipe status`: last runs, watermarks, quarantine, delivery backlog.
 
 use anyhow::Result;
-use bankpipe_store::{with_store, Store};
+use bankpipe_store::prelude::*;
+use bankpipe_store::with_store;
 use serde_json::json;
 
 use crate::cli::StatusArgs;

@@ -2,7 +2,8 @@
 
 use anyhow::Result;
 use bankpipe_enrich::DailyTotalsBuilder;
-use bankpipe_store::{with_store, Store};
+use bankpipe_store::prelude::*;
+use bankpipe_store::with_store;
 
 use crate::cli::TotalsArgs;
 use crate::setup::{self, ConfigProblem};

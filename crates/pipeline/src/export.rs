@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use bankpipe_enrich::DailyTotalsBuilder;
 use bankpipe_model::{ReconcileStatus, Status, Transaction};
 use bankpipe_sinks::file::{CanonicalFiles, RowFormats};
-use bankpipe_store::{Store, StoreError};
+use bankpipe_store::{StoreError, TransactionStore};
 use serde::Serialize;
 
 /// `summary.json`: the counts of one export or replay. Every field but
@@ -61,7 +61,7 @@ const BATCH: usize = 1000;
 ///
 /// # Errors
 /// Store errors, a file that cannot be written (named), or `on_row`'s error.
-pub async fn export<S: Store>(
+pub async fn export<S: TransactionStore>(
     store: &S,
     out: &Path,
     formats: RowFormats,

@@ -13,7 +13,7 @@ use bankpipe_http::HttpClient;
 use bankpipe_model::{Account, CanonicalId, Status, Transaction};
 use bankpipe_sources::live::{LiveSource, Window};
 use bankpipe_sources::{NormalizedPage, SourceKind};
-use bankpipe_store::{PageCounts, RunId, Store};
+use bankpipe_store::{PageCounts, RunId, RunLog, TransactionStore};
 use chrono::NaiveDate;
 use serde::Serialize;
 use std::sync::Arc;
@@ -151,7 +151,7 @@ impl PageSource for LiveFeed<'_> {
 ///
 /// # Errors
 /// The first HTTP, page or store error; pages written before it stay written.
-pub async fn ingest_window<S: Store>(
+pub async fn ingest_window<S: TransactionStore>(
     store: &S,
     run: RunId,
     categorizer: &Categorizer,
@@ -249,7 +249,12 @@ pub async fn ingest_window<S: Store>(
 ///
 /// # Errors
 /// Store errors.
-pub async fn source_state<S: Store>(store: &S, config: &Config, source: &str, today: NaiveDate) -> Result<SourceState> {
+pub async fn source_state<S: RunLog + TransactionStore>(
+    store: &S,
+    config: &Config,
+    source: &str,
+    today: NaiveDate,
+) -> Result<SourceState> {
     let lookback = chrono::Days::new(u64::from(config.sync.pending_lookback_days));
     let watermarks: BTreeMap<String, NaiveDate> =
         store.watermarks(source).await?.into_iter().map(|w| (w.source_account_id, w.booking_date)).collect();
@@ -269,7 +274,7 @@ pub async fn source_state<S: Store>(store: &S, config: &Config, source: &str, to
 ///
 /// # Errors
 /// Store errors.
-pub async fn plan_source<S: Store>(
+pub async fn plan_source<S: RunLog + TransactionStore>(
     store: &S,
     config: &Config,
     source: &LiveSource,
@@ -302,7 +307,7 @@ pub async fn plan_source<S: Store>(
 /// # Errors
 /// The first HTTP, page, completeness or store error; pages written before
 /// it stay written, the watermarks stay where they were.
-pub async fn sync_source<S: Store>(
+pub async fn sync_source<S: RunLog + TransactionStore>(
     store: &S,
     run: RunId,
     client: &HttpClient,
@@ -402,7 +407,7 @@ pub fn run_record<T>(
 ///
 /// # Errors
 /// Store errors.
-pub async fn reconcile_totals<S: Store>(
+pub async fn reconcile_totals<S: TransactionStore>(
     store: &S,
     outcomes: &mut [SourceOutcome],
     since: Option<NaiveDate>,
@@ -437,7 +442,7 @@ pub fn dedupe_config(config: &Config) -> DedupeConfig {
 ///
 /// # Errors
 /// Store errors.
-pub async fn dedupe<S: Store>(
+pub async fn dedupe<S: TransactionStore>(
     store: &S,
     run: RunId,
     config: &Config,

@@ -23,7 +23,7 @@ use bankpipe_model::{Status, Transaction};
 use bankpipe_sinks::file::RowFormats;
 use bankpipe_sources::live::{normalize_context, Window};
 use bankpipe_sources::{NormalizeContext, SourceKind};
-use bankpipe_store::{RunKind, Store};
+use bankpipe_store::{RunKind, RunLog, TransactionStore};
 
 use crate::export::{export, FilesSummary};
 use crate::ingest::{self, SourceOutcome};
@@ -97,7 +97,7 @@ pub fn bind(
 ///
 /// # Errors
 /// The first page error (named by file), store or file error.
-pub async fn replay<S: Store>(
+pub async fn replay<S: RunLog + TransactionStore>(
     store: &S,
     config: &Config,
     categorizer: &Categorizer,

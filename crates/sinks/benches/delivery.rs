@@ -9,6 +9,7 @@
 //!
 //! `cargo bench -p bankpipe-sinks --bench delivery` (DELIVERY_N, default 500).
 
+use bankpipe_store::prelude::*;
 use std::time::Instant;
 
 use bankpipe_config::{CategoriesConfig, SinkConfig, SinkKindConfig};
@@ -22,7 +23,7 @@ use bankpipe_sim::SimServer;
 use bankpipe_sinks::mibudge::MibudgeSink;
 use bankpipe_sinks::trupocket::TrupocketSink;
 use bankpipe_sources::{truv, NormalizeContext};
-use bankpipe_store::{RunKind, SqliteStore, Store};
+use bankpipe_store::{RunKind, SqliteStore};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bankpipe_http::{HttpClient, HttpError};
-use bankpipe_store::{DeliveryState, InFlight, Store};
+use bankpipe_store::{DeliveryLedger, DeliveryState, InFlight, TransactionStore};
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
 
@@ -94,7 +94,7 @@ enum Settled {
 /// # Errors
 /// [`SinkError`] that stops the run: the HTTP layer (rate budget exhausted
 /// → exit 75; auth), the store. Everything decided before it stays recorded.
-pub async fn deliver<S: Store, K: Sink>(
+pub async fn deliver<S: DeliveryLedger + TransactionStore, K: Sink>(
     store: &S,
     sink: &mut K,
     client: &HttpClient,
@@ -113,7 +113,7 @@ pub async fn deliver<S: Store, K: Sink>(
     result.map(|()| report)
 }
 
-async fn run_pass<S: Store, K: Sink>(
+async fn run_pass<S: DeliveryLedger + TransactionStore, K: Sink>(
     store: &S,
     sink: &mut K,
     client: &HttpClient,
@@ -253,7 +253,7 @@ fn count(
 
 /// Send the stored request of an `in_flight` delivery (whose `attempts`
 /// already counts this send) and settle it.
-async fn dispatch<S: Store, K: Sink>(
+async fn dispatch<S: DeliveryLedger + TransactionStore, K: Sink>(
     store: &S,
     sink: &mut K,
     client: &HttpClient,
@@ -307,7 +307,7 @@ async fn dispatch<S: Store, K: Sink>(
 
 /// A not-found `in_flight` row left by an earlier run: send its stored
 /// request again, or record it failed once it was sent [`MAX_SENDS`] times.
-async fn resend<S: Store, K: Sink>(
+async fn resend<S: DeliveryLedger + TransactionStore, K: Sink>(
     store: &S,
     sink: &mut K,
     client: &HttpClient,
@@ -332,7 +332,7 @@ async fn resend<S: Store, K: Sink>(
 /// [`MAX_SAME_REJECTIONS`] times in a row (`same_in_a_row`), or
 /// [`MAX_SENDS`] sends in all, never found on the sink — or was moved by
 /// another worker.
-async fn resend_or_fail<S: Store>(
+async fn resend_or_fail<S: DeliveryLedger + TransactionStore>(
     store: &S,
     sink: &str,
     id: &str,
@@ -363,7 +363,7 @@ async fn resend_or_fail<S: Store>(
 /// follow-up (budget split; for a correction, delete the row it replaces),
 /// then record it delivered. A correction whose old row could not be
 /// deleted stays in flight, so the next run finds it and deletes again.
-async fn finish<S: Store, K: Sink>(
+async fn finish<S: DeliveryLedger + TransactionStore, K: Sink>(
     store: &S,
     sink: &mut K,
     client: &HttpClient,
@@ -389,7 +389,7 @@ async fn finish<S: Store, K: Sink>(
 }
 
 /// Move an `in_flight` delivery to `to`, if it still is in flight.
-async fn settle<S: Store>(
+async fn settle<S: DeliveryLedger + TransactionStore>(
     store: &S,
     sink: &str,
     id: &str,
@@ -427,7 +427,10 @@ async fn find_all<K: Sink>(
     Ok(found)
 }
 
-async fn count_in_flight<S: Store>(store: &S, sink: &str) -> Result<u64, bankpipe_store::StoreError> {
+async fn count_in_flight<S: DeliveryLedger + TransactionStore>(
+    store: &S,
+    sink: &str,
+) -> Result<u64, bankpipe_store::StoreError> {
     let mut n = 0u64;
     let mut after: Option<String> = None;
     loop {

@@ -8,6 +8,7 @@
 //!   one), and the edit is then corrected on mibudge;
 //! - a 2xx whose body cannot be read is reconciled, never sent again.
 
+use bankpipe_store::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -24,7 +25,7 @@ use bankpipe_sinks::trupocket::TrupocketSink;
 use bankpipe_sinks::{marker, markers_in, Plan, Sink};
 use bankpipe_sources::recorded::walk_dir;
 use bankpipe_sources::{NormalizeContext, PageError, SourceKind};
-use bankpipe_store::{RunKind, SqliteStore, Store};
+use bankpipe_store::{RunKind, SqliteStore};
 use serde_json::Value;
 
 fn sink(kind: SinkKindConfig, base: String, account: &str, household: Option<String>) -> SinkConfig {

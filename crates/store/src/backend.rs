@@ -72,7 +72,7 @@ macro_rules! store_impl {
         use crate::backend::{Stored, CHUNK, TX_SELECT};
         use crate::rows::{instant, TxRow};
         use crate::types::*;
-        use crate::{Store, StoreError};
+        use crate::StoreError;
 
         type DbRow = <$Db as sqlx::Database>::Row;
 
@@ -151,7 +151,7 @@ macro_rules! store_impl {
             }
         }
 
-        impl Store for $Store {
+        impl crate::RunLog for $Store {
             async fn begin_run(&self, kind: RunKind) -> Result<RunId, StoreError> {
                 // The caller holds the one-sync lock: a run still marked
                 // running is one whose process died.
@@ -183,6 +183,208 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn watermarks(&self, source: &str) -> Result<Vec<Watermark>, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new(
+                    "SELECT source, source_account_id, booking_date, updated_at FROM watermarks WHERE source = ",
+                );
+                q.push_bind(source.to_owned()).push(" ORDER BY source_account_id");
+                let rows = q.build().fetch_all(&self.pool).await.map_err(self.fail("reading watermarks"))?;
+                rows.iter().map(|r| self.watermark(r)).collect()
+            }
+
+            async fn advance_watermarks(&self, run: RunId, source: &str, dates: &[(String, NaiveDate)]) -> Result<(), StoreError> {
+                if dates.is_empty() {
+                    return Ok(());
+                }
+                let fail = self.fail("advancing watermarks");
+                let now = instant(Utc::now());
+                let mut db = self.write_tx().await?;
+                for chunk in dates.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$Db>::new("INSERT INTO watermarks (source, source_account_id, booking_date, run_id, updated_at) ");
+                    q.push_values(chunk, |mut b, (account, date)| {
+                        b.push_bind(source.to_owned()).push_bind(account.clone()).push_bind(date.to_string()).push_bind(run).push_bind(now.clone());
+                    });
+                    q.push(
+                        " ON CONFLICT (source, source_account_id) DO UPDATE SET booking_date = excluded.booking_date, \
+                         run_id = excluded.run_id, updated_at = excluded.updated_at WHERE excluded.booking_date > watermarks.booking_date",
+                    );
+                    q.build().execute(&mut *db).await.map_err(&fail)?;
+                }
+                db.commit().await.map_err(&fail)
+            }
+
+            async fn oldest_pending(&self, source: &str, since: NaiveDate) -> Result<Vec<(String, NaiveDate)>, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new(
+                    "SELECT source_account_id, booking_date FROM transactions WHERE status = 'pending' \
+                     AND superseded_by IS NULL AND duplicate_of IS NULL AND memo_only = ",
+                );
+                q.push_bind(false)
+                    .push(" AND source = ").push_bind(source.to_owned())
+                    .push(" AND booking_date >= ").push_bind(since.to_string())
+                    .push(" GROUP BY source_account_id, booking_date ORDER BY source_account_id, booking_date");
+                let fail = self.fail("reading pending rows");
+                let rows = q.build().fetch_all(&self.pool).await.map_err(&fail)?;
+                rows.iter()
+                    .map(|r| {
+                        let account: String = r.try_get(0).map_err(&fail)?;
+                        let date: String = r.try_get(1).map_err(&fail)?;
+                        let parsed = NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
+                            database: self.name.clone(),
+                            id: account.clone(),
+                            field: "booking_date",
+                            value: date.clone(),
+                        })?;
+                        Ok((account, parsed))
+                    })
+                    .collect()
+            }
+
+            async fn last_full_sweep(&self, source: &str) -> Result<Option<String>, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("SELECT swept_at FROM source_sweeps WHERE source = ");
+                q.push_bind(source.to_owned());
+                let fail = self.fail("reading sweeps");
+                match q.build().fetch_optional(&self.pool).await.map_err(&fail)? {
+                    None => Ok(None),
+                    Some(r) => Ok(Some(r.try_get(0).map_err(&fail)?)),
+                }
+            }
+
+            async fn record_full_sweep(&self, run: RunId, source: &str) -> Result<(), StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("INSERT INTO source_sweeps (source, swept_at, run_id) VALUES (");
+                q.push_bind(source.to_owned()).push(", ")
+                    .push_bind(instant(Utc::now())).push(", ")
+                    .push_bind(run)
+                    .push(") ON CONFLICT (source) DO UPDATE SET swept_at = excluded.swept_at, run_id = excluded.run_id");
+                q.build().execute(&self.pool).await.map_err(self.fail("recording a sweep"))?;
+                Ok(())
+            }
+
+            async fn backfill_window_done(&self, source: &str, from: NaiveDate, to: NaiveDate) -> Result<bool, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("SELECT COUNT(*) FROM backfill_windows WHERE source = ");
+                q.push_bind(source.to_owned())
+                    .push(" AND window_from = ").push_bind(from.to_string())
+                    .push(" AND window_to = ").push_bind(to.to_string());
+                let row = q.build().fetch_one(&self.pool).await.map_err(self.fail("reading backfill checkpoints"))?;
+                Ok(row.try_get::<i64, _>(0).map_err(self.fail("reading backfill checkpoints"))? > 0)
+            }
+
+            async fn complete_backfill_window(&self, run: RunId, source: &str, from: NaiveDate, to: NaiveDate, transactions: u64) -> Result<(), StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("INSERT INTO backfill_windows (source, window_from, window_to, run_id, transactions) VALUES (");
+                q.push_bind(source.to_owned()).push(", ")
+                    .push_bind(from.to_string()).push(", ")
+                    .push_bind(to.to_string()).push(", ")
+                    .push_bind(run).push(", ")
+                    .push_bind(transactions as i64)
+                    .push(") ON CONFLICT (source, window_from, window_to) DO NOTHING");
+                q.build().execute(&self.pool).await.map_err(self.fail("checkpointing a backfill window"))?;
+                Ok(())
+            }
+
+            async fn status(&self, last_runs: u32) -> Result<StatusReport, StoreError> {
+                let fail = self.fail("reading status");
+                let mut q = QueryBuilder::<$Db>::new(
+                    "SELECT id, kind, started_at, finished_at, outcome, pages, records, inserted, updated, unchanged, \
+                     quarantined, message FROM runs ORDER BY id DESC LIMIT ",
+                );
+                q.push_bind(i64::from(last_runs));
+                let mut report = StatusReport::default();
+                for r in q.build().fetch_all(&self.pool).await.map_err(&fail)? {
+                    let mut counts = [0i64; 6];
+                    for (i, col) in ["pages", "records", "inserted", "updated", "unchanged", "quarantined"].iter().enumerate() {
+                        counts[i] = r.try_get(*col).map_err(&fail)?;
+                    }
+                    report.runs.push(RunRow {
+                        id: r.try_get("id").map_err(&fail)?,
+                        kind: r.try_get("kind").map_err(&fail)?,
+                        started_at: r.try_get("started_at").map_err(&fail)?,
+                        finished_at: r.try_get("finished_at").map_err(&fail)?,
+                        outcome: r.try_get("outcome").map_err(&fail)?,
+                        counts,
+                        message: r.try_get("message").map_err(&fail)?,
+                    });
+                }
+                let rows = sqlx::query("SELECT source, source_account_id, booking_date, updated_at FROM watermarks ORDER BY source, source_account_id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(&fail)?;
+                report.watermarks = rows.iter().map(|r| self.watermark(r)).collect::<Result<_, _>>()?;
+                let count = |sql: &'static str| async move {
+                    sqlx::query(sql).fetch_one(&self.pool).await.and_then(|r| r.try_get::<i64, _>(0))
+                };
+                report.quarantined = count("SELECT COUNT(*) FROM quarantine").await.map_err(&fail)?;
+                report.transactions = count("SELECT COUNT(*) FROM transactions").await.map_err(&fail)?;
+                let rows = sqlx::query(
+                    "SELECT d.sink, \
+                     SUM(CASE WHEN d.state IN ('pending', 'in_flight') THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN d.state = 'in_flight' THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN d.state = 'failed' THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN d.state = 'delivered' THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN d.state = 'delivered' AND t.superseded_by IS NULL AND t.duplicate_of IS NULL \
+                         AND d.sent_version <> (t.status || '|' || t.amount_minor || '|' || t.booking_date) THEN 1 ELSE 0 END) \
+                     FROM deliveries d LEFT JOIN transactions t ON t.id = d.transaction_id GROUP BY d.sink ORDER BY d.sink",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(&fail)?;
+                for r in rows {
+                    report.deliveries.push(SinkBacklog {
+                        sink: r.try_get(0).map_err(&fail)?,
+                        waiting: r.try_get(1).map_err(&fail)?,
+                        in_flight: r.try_get(2).map_err(&fail)?,
+                        failed: r.try_get(3).map_err(&fail)?,
+                        delivered: r.try_get(4).map_err(&fail)?,
+                        changed_since_delivery: r.try_get::<Option<i64>, _>(5).map_err(&fail)?.unwrap_or(0),
+                    });
+                }
+                let rows = sqlx::query(
+                    "SELECT sink, COALESCE(reason, '(no reason recorded)'), COUNT(*) FROM deliveries WHERE state = 'failed' \
+                     GROUP BY sink, COALESCE(reason, '(no reason recorded)') ORDER BY sink, COUNT(*) DESC",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(&fail)?;
+                for r in rows {
+                    report.failures.push((r.try_get(0).map_err(&fail)?, r.try_get(1).map_err(&fail)?, r.try_get(2).map_err(&fail)?));
+                }
+                let r = sqlx::query(
+                    "SELECT SUM(CASE WHEN status = 'match' THEN 1 ELSE 0 END), SUM(CASE WHEN status = 'mismatch' THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN status IS NULL THEN 1 ELSE 0 END) FROM source_daily_totals",
+                )
+                .fetch_one(&self.pool)
+                .await
+                .map_err(&fail)?;
+                let n = |i: usize| r.try_get::<Option<i64>, _>(i).map(Option::unwrap_or_default);
+                report.source_totals.matching = n(0).map_err(&fail)?;
+                report.source_totals.mismatching = n(1).map_err(&fail)?;
+                report.source_totals.unreconciled = n(2).map_err(&fail)?;
+                let rows = sqlx::query(
+                    "SELECT source, account, booking_date, currency, net_total, transaction_count, scope, origin, \
+                     computed_net, computed_count FROM source_daily_totals WHERE status = 'mismatch' \
+                     ORDER BY booking_date, source, account, currency",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(&fail)?;
+                for r in &rows {
+                    let target = self.read_target(r)?;
+                    let computed: Option<String> = r.try_get("computed_net").map_err(&fail)?;
+                    let computed_count: Option<i64> = r.try_get("computed_count").map_err(&fail)?;
+                    let computed_net = computed
+                        .as_deref()
+                        .and_then(|v| v.parse::<rust_decimal::Decimal>().ok())
+                        .and_then(|d| Money::new(d, target.currency).ok())
+                        .unwrap_or_else(|| Money::zero(target.currency));
+                    report.source_totals.mismatches.push(TotalMismatch {
+                        target,
+                        computed_net,
+                        computed_count: computed_count.unwrap_or_default().max(0) as u64,
+                    });
+                }
+                Ok(report)
+            }
+        }
+
+        impl crate::TransactionStore for $Store {
             async fn write_page(
                 &self,
                 run: RunId,
@@ -342,82 +544,6 @@ macro_rules! store_impl {
                 Ok(counts)
             }
 
-            async fn watermarks(&self, source: &str) -> Result<Vec<Watermark>, StoreError> {
-                let mut q = QueryBuilder::<$Db>::new(
-                    "SELECT source, source_account_id, booking_date, updated_at FROM watermarks WHERE source = ",
-                );
-                q.push_bind(source.to_owned()).push(" ORDER BY source_account_id");
-                let rows = q.build().fetch_all(&self.pool).await.map_err(self.fail("reading watermarks"))?;
-                rows.iter().map(|r| self.watermark(r)).collect()
-            }
-
-            async fn advance_watermarks(&self, run: RunId, source: &str, dates: &[(String, NaiveDate)]) -> Result<(), StoreError> {
-                if dates.is_empty() {
-                    return Ok(());
-                }
-                let fail = self.fail("advancing watermarks");
-                let now = instant(Utc::now());
-                let mut db = self.write_tx().await?;
-                for chunk in dates.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$Db>::new("INSERT INTO watermarks (source, source_account_id, booking_date, run_id, updated_at) ");
-                    q.push_values(chunk, |mut b, (account, date)| {
-                        b.push_bind(source.to_owned()).push_bind(account.clone()).push_bind(date.to_string()).push_bind(run).push_bind(now.clone());
-                    });
-                    q.push(
-                        " ON CONFLICT (source, source_account_id) DO UPDATE SET booking_date = excluded.booking_date, \
-                         run_id = excluded.run_id, updated_at = excluded.updated_at WHERE excluded.booking_date > watermarks.booking_date",
-                    );
-                    q.build().execute(&mut *db).await.map_err(&fail)?;
-                }
-                db.commit().await.map_err(&fail)
-            }
-
-            async fn oldest_pending(&self, source: &str, since: NaiveDate) -> Result<Vec<(String, NaiveDate)>, StoreError> {
-                let mut q = QueryBuilder::<$Db>::new(
-                    "SELECT source_account_id, booking_date FROM transactions WHERE status = 'pending' \
-                     AND superseded_by IS NULL AND duplicate_of IS NULL AND memo_only = ",
-                );
-                q.push_bind(false)
-                    .push(" AND source = ").push_bind(source.to_owned())
-                    .push(" AND booking_date >= ").push_bind(since.to_string())
-                    .push(" GROUP BY source_account_id, booking_date ORDER BY source_account_id, booking_date");
-                let fail = self.fail("reading pending rows");
-                let rows = q.build().fetch_all(&self.pool).await.map_err(&fail)?;
-                rows.iter()
-                    .map(|r| {
-                        let account: String = r.try_get(0).map_err(&fail)?;
-                        let date: String = r.try_get(1).map_err(&fail)?;
-                        let parsed = NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
-                            database: self.name.clone(),
-                            id: account.clone(),
-                            field: "booking_date",
-                            value: date.clone(),
-                        })?;
-                        Ok((account, parsed))
-                    })
-                    .collect()
-            }
-
-            async fn last_full_sweep(&self, source: &str) -> Result<Option<String>, StoreError> {
-                let mut q = QueryBuilder::<$Db>::new("SELECT swept_at FROM source_sweeps WHERE source = ");
-                q.push_bind(source.to_owned());
-                let fail = self.fail("reading sweeps");
-                match q.build().fetch_optional(&self.pool).await.map_err(&fail)? {
-                    None => Ok(None),
-                    Some(r) => Ok(Some(r.try_get(0).map_err(&fail)?)),
-                }
-            }
-
-            async fn record_full_sweep(&self, run: RunId, source: &str) -> Result<(), StoreError> {
-                let mut q = QueryBuilder::<$Db>::new("INSERT INTO source_sweeps (source, swept_at, run_id) VALUES (");
-                q.push_bind(source.to_owned()).push(", ")
-                    .push_bind(instant(Utc::now())).push(", ")
-                    .push_bind(run)
-                    .push(") ON CONFLICT (source) DO UPDATE SET swept_at = excluded.swept_at, run_id = excluded.run_id");
-                q.build().execute(&self.pool).await.map_err(self.fail("recording a sweep"))?;
-                Ok(())
-            }
-
             async fn dedupe_candidates(&self, accounts: &[(String, String)], since: NaiveDate) -> Result<Vec<Candidate>, StoreError> {
                 let fail = self.fail("reading dedupe candidates");
                 let mut out = Vec::new();
@@ -489,27 +615,6 @@ macro_rules! store_impl {
                 }
                 db.commit().await.map_err(&fail)?;
                 Ok(applied)
-            }
-
-            async fn backfill_window_done(&self, source: &str, from: NaiveDate, to: NaiveDate) -> Result<bool, StoreError> {
-                let mut q = QueryBuilder::<$Db>::new("SELECT COUNT(*) FROM backfill_windows WHERE source = ");
-                q.push_bind(source.to_owned())
-                    .push(" AND window_from = ").push_bind(from.to_string())
-                    .push(" AND window_to = ").push_bind(to.to_string());
-                let row = q.build().fetch_one(&self.pool).await.map_err(self.fail("reading backfill checkpoints"))?;
-                Ok(row.try_get::<i64, _>(0).map_err(self.fail("reading backfill checkpoints"))? > 0)
-            }
-
-            async fn complete_backfill_window(&self, run: RunId, source: &str, from: NaiveDate, to: NaiveDate, transactions: u64) -> Result<(), StoreError> {
-                let mut q = QueryBuilder::<$Db>::new("INSERT INTO backfill_windows (source, window_from, window_to, run_id, transactions) VALUES (");
-                q.push_bind(source.to_owned()).push(", ")
-                    .push_bind(from.to_string()).push(", ")
-                    .push_bind(to.to_string()).push(", ")
-                    .push_bind(run).push(", ")
-                    .push_bind(transactions as i64)
-                    .push(") ON CONFLICT (source, window_from, window_to) DO NOTHING");
-                q.build().execute(&self.pool).await.map_err(self.fail("checkpointing a backfill window"))?;
-                Ok(())
             }
 
             async fn transaction(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
@@ -664,109 +769,116 @@ macro_rules! store_impl {
                     .collect()
             }
 
-            async fn status(&self, last_runs: u32) -> Result<StatusReport, StoreError> {
-                let fail = self.fail("reading status");
-                let mut q = QueryBuilder::<$Db>::new(
-                    "SELECT id, kind, started_at, finished_at, outcome, pages, records, inserted, updated, unchanged, \
-                     quarantined, message FROM runs ORDER BY id DESC LIMIT ",
-                );
-                q.push_bind(i64::from(last_runs));
-                let mut report = StatusReport::default();
-                for r in q.build().fetch_all(&self.pool).await.map_err(&fail)? {
-                    let mut counts = [0i64; 6];
-                    for (i, col) in ["pages", "records", "inserted", "updated", "unchanged", "quarantined"].iter().enumerate() {
-                        counts[i] = r.try_get(*col).map_err(&fail)?;
+            async fn save_source_totals(&self, run: RunId, targets: &[ReconcileTarget]) -> Result<(), StoreError> {
+                let fail = self.fail("recording source daily totals");
+                let mut db = self.write_tx().await?;
+                for chunk in targets.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$Db>::new(
+                        "INSERT INTO source_daily_totals (source, account, booking_date, currency, net_total, \
+                         transaction_count, scope, origin, run_id) ",
+                    );
+                    let mut rows = Vec::with_capacity(chunk.len());
+                    for t in chunk {
+                        let scope = serde_json::to_string(&t.scope).map_err(|e| StoreError::Callback(e.to_string()))?;
+                        let count = i64::try_from(t.reported.transaction_count).unwrap_or(i64::MAX);
+                        rows.push((t, scope, count));
                     }
-                    report.runs.push(RunRow {
-                        id: r.try_get("id").map_err(&fail)?,
-                        kind: r.try_get("kind").map_err(&fail)?,
-                        started_at: r.try_get("started_at").map_err(&fail)?,
-                        finished_at: r.try_get("finished_at").map_err(&fail)?,
-                        outcome: r.try_get("outcome").map_err(&fail)?,
-                        counts,
-                        message: r.try_get("message").map_err(&fail)?,
+                    q.push_values(&rows, |mut b, (t, scope, count)| {
+                        b.push_bind(t.source.to_string())
+                            .push_bind(t.account.clone())
+                            .push_bind(t.date.to_string())
+                            .push_bind(t.currency.code())
+                            .push_bind(t.reported.net_total.amount().to_string())
+                            .push_bind(*count)
+                            .push_bind(scope.clone())
+                            .push_bind(t.origin.clone())
+                            .push_bind(run);
                     });
+                    q.push(
+                        " ON CONFLICT (source, account, booking_date, currency) DO UPDATE SET net_total = excluded.net_total, \
+                         transaction_count = excluded.transaction_count, scope = excluded.scope, origin = excluded.origin, \
+                         run_id = excluded.run_id, computed_net = NULL, computed_count = NULL, status = NULL",
+                    );
+                    q.build().execute(&mut *db).await.map_err(&fail)?;
                 }
-                let rows = sqlx::query("SELECT source, source_account_id, booking_date, updated_at FROM watermarks ORDER BY source, source_account_id")
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(&fail)?;
-                report.watermarks = rows.iter().map(|r| self.watermark(r)).collect::<Result<_, _>>()?;
-                let count = |sql: &'static str| async move {
-                    sqlx::query(sql).fetch_one(&self.pool).await.and_then(|r| r.try_get::<i64, _>(0))
-                };
-                report.quarantined = count("SELECT COUNT(*) FROM quarantine").await.map_err(&fail)?;
-                report.transactions = count("SELECT COUNT(*) FROM transactions").await.map_err(&fail)?;
-                let rows = sqlx::query(
-                    "SELECT d.sink, \
-                     SUM(CASE WHEN d.state IN ('pending', 'in_flight') THEN 1 ELSE 0 END), \
-                     SUM(CASE WHEN d.state = 'in_flight' THEN 1 ELSE 0 END), \
-                     SUM(CASE WHEN d.state = 'failed' THEN 1 ELSE 0 END), \
-                     SUM(CASE WHEN d.state = 'delivered' THEN 1 ELSE 0 END), \
-                     SUM(CASE WHEN d.state = 'delivered' AND t.superseded_by IS NULL AND t.duplicate_of IS NULL \
-                         AND d.sent_version <> (t.status || '|' || t.amount_minor || '|' || t.booking_date) THEN 1 ELSE 0 END) \
-                     FROM deliveries d LEFT JOIN transactions t ON t.id = d.transaction_id GROUP BY d.sink ORDER BY d.sink",
-                )
-                .fetch_all(&self.pool)
-                .await
-                .map_err(&fail)?;
-                for r in rows {
-                    report.deliveries.push(SinkBacklog {
-                        sink: r.try_get(0).map_err(&fail)?,
-                        waiting: r.try_get(1).map_err(&fail)?,
-                        in_flight: r.try_get(2).map_err(&fail)?,
-                        failed: r.try_get(3).map_err(&fail)?,
-                        delivered: r.try_get(4).map_err(&fail)?,
-                        changed_since_delivery: r.try_get::<Option<i64>, _>(5).map_err(&fail)?.unwrap_or(0),
-                    });
-                }
-                let rows = sqlx::query(
-                    "SELECT sink, COALESCE(reason, '(no reason recorded)'), COUNT(*) FROM deliveries WHERE state = 'failed' \
-                     GROUP BY sink, COALESCE(reason, '(no reason recorded)') ORDER BY sink, COUNT(*) DESC",
-                )
-                .fetch_all(&self.pool)
-                .await
-                .map_err(&fail)?;
-                for r in rows {
-                    report.failures.push((r.try_get(0).map_err(&fail)?, r.try_get(1).map_err(&fail)?, r.try_get(2).map_err(&fail)?));
-                }
-                let r = sqlx::query(
-                    "SELECT SUM(CASE WHEN status = 'match' THEN 1 ELSE 0 END), SUM(CASE WHEN status = 'mismatch' THEN 1 ELSE 0 END), \
-                     SUM(CASE WHEN status IS NULL THEN 1 ELSE 0 END) FROM source_daily_totals",
-                )
-                .fetch_one(&self.pool)
-                .await
-                .map_err(&fail)?;
-                let n = |i: usize| r.try_get::<Option<i64>, _>(i).map(Option::unwrap_or_default);
-                report.source_totals.matching = n(0).map_err(&fail)?;
-                report.source_totals.mismatching = n(1).map_err(&fail)?;
-                report.source_totals.unreconciled = n(2).map_err(&fail)?;
-                let rows = sqlx::query(
-                    "SELECT source, account, booking_date, currency, net_total, transaction_count, scope, origin, \
-                     computed_net, computed_count FROM source_daily_totals WHERE status = 'mismatch' \
-                     ORDER BY booking_date, source, account, currency",
-                )
-                .fetch_all(&self.pool)
-                .await
-                .map_err(&fail)?;
-                for r in &rows {
-                    let target = self.read_target(r)?;
-                    let computed: Option<String> = r.try_get("computed_net").map_err(&fail)?;
-                    let computed_count: Option<i64> = r.try_get("computed_count").map_err(&fail)?;
-                    let computed_net = computed
-                        .as_deref()
-                        .and_then(|v| v.parse::<rust_decimal::Decimal>().ok())
-                        .and_then(|d| Money::new(d, target.currency).ok())
-                        .unwrap_or_else(|| Money::zero(target.currency));
-                    report.source_totals.mismatches.push(TotalMismatch {
-                        target,
-                        computed_net,
-                        computed_count: computed_count.unwrap_or_default().max(0) as u64,
-                    });
-                }
-                Ok(report)
+                db.commit().await.map_err(&fail)?;
+                Ok(())
             }
 
+            async fn source_totals(&self, since: Option<NaiveDate>) -> Result<Vec<ReconcileTarget>, StoreError> {
+                let fail = self.fail("reading source daily totals");
+                let mut q = QueryBuilder::<$Db>::new(
+                    "SELECT source, account, booking_date, currency, net_total, transaction_count, scope, origin \
+                     FROM source_daily_totals",
+                );
+                if let Some(since) = since {
+                    q.push(" WHERE booking_date >= ").push_bind(since.to_string());
+                }
+                q.push(" ORDER BY source, account, booking_date, currency");
+                let rows = q.build().fetch_all(&self.pool).await.map_err(&fail)?;
+                rows.iter().map(|r| self.read_target(r)).collect()
+            }
+
+            async fn reconcile_source_totals(&self, since: Option<NaiveDate>) -> Result<Vec<TotalMismatch>, StoreError> {
+                let fail = self.fail("reconciling source daily totals");
+                let targets = self.source_totals(since).await?;
+                if targets.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // The counted rows' sums per (source, account, date, currency),
+                // one grouped read over the dates concerned.
+                let mut q = QueryBuilder::<$Db>::new(
+                    "SELECT source, source_account_id, booking_date, currency, CAST(SUM(amount_minor) AS BIGINT), COUNT(*) \
+                     FROM transactions WHERE status = 'posted' AND memo_only = ",
+                );
+                q.push_bind(false).push(" AND duplicate_of IS NULL AND superseded_by IS NULL");
+                if let Some(since) = since {
+                    q.push(" AND booking_date >= ").push_bind(since.to_string());
+                }
+                q.push(" GROUP BY source, source_account_id, booking_date, currency");
+                let mut sums: HashMap<(String, String, String, String), (i64, i64)> = HashMap::new();
+                for r in q.build().fetch_all(&self.pool).await.map_err(&fail)? {
+                    let key = (r.try_get(0).map_err(&fail)?, r.try_get(1).map_err(&fail)?, r.try_get(2).map_err(&fail)?, r.try_get(3).map_err(&fail)?);
+                    sums.insert(key, (r.try_get::<Option<i64>, _>(4).map_err(&fail)?.unwrap_or(0), r.try_get(5).map_err(&fail)?));
+                }
+                let mut mismatches = Vec::new();
+                let mut results = Vec::with_capacity(targets.len());
+                for t in targets {
+                    let (mut minor, mut count) = (0i64, 0i64);
+                    for account in &t.scope {
+                        let key = (t.source.to_string(), account.clone(), t.date.to_string(), t.currency.code().to_owned());
+                        if let Some((m, c)) = sums.get(&key) {
+                            // Amounts are bounded at 10^12 minor units: a day's
+                            // sum cannot reach i64::MAX; saturate all the same.
+                            minor = minor.saturating_add(*m);
+                            count = count.saturating_add(*c);
+                        }
+                    }
+                    let computed_net = Money::from_minor_units(minor, t.currency);
+                    let matches = computed_net == t.reported.net_total && u64::try_from(count).ok() == Some(t.reported.transaction_count);
+                    results.push((t.clone(), computed_net.amount().to_string(), count, if matches { "match" } else { "mismatch" }));
+                    if !matches {
+                        mismatches.push(TotalMismatch { target: t, computed_net, computed_count: count.max(0) as u64 });
+                    }
+                }
+                let mut db = self.write_tx().await?;
+                for (t, net, count, status) in &results {
+                    let mut q = QueryBuilder::<$Db>::new("UPDATE source_daily_totals SET computed_net = ");
+                    q.push_bind(net.clone())
+                        .push(", computed_count = ").push_bind(*count)
+                        .push(", status = ").push_bind(*status)
+                        .push(" WHERE source = ").push_bind(t.source.to_string())
+                        .push(" AND account = ").push_bind(t.account.clone())
+                        .push(" AND booking_date = ").push_bind(t.date.to_string())
+                        .push(" AND currency = ").push_bind(t.currency.code());
+                    q.build().execute(&mut *db).await.map_err(&fail)?;
+                }
+                db.commit().await.map_err(&fail)?;
+                Ok(mismatches)
+            }
+        }
+
+        impl crate::DeliveryLedger for $Store {
             async fn enqueue_deliveries(&self, sink: &str, include_pending: bool, corrections: bool) -> Result<u64, StoreError> {
                 let fail = self.fail("queueing deliveries");
                 let now = instant(Utc::now());
@@ -1090,137 +1202,6 @@ macro_rules! store_impl {
                 Ok(out)
             }
 
-            async fn rate_budget(&self, origin: &str) -> Result<Option<(Option<i64>, i64, i64)>, StoreError> {
-                let mut q = QueryBuilder::<$Db>::new("SELECT rate_limit, remaining, reset_unix FROM rate_budgets WHERE origin = ");
-                q.push_bind(origin.to_owned());
-                let fail = self.fail("reading rate budgets");
-                match q.build().fetch_optional(&self.pool).await.map_err(&fail)? {
-                    None => Ok(None),
-                    Some(r) => Ok(Some((r.try_get(0).map_err(&fail)?, r.try_get(1).map_err(&fail)?, r.try_get(2).map_err(&fail)?))),
-                }
-            }
-
-            async fn save_rate_budget(&self, origin: &str, limit: Option<i64>, remaining: i64, reset_unix: i64) -> Result<(), StoreError> {
-                let mut q = QueryBuilder::<$Db>::new("INSERT INTO rate_budgets (origin, rate_limit, remaining, reset_unix, updated_at) VALUES (");
-                q.push_bind(origin.to_owned()).push(", ")
-                    .push_bind(limit).push(", ")
-                    .push_bind(remaining).push(", ")
-                    .push_bind(reset_unix).push(", ")
-                    .push_bind(instant(Utc::now()))
-                    .push(") ON CONFLICT (origin) DO UPDATE SET rate_limit = excluded.rate_limit, remaining = excluded.remaining, \
-                           reset_unix = excluded.reset_unix, updated_at = excluded.updated_at");
-                q.build().execute(&self.pool).await.map_err(self.fail("recording a rate budget"))?;
-                Ok(())
-            }
-
-            async fn save_source_totals(&self, run: RunId, targets: &[ReconcileTarget]) -> Result<(), StoreError> {
-                let fail = self.fail("recording source daily totals");
-                let mut db = self.write_tx().await?;
-                for chunk in targets.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$Db>::new(
-                        "INSERT INTO source_daily_totals (source, account, booking_date, currency, net_total, \
-                         transaction_count, scope, origin, run_id) ",
-                    );
-                    let mut rows = Vec::with_capacity(chunk.len());
-                    for t in chunk {
-                        let scope = serde_json::to_string(&t.scope).map_err(|e| StoreError::Callback(e.to_string()))?;
-                        let count = i64::try_from(t.reported.transaction_count).unwrap_or(i64::MAX);
-                        rows.push((t, scope, count));
-                    }
-                    q.push_values(&rows, |mut b, (t, scope, count)| {
-                        b.push_bind(t.source.to_string())
-                            .push_bind(t.account.clone())
-                            .push_bind(t.date.to_string())
-                            .push_bind(t.currency.code())
-                            .push_bind(t.reported.net_total.amount().to_string())
-                            .push_bind(*count)
-                            .push_bind(scope.clone())
-                            .push_bind(t.origin.clone())
-                            .push_bind(run);
-                    });
-                    q.push(
-                        " ON CONFLICT (source, account, booking_date, currency) DO UPDATE SET net_total = excluded.net_total, \
-                         transaction_count = excluded.transaction_count, scope = excluded.scope, origin = excluded.origin, \
-                         run_id = excluded.run_id, computed_net = NULL, computed_count = NULL, status = NULL",
-                    );
-                    q.build().execute(&mut *db).await.map_err(&fail)?;
-                }
-                db.commit().await.map_err(&fail)?;
-                Ok(())
-            }
-
-            async fn source_totals(&self, since: Option<NaiveDate>) -> Result<Vec<ReconcileTarget>, StoreError> {
-                let fail = self.fail("reading source daily totals");
-                let mut q = QueryBuilder::<$Db>::new(
-                    "SELECT source, account, booking_date, currency, net_total, transaction_count, scope, origin \
-                     FROM source_daily_totals",
-                );
-                if let Some(since) = since {
-                    q.push(" WHERE booking_date >= ").push_bind(since.to_string());
-                }
-                q.push(" ORDER BY source, account, booking_date, currency");
-                let rows = q.build().fetch_all(&self.pool).await.map_err(&fail)?;
-                rows.iter().map(|r| self.read_target(r)).collect()
-            }
-
-            async fn reconcile_source_totals(&self, since: Option<NaiveDate>) -> Result<Vec<TotalMismatch>, StoreError> {
-                let fail = self.fail("reconciling source daily totals");
-                let targets = self.source_totals(since).await?;
-                if targets.is_empty() {
-                    return Ok(Vec::new());
-                }
-                // The counted rows' sums per (source, account, date, currency),
-                // one grouped read over the dates concerned.
-                let mut q = QueryBuilder::<$Db>::new(
-                    "SELECT source, source_account_id, booking_date, currency, CAST(SUM(amount_minor) AS BIGINT), COUNT(*) \
-                     FROM transactions WHERE status = 'posted' AND memo_only = ",
-                );
-                q.push_bind(false).push(" AND duplicate_of IS NULL AND superseded_by IS NULL");
-                if let Some(since) = since {
-                    q.push(" AND booking_date >= ").push_bind(since.to_string());
-                }
-                q.push(" GROUP BY source, source_account_id, booking_date, currency");
-                let mut sums: HashMap<(String, String, String, String), (i64, i64)> = HashMap::new();
-                for r in q.build().fetch_all(&self.pool).await.map_err(&fail)? {
-                    let key = (r.try_get(0).map_err(&fail)?, r.try_get(1).map_err(&fail)?, r.try_get(2).map_err(&fail)?, r.try_get(3).map_err(&fail)?);
-                    sums.insert(key, (r.try_get::<Option<i64>, _>(4).map_err(&fail)?.unwrap_or(0), r.try_get(5).map_err(&fail)?));
-                }
-                let mut mismatches = Vec::new();
-                let mut results = Vec::with_capacity(targets.len());
-                for t in targets {
-                    let (mut minor, mut count) = (0i64, 0i64);
-                    for account in &t.scope {
-                        let key = (t.source.to_string(), account.clone(), t.date.to_string(), t.currency.code().to_owned());
-                        if let Some((m, c)) = sums.get(&key) {
-                            // Amounts are bounded at 10^12 minor units: a day's
-                            // sum cannot reach i64::MAX; saturate all the same.
-                            minor = minor.saturating_add(*m);
-                            count = count.saturating_add(*c);
-                        }
-                    }
-                    let computed_net = Money::from_minor_units(minor, t.currency);
-                    let matches = computed_net == t.reported.net_total && u64::try_from(count).ok() == Some(t.reported.transaction_count);
-                    results.push((t.clone(), computed_net.amount().to_string(), count, if matches { "match" } else { "mismatch" }));
-                    if !matches {
-                        mismatches.push(TotalMismatch { target: t, computed_net, computed_count: count.max(0) as u64 });
-                    }
-                }
-                let mut db = self.write_tx().await?;
-                for (t, net, count, status) in &results {
-                    let mut q = QueryBuilder::<$Db>::new("UPDATE source_daily_totals SET computed_net = ");
-                    q.push_bind(net.clone())
-                        .push(", computed_count = ").push_bind(*count)
-                        .push(", status = ").push_bind(*status)
-                        .push(" WHERE source = ").push_bind(t.source.to_string())
-                        .push(" AND account = ").push_bind(t.account.clone())
-                        .push(" AND booking_date = ").push_bind(t.date.to_string())
-                        .push(" AND currency = ").push_bind(t.currency.code());
-                    q.build().execute(&mut *db).await.map_err(&fail)?;
-                }
-                db.commit().await.map_err(&fail)?;
-                Ok(mismatches)
-            }
-
             async fn sink_account(&self, sink: &str, source: &str, account: &str) -> Result<Option<String>, StoreError> {
                 let mut q = QueryBuilder::<$Db>::new("SELECT remote_account_id FROM sink_accounts WHERE sink = ");
                 q.push_bind(sink.to_owned())
@@ -1241,6 +1222,31 @@ macro_rules! store_impl {
                     .push_bind(remote.to_owned())
                     .push(") ON CONFLICT (sink, source, source_account_id) DO UPDATE SET remote_account_id = excluded.remote_account_id");
                 q.build().execute(&self.pool).await.map_err(self.fail("recording a sink account"))?;
+                Ok(())
+            }
+        }
+
+        impl crate::RateBudgets for $Store {
+            async fn rate_budget(&self, origin: &str) -> Result<Option<(Option<i64>, i64, i64)>, StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("SELECT rate_limit, remaining, reset_unix FROM rate_budgets WHERE origin = ");
+                q.push_bind(origin.to_owned());
+                let fail = self.fail("reading rate budgets");
+                match q.build().fetch_optional(&self.pool).await.map_err(&fail)? {
+                    None => Ok(None),
+                    Some(r) => Ok(Some((r.try_get(0).map_err(&fail)?, r.try_get(1).map_err(&fail)?, r.try_get(2).map_err(&fail)?))),
+                }
+            }
+
+            async fn save_rate_budget(&self, origin: &str, limit: Option<i64>, remaining: i64, reset_unix: i64) -> Result<(), StoreError> {
+                let mut q = QueryBuilder::<$Db>::new("INSERT INTO rate_budgets (origin, rate_limit, remaining, reset_unix, updated_at) VALUES (");
+                q.push_bind(origin.to_owned()).push(", ")
+                    .push_bind(limit).push(", ")
+                    .push_bind(remaining).push(", ")
+                    .push_bind(reset_unix).push(", ")
+                    .push_bind(instant(Utc::now()))
+                    .push(") ON CONFLICT (origin) DO UPDATE SET rate_limit = excluded.rate_limit, remaining = excluded.remaining, \
+                           reset_unix = excluded.reset_unix, updated_at = excluded.updated_at");
+                q.build().execute(&self.pool).await.map_err(self.fail("recording a rate budget"))?;
                 Ok(())
             }
         }

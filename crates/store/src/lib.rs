@@ -30,10 +30,24 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
-/// Everything bankpipe persists. Implemented by [`SqliteStore`] and
-/// [`PgStore`] with the same semantics; every method is one database
-/// transaction unless stated otherwise.
-pub trait Store: Send + Sync {
+/// The store traits, to call their methods on a concrete store.
+pub mod prelude {
+    pub use crate::{DeliveryLedger, RateBudgets, RunLog, Store, TransactionStore};
+}
+
+/// Everything bankpipe persists, by concern: each stage's functions bound on
+/// the concerns they use ([`RunLog`], [`TransactionStore`],
+/// [`DeliveryLedger`], [`RateBudgets`]); `Store` is all four. Implemented by
+/// [`SqliteStore`] and [`PgStore`] with the same semantics; every method is
+/// one database transaction unless stated otherwise. Bring the methods into
+/// scope with `use bankpipe_store::prelude::*`.
+pub trait Store: RunLog + TransactionStore + DeliveryLedger + RateBudgets {}
+
+impl<T: RunLog + TransactionStore + DeliveryLedger + RateBudgets> Store for T {}
+
+/// Runs and their checkpoints: the run log, per-account watermarks, full
+/// sweeps and backfill windows, and the status report (DESIGN §7, §8).
+pub trait RunLog: Send + Sync {
     /// Record the start of a run; returns its id. Called while holding the
     /// one-sync lock: runs still marked `running` (their process died) are
     /// marked `interrupted` first.
@@ -41,20 +55,6 @@ pub trait Store: Send + Sync {
 
     /// Record a run's end, counts and outcome.
     fn finish_run(&self, run: RunId, summary: &RunSummary) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Write one normalized page atomically: accounts (newest wins),
-    /// transactions (insert new ids; update rows whose content changed and
-    /// whose `updated_at` is not older; leave unchanged rows untouched) and
-    /// quarantine records (one already stored by an earlier run — the same
-    /// source, field, value and reason — is not stored again). Returns what
-    /// changed; `quarantined` counts this page's rejected records.
-    fn write_page(
-        &self,
-        run: RunId,
-        accounts: &[Account],
-        transactions: &[Transaction],
-        quarantine: &[QuarantineRecord],
-    ) -> impl Future<Output = Result<PageCounts, StoreError>> + Send;
 
     /// The watermarks of a source, one per account.
     fn watermarks(&self, source: &str) -> impl Future<Output = Result<Vec<Watermark>, StoreError>> + Send;
@@ -83,18 +83,6 @@ pub trait Store: Send + Sync {
     /// Record a completed whole-history walk of `source`.
     fn record_full_sweep(&self, run: RunId, source: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Rows that dedupe may pair: of the given `(source, account)`s, booked on
-    /// or after `since`, not already superseded or a duplicate.
-    fn dedupe_candidates(
-        &self,
-        accounts: &[(String, String)],
-        since: NaiveDate,
-    ) -> impl Future<Output = Result<Vec<Candidate>, StoreError>> + Send;
-
-    /// Persist dedupe decisions (set `superseded_by`/`duplicate_of` and a
-    /// `dedupe_links` row with the reason). Already-decided rows are skipped.
-    fn apply_dedupe(&self, run: RunId, links: &[DedupeLink]) -> impl Future<Output = Result<u64, StoreError>> + Send;
-
     /// `true` when a backfill window of `source` was completed.
     fn backfill_window_done(
         &self,
@@ -112,6 +100,40 @@ pub trait Store: Send + Sync {
         to: NaiveDate,
         transactions: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Last runs, watermarks, quarantine count and delivery backlog.
+    fn status(&self, last_runs: u32) -> impl Future<Output = Result<StatusReport, StoreError>> + Send;
+}
+
+/// The canonical dataset: pages written with identity dedupe, the dedupe
+/// decisions, accounts, quarantine and the sources' daily totals (DESIGN
+/// §3, §4).
+pub trait TransactionStore: Send + Sync {
+    /// Write one normalized page atomically: accounts (newest wins),
+    /// transactions (insert new ids; update rows whose content changed and
+    /// whose `updated_at` is not older; leave unchanged rows untouched) and
+    /// quarantine records (one already stored by an earlier run — the same
+    /// source, field, value and reason — is not stored again). Returns what
+    /// changed; `quarantined` counts this page's rejected records.
+    fn write_page(
+        &self,
+        run: RunId,
+        accounts: &[Account],
+        transactions: &[Transaction],
+        quarantine: &[QuarantineRecord],
+    ) -> impl Future<Output = Result<PageCounts, StoreError>> + Send;
+
+    /// Rows that dedupe may pair: of the given `(source, account)`s, booked on
+    /// or after `since`, not already superseded or a duplicate.
+    fn dedupe_candidates(
+        &self,
+        accounts: &[(String, String)],
+        since: NaiveDate,
+    ) -> impl Future<Output = Result<Vec<Candidate>, StoreError>> + Send;
+
+    /// Persist dedupe decisions (set `superseded_by`/`duplicate_of` and a
+    /// `dedupe_links` row with the reason). Already-decided rows are skipped.
+    fn apply_dedupe(&self, run: RunId, links: &[DedupeLink]) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// One transaction by canonical id.
     fn transaction(&self, id: &str) -> impl Future<Output = Result<Option<Transaction>, StoreError>> + Send;
@@ -134,9 +156,36 @@ pub trait Store: Send + Sync {
     /// Every quarantine record (oldest first).
     fn quarantine(&self) -> impl Future<Output = Result<Vec<QuarantineRecord>, StoreError>> + Send;
 
-    /// Last runs, watermarks, quarantine count and delivery backlog.
-    fn status(&self, last_runs: u32) -> impl Future<Output = Result<StatusReport, StoreError>> + Send;
+    /// Store the sources' resolved daily totals of this run (DESIGN §3):
+    /// one row per (source, account or `*`, date, currency), a later figure
+    /// replacing an earlier one.
+    fn save_source_totals(
+        &self,
+        run: RunId,
+        targets: &[ReconcileTarget],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The stored source daily totals on or after `since` (all when `None`),
+    /// sorted by (source, account, date, currency).
+    fn source_totals(
+        &self,
+        since: Option<NaiveDate>,
+    ) -> impl Future<Output = Result<Vec<ReconcileTarget>, StoreError>> + Send;
+
+    /// Reconcile the stored source totals on or after `since` against the
+    /// counted rows now stored (one grouped read), record each result
+    /// (`match`/`mismatch`) and return every mismatch with its computed
+    /// figures.
+    fn reconcile_source_totals(
+        &self,
+        since: Option<NaiveDate>,
+    ) -> impl Future<Output = Result<Vec<TotalMismatch>, StoreError>> + Send;
+}
+
+/// The delivery ledger (DESIGN §6): the outbox's rows and their
+/// conditional state transitions, and the sink accounts bankpipe created.
+/// Only these methods change delivery state.
+pub trait DeliveryLedger: Send + Sync {
     /// Queue for `sink` every deliverable transaction not yet queued — posted
     /// (any status with `include_pending`), not MEMO, not a duplicate, not
     /// superseded — and drop queued-but-unsent rows that stopped being
@@ -246,46 +295,6 @@ pub trait Store: Send + Sync {
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
-    /// The rate budget last seen for an origin: (limit, remaining, reset as Unix seconds).
-    fn rate_budget(
-        &self,
-        origin: &str,
-    ) -> impl Future<Output = Result<Option<(Option<i64>, i64, i64)>, StoreError>> + Send;
-
-    /// Remember an origin's rate budget (limit, remaining, reset as Unix seconds).
-    fn save_rate_budget(
-        &self,
-        origin: &str,
-        limit: Option<i64>,
-        remaining: i64,
-        reset_unix: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Store the sources' resolved daily totals of this run (DESIGN §3):
-    /// one row per (source, account or `*`, date, currency), a later figure
-    /// replacing an earlier one.
-    fn save_source_totals(
-        &self,
-        run: RunId,
-        targets: &[ReconcileTarget],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// The stored source daily totals on or after `since` (all when `None`),
-    /// sorted by (source, account, date, currency).
-    fn source_totals(
-        &self,
-        since: Option<NaiveDate>,
-    ) -> impl Future<Output = Result<Vec<ReconcileTarget>, StoreError>> + Send;
-
-    /// Reconcile the stored source totals on or after `since` against the
-    /// counted rows now stored (one grouped read), record each result
-    /// (`match`/`mismatch`) and return every mismatch with its computed
-    /// figures.
-    fn reconcile_source_totals(
-        &self,
-        since: Option<NaiveDate>,
-    ) -> impl Future<Output = Result<Vec<TotalMismatch>, StoreError>> + Send;
-
     /// The sink account bankpipe created for a source account, if any.
     fn sink_account(
         &self,
@@ -301,6 +310,24 @@ pub trait Store: Send + Sync {
         source: &str,
         account: &str,
         remote: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Each sink origin's last-seen rate budget, carried across runs (DESIGN §6).
+pub trait RateBudgets: Send + Sync {
+    /// The rate budget last seen for an origin: (limit, remaining, reset as Unix seconds).
+    fn rate_budget(
+        &self,
+        origin: &str,
+    ) -> impl Future<Output = Result<Option<(Option<i64>, i64, i64)>, StoreError>> + Send;
+
+    /// Remember an origin's rate budget (limit, remaining, reset as Unix seconds).
+    fn save_rate_budget(
+        &self,
+        origin: &str,
+        limit: Option<i64>,
+        remaining: i64,
+        reset_unix: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

@@ -1,6 +1,7 @@
 //! Store semantics, run against SQLite and (when BANKPIPE_TEST_DATABASE_URL
 //! is set) PostgreSQL — the same test bodies for both backends.
 
+use bankpipe_store::prelude::*;
 use std::path::Path;
 
 use bankpipe_model::{Account, QuarantineRecord, Status, Transaction};

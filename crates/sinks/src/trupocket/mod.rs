@@ -24,14 +24,14 @@ use bankpipe_config::SinkConfig;
 use bankpipe_enrich::categorize::sink_maps::SinkCategoryMaps;
 use bankpipe_http::{ApiErrorBody, Credentials, Endpoint, HttpClient, HttpError, Method, SecretString};
 use bankpipe_model::{Account, Currency, Transaction};
-use bankpipe_store::Store;
+use bankpipe_store::{DeliveryLedger, TransactionStore};
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 
 use crate::sink::{Finding, Plan, Sink, SinkError, SinkRequest};
 
 /// The Trupocket sink of one `[[sinks]]` entry.
-pub struct TrupocketSink<'a, S: Store> {
+pub struct TrupocketSink<'a, S: DeliveryLedger + TransactionStore> {
     name: String,
     endpoint: Endpoint,
     household: String,
@@ -47,7 +47,7 @@ pub struct TrupocketSink<'a, S: Store> {
     resolved: HashMap<(String, String), Option<String>>,
 }
 
-impl<'a, S: Store> TrupocketSink<'a, S> {
+impl<'a, S: DeliveryLedger + TransactionStore> TrupocketSink<'a, S> {
     /// Build from config; the PAT is read from the variable `token_env` names.
     ///
     /// # Errors
@@ -177,7 +177,7 @@ impl<'a, S: Store> TrupocketSink<'a, S> {
     }
 }
 
-impl<S: Store> Sink for TrupocketSink<'_, S> {
+impl<S: DeliveryLedger + TransactionStore> Sink for TrupocketSink<'_, S> {
     fn name(&self) -> &str {
         &self.name
     }
