@@ -7,20 +7,21 @@ mod support;
 
 use std::path::Path;
 
+/// Replay the multipage fixture against `golden` (with `--update`: rewrite it).
+fn replay(golden: &Path, update: bool) -> std::process::Output {
+    let out = tempfile::tempdir().unwrap();
+    let mut args = vec!["replay", "--truv", "fixtures/truv/multipage", "--out", out.path().to_str().unwrap()];
+    args.extend(["--expect", golden.to_str().unwrap()]);
+    if update {
+        args.push("--update");
+    }
+    support::bankpipe(&args)
+}
+
 /// A golden directory made by `--update` from the multipage fixture.
 fn goldens() -> tempfile::TempDir {
     let golden = tempfile::tempdir().unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let o = support::bankpipe(&[
-        "replay",
-        "--truv",
-        "fixtures/truv/multipage",
-        "--out",
-        out.path().to_str().unwrap(),
-        "--expect",
-        golden.path().to_str().unwrap(),
-        "--update",
-    ]);
+    let o = replay(golden.path(), true);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let summary = std::fs::read_to_string(golden.path().join("summary.json")).unwrap();
     assert!(!summary.contains("elapsed_seconds"), "the wall time stays out of the goldens");
@@ -28,16 +29,7 @@ fn goldens() -> tempfile::TempDir {
 }
 
 fn check(golden: &Path) -> std::process::Output {
-    let out = tempfile::tempdir().unwrap();
-    support::bankpipe(&[
-        "replay",
-        "--truv",
-        "fixtures/truv/multipage",
-        "--out",
-        out.path().to_str().unwrap(),
-        "--expect",
-        golden.to_str().unwrap(),
-    ])
+    replay(golden, false)
 }
 
 /// Edit the golden transactions.csv: `f` gets the lines, header first.
@@ -104,18 +96,7 @@ fn update_round_trip_accepts_the_change() {
         lines.pop();
     });
     assert_eq!(check(golden.path()).status.code(), Some(1));
-    let out = tempfile::tempdir().unwrap();
-    let o = support::bankpipe(&[
-        "replay",
-        "--truv",
-        "fixtures/truv/multipage",
-        "--out",
-        out.path().to_str().unwrap(),
-        "--expect",
-        golden.path().to_str().unwrap(),
-        "--update",
-    ]);
-    assert!(o.status.success());
+    assert!(replay(golden.path(), true).status.success());
     assert_eq!(check(golden.path()).status.code(), Some(0));
 }
 

@@ -170,13 +170,7 @@ async fn backfill<S: Store>(
                 store.advance_watermarks(run, &name, &dates).await?;
                 store.complete_backfill_window(run, &name, from, to, o.records).await?;
                 progress.window_done(&name, (from, to), o.records, false);
-                total.pages += o.pages;
-                total.records += o.records;
-                total.inserted += o.inserted;
-                total.updated += o.updated;
-                total.unchanged += o.unchanged;
-                total.quarantined += o.quarantined;
-                total.warnings.extend(o.warnings);
+                total.merge(o);
             }
         }
         ingest::reconcile_totals(store, &mut totals, Some(args.from)).await

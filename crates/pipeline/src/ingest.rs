@@ -68,8 +68,10 @@ impl SourceOutcome {
         self.quarantined += c.quarantined;
     }
 
-    /// Fold another walk of the same source into this outcome.
-    fn merge(&mut self, o: SourceOutcome) {
+    /// Fold another walk of the same source into this outcome: counts and
+    /// walks add up, warnings and accounts accumulate, `from` widens, the
+    /// latest dates per account are the later of both.
+    pub fn merge(&mut self, o: SourceOutcome) {
         self.from = match (self.from, o.from) {
             (Some(a), Some(b)) => Some(a.min(b)),
             _ => None,
