@@ -81,8 +81,12 @@ pub fn compare(out: &Path, golden: &Path) -> Result<GoldenReport> {
         let mut set = BTreeSet::new();
         for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
             let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
-            if entry.file_type().is_ok_and(|t| t.is_file()) {
-                set.insert(entry.file_name().to_string_lossy().into_owned());
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Only output files: a README or notes beside the goldens are
+            // neither compared nor removed by `update`.
+            let output = [".csv", ".jsonl", ".json"].iter().any(|x| name.ends_with(x));
+            if output && entry.file_type().is_ok_and(|t| t.is_file()) {
+                set.insert(name);
             }
         }
         Ok(set)
@@ -102,8 +106,9 @@ pub fn compare(out: &Path, golden: &Path) -> Result<GoldenReport> {
     Ok(report)
 }
 
-/// Make `golden` a copy of `out` (created if missing; golden files the
-/// output no longer has are removed). Returns the files written.
+/// Make `golden` a copy of `out` (created if missing; golden output files
+/// — `.csv`, `.jsonl`, `.json` — the output no longer has are removed;
+/// other files are left alone). Returns the files written.
 ///
 /// # Errors
 /// A file that cannot be read, written or removed (named).
@@ -376,7 +381,11 @@ mod tests {
     #[test]
     fn missing_and_new_files_and_volatile_fields() {
         let (g, o) = dirs(
-            &[("summary.json", r#"{"transactions": 3, "elapsed_seconds": 1.5}"#), ("accounts.csv", "source\n")],
+            &[
+                ("summary.json", r#"{"transactions": 3, "elapsed_seconds": 1.5}"#),
+                ("accounts.csv", "source\n"),
+                ("README.md", "how these goldens were checked"),
+            ],
             &[("summary.json", r#"{"transactions": 3, "elapsed_seconds": 0.2}"#), ("explain.jsonl", "{}\n")],
         );
         let report = compare(o.path(), g.path()).unwrap();
@@ -384,6 +393,9 @@ mod tests {
             report.files,
             vec![("accounts.csv".to_owned(), FileDiff::Missing), ("explain.jsonl".to_owned(), FileDiff::Unexpected)]
         );
+        update(o.path(), g.path()).unwrap();
+        assert!(g.path().join("README.md").exists(), "not an output file: left alone");
+        assert!(!g.path().join("accounts.csv").exists());
     }
 
     #[test]
