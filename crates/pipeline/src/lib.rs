@@ -7,6 +7,7 @@
 //! | module | job |
 //! |---|---|
 //! | [`sync`] | the scheduled job: windows per account, ingest, dedupe, totals, delivery |
+//! | [`backfill`] | the one-off job: checkpointed windows, resumable |
 //! | [`ingest`] | one source's walk into the store, page by page; pairing; totals reconciliation |
 //! | [`windows`] | which date windows a sync fetches (pure) |
 //! | [`recorded`] | a recorded directory as a page source (replay) |
@@ -16,6 +17,7 @@
 //! | [`deliver`] | one delivery pass to one configured sink |
 //! | [`outcome`] | how a job ended and its exit code |
 
+pub mod backfill;
 pub mod deliver;
 pub mod export;
 pub mod golden;
