@@ -1,13 +1,7 @@
-//! `bankpipe sync`: the scheduled job (DESIGN §8).
-//!
-//! Per source, on its own: fetch its per-account windows (see
-//! `bankpipe_pipeline::windows`: from `min(oldest pending, watermark − overlap)`, the
-//! whole history on the first run, for a new account, with `--full` or when
-//! `full_sweep_days` is due), categorize and upsert page by page, prove the
-//! walk complete against the source's own count, and move its watermarks
-//! forward. A failing source never stops the others: then pending →
-//! posted and cross-source pairing, and delivery of everything stored. One
-//! sync per SQLite database at a time.
+//! `bankpipe sync`: the scheduled job (DESIGN §8; the work is
+//! `bankpipe_pipeline::sync`): takes the one-sync lock, runs the sync,
+//! prints the summary (and `--json`), writes `--metrics-file`. `--dry-run`
+//! plans against the store without writing or sending anything.
 
 use std::collections::BTreeSet;
 
