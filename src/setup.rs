@@ -124,9 +124,9 @@ pub async fn existing_or_scratch_store(config: &Config) -> Result<(bankpipe_stor
     match open_existing_store(config).await {
         Ok(store) => Ok((store, Scratch(None))),
         Err(_) if config.store.url().is_ok_and(|u| u.starts_with("sqlite:")) => {
-            let path = std::env::temp_dir().join(format!("bankpipe-scratch-{}.db", std::process::id()));
-            let store = bankpipe_store::SqliteStore::open(&format!("sqlite://{}", path.display())).await?;
-            Ok((bankpipe_store::AnyStore::Sqlite(store), Scratch(Some(path))))
+            let scratch = Scratch::new("scratch");
+            let store = bankpipe_store::SqliteStore::open(&scratch.url()).await?;
+            Ok((bankpipe_store::AnyStore::Sqlite(store), scratch))
         }
         Err(e) => Err(e),
     }
@@ -135,12 +135,32 @@ pub async fn existing_or_scratch_store(config: &Config) -> Result<(bankpipe_stor
 /// A scratch database file, removed when dropped (after the store).
 pub struct Scratch(Option<PathBuf>);
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
+impl Scratch {
+    /// A fresh file name in the temporary directory
+    /// (`bankpipe-<label>-<pid>.db`), not created yet: a leftover of a
+    /// killed process that had the same pid is removed first.
+    pub fn new(label: &str) -> Scratch {
+        let scratch = Scratch(Some(std::env::temp_dir().join(format!("bankpipe-{label}-{}.db", std::process::id()))));
+        scratch.remove();
+        scratch
+    }
+
+    fn remove(&self) {
         if let Some(path) = &self.0 {
-            for suffix in ["", "-wal", "-shm"] {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
         }
+    }
+
+    /// `sqlite://PATH` of the file.
+    pub fn url(&self) -> String {
+        self.0.as_ref().map_or_else(String::new, |p| format!("sqlite://{}", p.display()))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        self.remove();
     }
 }

@@ -150,10 +150,6 @@ async fn replay_equals_sync_then_export_sqlite() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replay_equals_sync_then_export_postgres() {
-    let Ok(url) = std::env::var("BANKPIPE_TEST_DATABASE_URL") else {
-        eprintln!("NOTICE: replay_equals_sync_then_export_postgres skipped: BANKPIPE_TEST_DATABASE_URL is not set");
-        return;
-    };
-    let schema = format!("equiv_{}", std::process::id());
+    let Some((url, schema)) = support::postgres("replay_equals_sync_then_export_postgres", "equiv") else { return };
     replay_equals_sync_then_export(Some((&url, &schema))).await;
 }

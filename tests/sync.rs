@@ -74,11 +74,7 @@ async fn a_second_sync_changes_nothing_sqlite() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_sync_changes_nothing_postgres() {
-    let Ok(url) = std::env::var("BANKPIPE_TEST_DATABASE_URL") else {
-        eprintln!("NOTICE: a_second_sync_changes_nothing_postgres skipped: BANKPIPE_TEST_DATABASE_URL is not set");
-        return;
-    };
-    let schema = format!("e2e_{}", fastrand::u64(..));
+    let Some((url, schema)) = support::postgres("a_second_sync_changes_nothing_postgres", "e2e") else { return };
     second_sync_changes_nothing(Some((&url, &schema))).await;
 }
 
@@ -333,7 +329,8 @@ async fn stored_source_totals_report_mismatches_sqlite() {
 
 #[tokio::test]
 async fn stored_source_totals_report_mismatches_postgres() {
-    let Ok(url) = std::env::var("BANKPIPE_TEST_DATABASE_URL") else { return };
-    let schema = format!("totals_{}", std::process::id());
+    let Some((url, schema)) = support::postgres("stored_source_totals_report_mismatches_postgres", "totals") else {
+        return;
+    };
     stored_source_totals_report_mismatches(Some((&url, &schema))).await;
 }

@@ -2,7 +2,7 @@
 //! a sync over recordings into a scratch database, then an export (see
 //! `bankpipe_pipeline::replay`); with `--expect`, a golden check.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bankpipe_pipeline::export::FilesSummary;
 use bankpipe_pipeline::golden;
 use bankpipe_pipeline::replay::{bind, ReplayOutput};
@@ -78,28 +78,10 @@ pub fn replay(args: &ReplayArgs) -> Result<FilesSummary> {
         explain: args.explain,
         sink_requests: args.sink_requests.clone(),
     };
-    let scratch = tempfile_dir()?;
-    setup::runtime()?
-        .block_on(async {
-            let url = format!("sqlite://{}", scratch.join("replay.db").display());
-            let store = bankpipe_store::SqliteStore::open_scratch(&url).await?;
-            bankpipe_pipeline::replay::replay(&store, &config, &categorizer, zone, &feeds, &output).await
-        })
-        .inspect(|_| {
-            let _ = std::fs::remove_dir_all(&scratch);
-        })
-        .inspect_err(|_| {
-            let _ = std::fs::remove_dir_all(&scratch);
-        })
-}
-
-/// A fresh private directory for the scratch database.
-fn tempfile_dir() -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("bankpipe-replay-{}-{}", std::process::id(), nanos()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
-}
-
-fn nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    // Removed when dropped, after the store (the block's last use).
+    let scratch = setup::Scratch::new("replay");
+    setup::runtime()?.block_on(async {
+        let store = bankpipe_store::SqliteStore::open_scratch(&scratch.url()).await?;
+        bankpipe_pipeline::replay::replay(&store, &config, &categorizer, zone, &feeds, &output).await
+    })
 }

@@ -147,3 +147,16 @@ pub async fn truv_and_mibudge(key: &str) -> MibudgeWorld {
     let config = write_config(dir.path(), Some(&servers[0].base_url()), None, None, &extra);
     MibudgeWorld { servers, mibudge, bank, dir, config }
 }
+
+/// The PostgreSQL half of a test: `(url, fresh schema name)` when
+/// BANKPIPE_TEST_DATABASE_URL is set; otherwise a NOTICE naming `test` and
+/// `None` (the test returns).
+pub fn postgres(test: &str, prefix: &str) -> Option<(String, String)> {
+    match std::env::var("BANKPIPE_TEST_DATABASE_URL") {
+        Ok(url) => Some((url, format!("{prefix}_{}", fastrand::u64(..)))),
+        Err(_) => {
+            eprintln!("NOTICE: {test} skipped: BANKPIPE_TEST_DATABASE_URL is not set");
+            None
+        }
+    }
+}

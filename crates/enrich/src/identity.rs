@@ -1,113 +1,69 @@
 //! Dedupe rule 1 (DESIGN §4): the same identity seen twice is one row, and
-//! the occurrence with the newest `updated_at` wins.
-//!
-//! Built for streaming: a first pass [`IdentityIndex::observe_transaction`]s
-//! every occurrence as `(id, updated_at, ordinal, content fingerprint)` — 40
-//! bytes, appended to one vector, no hashing of ids — then
-//! [`IdentityIndex::into_losers`] sorts it once (O(n log n)) and keeps only
-//! the ordinals of the losing occurrences ([`Losers`], 8 bytes per re-read).
-//! A second pass skips exactly those. No whole-history rows are held.
+//! the occurrence with the newest `updated_at` wins. The store applies the
+//! rule as it writes each page (`TransactionStore::write_page`); this module
+//! holds what the pipeline needs beside it.
 //!
 //! **Conflicts are never resolved silently.** Two copies of one identity
 //! with the same `updated_at` (or both without one) but different content
 //! (amount, status, dates, description, …) cannot be ordered by the source's
-//! own clock. The later occurrence still wins (deterministic: input order),
-//! but the pair is a conflict: during the second pass the caller hands each
-//! occurrence to [`Losers::note`] (cheap: only conflicting ordinals are
-//! kept), and [`Losers::conflict_warnings`] then names the identity and the
-//! differing fields with both values — for the replay summary's warnings.
+//! own clock. The later copy still wins (as the store does), and
+//! [`PageConflicts`] reports the pair — within a page, or across a page
+//! boundary, where re-reads land — naming the identity and every differing
+//! field with both values ([`describe_conflict`]).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 
 use bankpipe_model::{CanonicalId, Transaction};
 use chrono::{DateTime, Utc};
 
-/// Content fingerprint meaning "not known" ([`IdentityIndex::observe`]).
-const UNKNOWN_CONTENT: u64 = 0;
-
-/// One occurrence: canonical id (as two words, so that the record stays 40
-/// bytes), `updated_at` in µs since the epoch (or `i64::MIN` when the source
-/// gave none), ordinal in the input, content fingerprint.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Occurrence {
-    id: [u64; 2],
-    stamp: i64,
-    ordinal: u64,
-    content: u64,
-}
-
-/// Collects occurrences during the first pass.
+/// Finds same-`updated_at` conflicts page by page, holding two pages: the
+/// previous page (moved in after it is written, never copied) and the index
+/// of the page being checked.
 #[derive(Default)]
-pub struct IdentityIndex {
-    seen: Vec<Occurrence>,
+pub struct PageConflicts {
+    previous: Vec<Transaction>,
+    previous_index: HashMap<CanonicalId, usize>,
+    index: HashMap<CanonicalId, usize>,
 }
 
-/// The ordinals of occurrences that lost to a newer sighting of the same
-/// identity, sorted, plus the same-`updated_at` conflicts among them.
-/// Produced by [`IdentityIndex::into_losers`].
-#[derive(Debug, Default)]
-pub struct Losers {
-    ordinals: Vec<u64>,
-    /// `(losing ordinal, winning ordinal)` of each conflict, by losing ordinal.
-    conflicts: Vec<(u64, u64)>,
-    /// Every ordinal that takes part in a conflict, sorted.
-    involved: Vec<u64>,
-    /// The occurrences noted in the second pass, by ordinal.
-    noted: BTreeMap<u64, Transaction>,
-}
-
-impl Losers {
-    /// `true` when the occurrence at `ordinal` is a superseded re-read.
-    pub fn contains(&self, ordinal: u64) -> bool {
-        self.ordinals.binary_search(&ordinal).is_ok()
+impl PageConflicts {
+    /// An empty checker (no previous page).
+    pub fn new() -> PageConflicts {
+        PageConflicts::default()
     }
 
-    /// Number of superseded occurrences (the duplicates dropped).
-    pub fn len(&self) -> u64 {
-        self.ordinals.len() as u64
-    }
-
-    /// `true` when nothing was superseded.
-    pub fn is_empty(&self) -> bool {
-        self.ordinals.is_empty()
-    }
-
-    /// Number of conflicts: dropped occurrences whose content differs from
-    /// the kept one although their `updated_at` is the same.
-    pub fn conflict_count(&self) -> u64 {
-        self.conflicts.len() as u64
-    }
-
-    /// Second pass: show the occurrence at `ordinal` (the same ordinal as in
-    /// the first pass). Kept only when it takes part in a conflict, so the
-    /// cost is one binary search per occurrence.
-    pub fn note(&mut self, ordinal: u64, tx: &Transaction) {
-        if !self.involved.is_empty() && self.involved.binary_search(&ordinal).is_ok() {
-            self.noted.insert(ordinal, tx.clone());
+    /// One warning per row of `page` whose `updated_at` equals that of the
+    /// latest earlier copy of its identity — on this page, else on the
+    /// previous one — while its content ([`content_fingerprint`]) differs.
+    /// Compare rows in the same state (both categorized, or neither).
+    pub fn check(&mut self, page: &[Transaction]) -> Vec<String> {
+        let mut warnings = Vec::new();
+        self.index.clear();
+        for (i, tx) in page.iter().enumerate() {
+            let held = match self.index.get(&tx.id) {
+                Some(&j) => page.get(j),
+                None => self.previous_index.get(&tx.id).and_then(|&j| self.previous.get(j)),
+            };
+            if let Some(held) = held {
+                if held.updated_at == tx.updated_at && content_fingerprint(held) != content_fingerprint(tx) {
+                    warnings.push(describe_conflict(held, tx));
+                }
+            }
+            self.index.insert(tx.id, i);
         }
+        warnings
     }
 
-    /// One warning per conflict, in input order: the identity, the shared
-    /// `updated_at`, every differing field with both values (dropped vs
-    /// kept), and which occurrence was kept. Call after the second pass has
-    /// [`Losers::note`]d every occurrence; an occurrence not noted is named by
-    /// its ordinal only.
-    pub fn conflict_warnings(&self) -> Vec<String> {
-        self.conflicts
-            .iter()
-            .map(|(lost, kept)| match (self.noted.get(lost), self.noted.get(kept)) {
-                (Some(dropped), Some(winner)) => describe_conflict(dropped, winner),
-                _ => format!(
-                    "conflicting duplicates: occurrences #{lost} and #{kept} share an identity and updated_at but differ; kept #{kept}"
-                ),
-            })
-            .collect()
+    /// Keep `page` — the one last passed to [`PageConflicts::check`] — as
+    /// the previous page for the next check.
+    pub fn advance(&mut self, page: Vec<Transaction>) {
+        self.previous = page;
+        std::mem::swap(&mut self.previous_index, &mut self.index);
     }
 }
 
-/// The warning for one conflict.
 /// The warning for two copies of one identity with the same `updated_at`
 /// and different content: each differing field as "dropped vs kept".
 pub fn describe_conflict(dropped: &Transaction, kept: &Transaction) -> String {
@@ -184,117 +140,12 @@ pub fn content_fingerprint(tx: &Transaction) -> u64 {
     h.finish().max(1)
 }
 
-impl IdentityIndex {
-    /// An empty index.
-    pub fn new() -> IdentityIndex {
-        IdentityIndex::default()
-    }
-
-    /// Record an occurrence whose content is not known: it takes part in
-    /// dedupe but not in conflict detection. Prefer
-    /// [`IdentityIndex::observe_transaction`]. `ordinal` must be unique per
-    /// occurrence (its position in the input).
-    pub fn observe(&mut self, id: CanonicalId, updated_at: Option<DateTime<Utc>>, ordinal: u64) {
-        self.push(id, updated_at, ordinal, UNKNOWN_CONTENT);
-    }
-
-    /// Record an occurrence with its content fingerprint, so that a
-    /// same-`updated_at` copy with different content is reported as a
-    /// conflict. `ordinal` must be unique per occurrence.
-    pub fn observe_transaction(&mut self, tx: &Transaction, ordinal: u64) {
-        self.push(tx.id, tx.updated_at, ordinal, content_fingerprint(tx));
-    }
-
-    fn push(&mut self, id: CanonicalId, updated_at: Option<DateTime<Utc>>, ordinal: u64, content: u64) {
-        let stamp = updated_at.map_or(i64::MIN, |t| t.timestamp_micros());
-        let id = id.as_u128();
-        self.seen.push(Occurrence { id: [(id >> 64) as u64, id as u64], stamp, ordinal, content });
-    }
-
-    /// Decide every identity: the newest `updated_at` wins; on a tie (or
-    /// when neither has one) the later occurrence wins, since a later page
-    /// was fetched later — and a tie between different contents is recorded
-    /// as a conflict (see the module docs). Returns the losers; the index
-    /// memory is released.
-    pub fn into_losers(mut self) -> Losers {
-        // Sorted by (id, stamp, ordinal): the winner is the last of each id run.
-        self.seen.sort_unstable();
-        let mut ordinals = Vec::new();
-        let mut conflicts = Vec::new();
-        for run in self.seen.chunk_by(|a, b| a.id == b.id) {
-            let (winner, rest) = run.split_last().expect("chunks are never empty");
-            for o in rest {
-                ordinals.push(o.ordinal);
-                let conflicting = o.stamp == winner.stamp
-                    && o.content != winner.content
-                    && o.content != UNKNOWN_CONTENT
-                    && winner.content != UNKNOWN_CONTENT;
-                if conflicting {
-                    conflicts.push((o.ordinal, winner.ordinal));
-                }
-            }
-        }
-        drop(self.seen);
-        ordinals.sort_unstable();
-        conflicts.sort_unstable();
-        let mut involved: Vec<u64> = conflicts.iter().flat_map(|(a, b)| [*a, *b]).collect();
-        involved.sort_unstable();
-        involved.dedup();
-        Losers { ordinals, conflicts, involved, noted: BTreeMap::new() }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn t(s: &str) -> Option<DateTime<Utc>> {
         Some(s.parse().unwrap())
-    }
-
-    fn kept(ix: IdentityIndex, n: u64) -> Vec<u64> {
-        let losers = ix.into_losers();
-        (0..n).filter(|o| !losers.contains(*o)).collect()
-    }
-
-    #[test]
-    fn newest_updated_at_wins_regardless_of_order() {
-        let a = CanonicalId::for_transaction("truv", "acc", "1");
-        let mut ix = IdentityIndex::new();
-        ix.observe(a, t("2024-01-02T00:00:00Z"), 0);
-        ix.observe(a, t("2024-01-01T00:00:00Z"), 1);
-        assert_eq!(kept(ix, 2), [0]);
-        let mut ix = IdentityIndex::new();
-        ix.observe(a, t("2024-01-01T00:00:00Z"), 0);
-        ix.observe(a, t("2024-01-02T00:00:00Z"), 1);
-        assert_eq!(kept(ix, 2), [1]);
-    }
-
-    #[test]
-    fn ties_and_missing_stamps_keep_the_later_occurrence() {
-        let a = CanonicalId::for_transaction("truv", "acc", "1");
-        let mut ix = IdentityIndex::new();
-        ix.observe(a, None, 0);
-        ix.observe(a, None, 1);
-        assert_eq!(kept(ix, 2), [1]);
-        let mut ix = IdentityIndex::new();
-        ix.observe(a, None, 0);
-        ix.observe(a, t("2024-01-01T00:00:00Z"), 1);
-        ix.observe(a, t("2024-01-01T00:00:00Z"), 2);
-        ix.observe(a, None, 3);
-        assert_eq!(kept(ix, 4), [2], "a stamped occurrence beats unstamped ones; the later of equals wins");
-    }
-
-    #[test]
-    fn distinct_twins_are_both_kept() {
-        // Same day, amount and merchant but different source ids: two identities.
-        let a = CanonicalId::for_transaction("truv", "acc", "coffee-1");
-        let b = CanonicalId::for_transaction("truv", "acc", "coffee-2");
-        let mut ix = IdentityIndex::new();
-        ix.observe(a, t("2024-01-01T00:00:00Z"), 0);
-        ix.observe(b, t("2024-01-01T00:00:00Z"), 1);
-        let losers = ix.into_losers();
-        assert!(losers.is_empty());
     }
 
     fn sample(id: &str, amount: &str, updated: Option<&str>) -> Transaction {
@@ -308,31 +159,23 @@ mod tests {
         row
     }
 
-    /// Run both passes over `input` as replay does; returns the kept
-    /// ordinals and the warnings.
-    fn two_passes(input: &[Transaction]) -> (Vec<u64>, Vec<String>, u64) {
-        let mut ix = IdentityIndex::new();
-        for (o, tx) in input.iter().enumerate() {
-            ix.observe_transaction(tx, o as u64);
+    /// Check `pages` one after the other, as ingest does; all warnings.
+    fn check_pages(pages: &[&[Transaction]]) -> Vec<String> {
+        let mut checker = PageConflicts::new();
+        let mut warnings = Vec::new();
+        for page in pages {
+            warnings.extend(checker.check(page));
+            checker.advance(page.to_vec());
         }
-        let mut losers = ix.into_losers();
-        let mut kept = Vec::new();
-        for (o, tx) in input.iter().enumerate() {
-            losers.note(o as u64, tx);
-            if !losers.contains(o as u64) {
-                kept.push(o as u64);
-            }
-        }
-        (kept, losers.conflict_warnings(), losers.conflict_count())
+        warnings
     }
 
     #[test]
     fn same_updated_at_with_different_content_is_reported_with_both_values() {
         let stamp = Some("2024-03-01T10:00:00Z");
-        let input = [sample("t-9", "-4.75", stamp), sample("other", "-1.00", stamp), sample("t-9", "-5.00", stamp)];
-        let (kept, warnings, count) = two_passes(&input);
-        assert_eq!(kept, [1, 2], "the later occurrence still wins, deterministically");
-        assert_eq!(count, 1);
+        let (first, other, second) =
+            (sample("t-9", "-4.75", stamp), sample("other", "-1.00", stamp), sample("t-9", "-5.00", stamp));
+        let warnings = check_pages(&[&[first.clone(), other.clone(), second.clone()]]);
         assert_eq!(warnings.len(), 1);
         let w = &warnings[0];
         for part in [
@@ -346,10 +189,9 @@ mod tests {
             assert!(w.contains(part), "{part} in {w}");
         }
         assert!(!w.contains("description"), "only differing fields are listed: {w}");
-        // Reversed input order: the other copy wins, the conflict is still named.
-        let reversed = [input[2].clone(), input[1].clone(), input[0].clone()];
-        let (kept, warnings, _) = two_passes(&reversed);
-        assert_eq!(kept, [1, 2]);
+        // Across a page boundary, in the other order: the later copy is the second value.
+        let warnings = check_pages(&[&[second, other], &[first]]);
+        assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("amount -5.00 USD vs -4.75 USD"), "{}", warnings[0]);
     }
 
@@ -357,48 +199,26 @@ mod tests {
     fn plain_re_reads_and_newer_edits_are_not_conflicts() {
         let a = sample("t-1", "-4.75", Some("2024-03-01T10:00:00Z"));
         let newer = sample("t-1", "-5.00", Some("2024-03-02T10:00:00Z"));
-        let (kept, warnings, _) = two_passes(&[a.clone(), a.clone(), newer]);
-        assert_eq!(kept, [2]);
-        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(check_pages(&[&[a.clone(), a.clone()], &[a, newer]]).is_empty());
         // Both without updated_at and different: that is a tie too.
-        let (kept, warnings, _) = two_passes(&[sample("t-2", "-1.00", None), sample("t-2", "-2.00", None)]);
-        assert_eq!(kept, [1]);
+        let warnings = check_pages(&[&[sample("t-2", "-1.00", None)], &[sample("t-2", "-2.00", None)]]);
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("none (both without updated_at)"), "{}", warnings[0]);
-        // A conflict among copies that a newer one supersedes does not matter.
-        let old = Some("2024-03-01T10:00:00Z");
-        let (_, warnings, _) = two_passes(&[
-            sample("t-3", "-1.00", old),
-            sample("t-3", "-2.00", old),
-            sample("t-3", "-3.00", Some("2024-03-05T00:00:00Z")),
-        ]);
+    }
+
+    #[test]
+    fn only_the_previous_page_is_held() {
+        // A copy two pages back is out of reach (re-reads land on the next page).
+        let stamp = Some("2024-03-01T10:00:00Z");
+        let filler = sample("x", "-1.00", stamp);
+        let warnings = check_pages(&[&[sample("t-5", "-1.00", stamp)], &[filler], &[sample("t-5", "-2.00", stamp)]]);
         assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]
-    fn observe_without_content_detects_no_conflict() {
-        let a = CanonicalId::for_transaction("truv", "acc", "1");
-        let mut ix = IdentityIndex::new();
-        ix.observe(a, t("2024-01-01T00:00:00Z"), 0);
-        ix.observe(a, t("2024-01-01T00:00:00Z"), 1);
-        let losers = ix.into_losers();
-        assert_eq!((losers.len(), losers.conflict_count()), (1, 0));
-    }
-
-    #[test]
-    fn many_identities_each_keep_exactly_one() {
-        let mut ix = IdentityIndex::new();
-        let mut ordinal = 0;
-        for round in 0..3 {
-            for i in 0..1000u32 {
-                let id = CanonicalId::for_transaction("truv", "acc", &i.to_string());
-                let stamp = chrono::DateTime::from_timestamp(1_700_000_000 + i64::from(round), 0);
-                ix.observe(id, stamp, ordinal);
-                ordinal += 1;
-            }
-        }
-        let losers = ix.into_losers();
-        assert_eq!(losers.len(), 2000);
-        assert!((2000..3000).all(|o| !losers.contains(o)), "the newest round wins");
+    fn distinct_twins_are_not_conflicts() {
+        // Same day, amount and merchant but different source ids: two identities.
+        let stamp = Some("2024-01-01T00:00:00Z");
+        assert!(check_pages(&[&[sample("coffee-1", "-4.75", stamp), sample("coffee-2", "-4.75", stamp)]]).is_empty());
     }
 }

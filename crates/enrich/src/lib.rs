@@ -10,4 +10,4 @@ pub mod identity;
 
 pub use categorize::{Categorizer, Decision};
 pub use daily_totals::{resolve_targets, DailyTotalsBuilder, Walk};
-pub use identity::{IdentityIndex, Losers};
+pub use identity::PageConflicts;

@@ -2,21 +2,21 @@
 //! date window, categorize and write each page to the store as it arrives,
 //! then pair pending → posted and cross-source duplicates.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use anyhow::Result;
 use bankpipe_config::Config;
 use bankpipe_enrich::dedupe::{cross_source, supersede_pending, AccountRef, DedupeConfig, LinkKind};
-use bankpipe_enrich::identity::{content_fingerprint, describe_conflict};
+use bankpipe_enrich::identity::PageConflicts;
 use bankpipe_enrich::{resolve_targets, Categorizer, Walk};
 use bankpipe_http::HttpClient;
-use bankpipe_model::{Account, CanonicalId, Status, Transaction};
+use bankpipe_model::{Account, Status};
 use bankpipe_sources::live::{LiveSource, Window};
 use bankpipe_sources::{NormalizedPage, SourceKind};
 use bankpipe_store::{PageCounts, RunId, RunLog, TransactionStore};
 use chrono::NaiveDate;
 use serde::Serialize;
-use std::sync::Arc;
 
 use crate::windows::{catch_up, plan_walks, PlannedWalk, SourceState};
 
@@ -166,9 +166,10 @@ pub async fn ingest_window<S: TransactionStore>(
         to: window.to,
         ..SourceOutcome::default()
     };
-    // The previous page, kept (moved, not copied) with an index by id, for
-    // the conflict check across a page boundary.
-    let mut previous: (Vec<Transaction>, HashMap<CanonicalId, usize>) = Default::default();
+    // Same id and updated_at, different content, on one page or the next
+    // (where re-reads land): the later copy is stored (as the store does),
+    // and the pair is reported, never silently.
+    let mut conflicts = PageConflicts::new();
     // The walk's accounts and currencies, and the totals it reported: what
     // the source's daily totals are resolved against (DESIGN §3).
     let mut walk = Walk { source: source.name().clone(), ..Walk::default() };
@@ -185,23 +186,8 @@ pub async fn ingest_window<S: TransactionStore>(
                     *latest = (*latest).max(tx.booking_date);
                 }
             }
-            // Same id and updated_at, different content, on one page or the
-            // next (where re-reads land): the later copy is stored (as the
-            // store does), and the pair is reported, never silently. Both
-            // copies are categorized by then, alike for alike content.
-            let mut index: HashMap<CanonicalId, usize> = HashMap::with_capacity(page.transactions.len());
-            for (i, tx) in page.transactions.iter().enumerate() {
-                let held = match index.get(&tx.id) {
-                    Some(&j) => page.transactions.get(j),
-                    None => previous.1.get(&tx.id).and_then(|&j| previous.0.get(j)),
-                };
-                if let Some(held) = held {
-                    if held.updated_at == tx.updated_at && content_fingerprint(held) != content_fingerprint(tx) {
-                        out.warnings.push(describe_conflict(held, tx));
-                    }
-                }
-                index.insert(tx.id, i);
-            }
+            // Both copies are categorized by then: alike for alike content.
+            out.warnings.extend(conflicts.check(&page.transactions));
             for a in &page.accounts {
                 out.accounts.insert(a.source_account_id.clone());
                 walk.accounts.entry(a.source_account_id.clone()).or_default().extend(a.currency);
@@ -214,7 +200,7 @@ pub async fn ingest_window<S: TransactionStore>(
             let counts = store.write_page(run, &page.accounts, &page.transactions, &page.quarantine).await?;
             out.add(counts);
             out.warnings.extend(page.warnings);
-            previous = (page.transactions, index);
+            conflicts.advance(page.transactions);
             Ok(())
         })
         .await?;

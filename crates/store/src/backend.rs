@@ -848,10 +848,14 @@ macro_rules! store_impl {
                     for account in &t.scope {
                         let key = (t.source.to_string(), account.clone(), t.date.to_string(), t.currency.code().to_owned());
                         if let Some((m, c)) = sums.get(&key) {
-                            // Amounts are bounded at 10^12 minor units: a day's
-                            // sum cannot reach i64::MAX; saturate all the same.
-                            minor = minor.saturating_add(*m);
-                            count = count.saturating_add(*c);
+                            // Amounts are bounded at 10^12 minor units, so a day
+                            // cannot reach i64::MAX; should it, fail loudly.
+                            let overflow = || StoreError::Money {
+                                id: format!("daily total {} {} {} {}", t.source, t.account, t.date, t.currency.code()),
+                                cause: "the sum of the day's amounts exceeds 64-bit minor units".into(),
+                            };
+                            minor = minor.checked_add(*m).ok_or_else(overflow)?;
+                            count = count.checked_add(*c).ok_or_else(overflow)?;
                         }
                     }
                     let computed_net = Money::from_minor_units(minor, t.currency);
