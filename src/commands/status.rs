@@ -21,16 +21,22 @@ pub fn run(args: &StatusArgs) -> Result<()> {
                 budgets.push((sink.name.clone(), b));
             }
         }
-        // Nobody holds the sync lock: a run still marked running has died.
-        if let Ok(lock) = store.lock().await {
-            for r in report.runs.iter_mut().filter(|r| r.outcome == "running") {
-                r.outcome = "interrupted".into();
+        // SQLite: nobody holds the sync lock, so a run still marked running
+        // has died. (PostgreSQL workers run side by side: their liveness is
+        // their heartbeat, shown below.)
+        if matches!(store, bankpipe_store::AnyStore::Sqlite(_)) {
+            if let Ok(lock) = store.lock().await {
+                for r in report.runs.iter_mut().filter(|r| r.outcome == "running") {
+                    r.outcome = "interrupted".into();
+                }
+                drop(lock);
             }
-            drop(lock);
         }
-        anyhow::Ok((report, budgets))
+        let coordination = with_store!(&store, s => s.coordination().await?);
+        anyhow::Ok((report, budgets, coordination))
     })?;
-    let (report, budgets) = report;
+    let (report, budgets, coordination) = report;
+    let lease_ms = i64::from(config.sync.lease_secs) * 1000;
     if args.json {
         let value = json!({
             "runs": report.runs.iter().map(|r| json!({
@@ -65,6 +71,18 @@ pub fn run(args: &StatusArgs) -> Result<()> {
                 "delivered": d.delivered, "changed_since_delivery": d.changed_since_delivery,
                 "failures": report.failures.iter().filter(|f| f.0 == d.sink)
                     .map(|(_, reason, count)| json!({"reason": reason, "count": count})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "round": coordination.round,
+            "workers": coordination.workers.iter().map(|w| json!({
+                "id": w.id, "host": w.host, "pid": w.pid, "round": w.round,
+                "heartbeat_age_ms": w.heartbeat_age_ms, "outcome": w.outcome,
+                "alive": w.outcome.is_none() && w.heartbeat_age_ms < lease_ms,
+            })).collect::<Vec<_>>(),
+            "leases": coordination.open_units.iter().map(|u| json!({
+                "round": u.round, "unit": u.unit, "phase": u.phase, "owner": u.owner, "held_ms": u.held_ms,
+                "expires_in_ms": u.expires_in_ms, "heartbeat_age_ms": u.heartbeat_age_ms,
+                "attempts": u.attempts, "error": u.error,
+                "stuck": u.expires_in_ms.is_some_and(|e| e < 0),
             })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -123,6 +141,7 @@ pub fn run(args: &StatusArgs) -> Result<()> {
             println!("    failed ×{count}: {reason}");
         }
     }
+    print_coordination(&coordination, lease_ms);
     for (sink, (limit, remaining, reset)) in &budgets {
         let until = chrono::DateTime::from_timestamp(*reset, 0).map_or_else(|| reset.to_string(), |t| t.to_rfc3339());
         let state = if *reset > chrono::Utc::now().timestamp() { "until" } else { "expired at" };
@@ -132,4 +151,56 @@ pub fn run(args: &StatusArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Workers, the newest round and its open units with their leases.
+fn print_coordination(c: &bankpipe_store::leases::CoordinationReport, lease_ms: i64) {
+    let secs = |ms: i64| format!("{:.1} s", ms as f64 / 1000.0);
+    if let Some(r) = &c.round {
+        println!(
+            "Round #{}: {} of {} units done, started {} ago{}",
+            r.id,
+            r.done,
+            r.units,
+            secs(r.age_ms),
+            r.outcome.as_deref().map(|o| format!(" ({o})")).unwrap_or_default()
+        );
+    }
+    if !c.workers.is_empty() {
+        println!("Workers (last hour):");
+    }
+    for w in &c.workers {
+        let state = match &w.outcome {
+            Some(o) => format!("finished: {o}"),
+            None if w.heartbeat_age_ms < lease_ms => "running".to_owned(),
+            None => "gone (no heartbeat)".to_owned(),
+        };
+        println!(
+            "  {:<40} round {:<5} heartbeat {} ago  {state}",
+            w.id,
+            w.round.map_or("-".into(), |r| r.to_string()),
+            secs(w.heartbeat_age_ms)
+        );
+    }
+    for u in &c.open_units {
+        match (&u.owner, u.expires_in_ms) {
+            (Some(owner), Some(left)) if left < 0 => println!(
+                "  STUCK {:<34} held by {owner} for {}, lease expired {} ago (another worker or the next run takes it)",
+                u.unit,
+                secs(u.held_ms.unwrap_or(0)),
+                secs(-left)
+            ),
+            (Some(owner), left) => println!(
+                "  lease {:<34} held by {owner} for {}, expires in {}",
+                u.unit,
+                secs(u.held_ms.unwrap_or(0)),
+                secs(left.unwrap_or(0))
+            ),
+            (None, _) => println!(
+                "  open  {:<34} not claimed{}",
+                u.unit,
+                u.error.as_deref().map(|e| format!(" (last attempt failed: {e})")).unwrap_or_default()
+            ),
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! `bankpipe sync`: the scheduled job (DESIGN §8; the work is
-//! `bankpipe_pipeline::sync`): takes the one-sync lock, runs the sync,
+//! `bankpipe_pipeline::sync`): takes the one-sync lock on SQLite (PostgreSQL
+//! workers cooperate through leases instead), runs the sync,
 //! prints the summary (and `--json`), writes `--metrics-file`. `--dry-run`
 //! plans against the store without writing or sending anything.
 
@@ -34,7 +35,12 @@ pub fn run(args: &SyncArgs) -> Result<()> {
             return planned;
         }
         let store = setup::open_store(&config).await?;
-        let _lock = store.lock().await?;
+        // SQLite: one process per database file. PostgreSQL: workers
+        // cooperate through leases (DESIGN §7), no lock.
+        let _lock = match &store {
+            bankpipe_store::AnyStore::Sqlite(_) => Some(store.lock().await?),
+            bankpipe_store::AnyStore::Postgres(_) => None,
+        };
         with_store!(&store, s => sync(s, &config, &categorizer, &sources, args).await)
     })
 }

@@ -61,6 +61,13 @@ impl Config {
         if self.sync.timezone.parse::<chrono_tz::Tz>().is_err() {
             return Err(invalid("sync.timezone".into(), &self.sync.timezone, "not an IANA time zone name"));
         }
+        if !(3..=3600).contains(&self.sync.lease_secs) {
+            return Err(invalid(
+                "sync.lease_secs".into(),
+                &self.sync.lease_secs.to_string(),
+                "must be within 3..=3600 seconds",
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, s) in self.sources.iter().enumerate() {
             if !names.insert(s.name.as_str()) {

@@ -152,6 +152,16 @@ pub struct SyncConfig {
     /// dropped stops widening the window after it). Default 60.
     #[serde(default = "default_pending_lookback_days")]
     pub pending_lookback_days: u32,
+    /// Seconds a worker's lease on a unit of work lasts without a
+    /// heartbeat (DESIGN §7): a worker that dies loses its units after at
+    /// most this long, and another worker (or the next run) finishes
+    /// them. Heartbeats come every sixth of it. Default 60; 3 to 3600.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u32,
+}
+
+fn default_lease_secs() -> u32 {
+    60
 }
 
 impl Default for SyncConfig {
@@ -160,6 +170,7 @@ impl Default for SyncConfig {
             overlap_days: default_overlap_days(),
             timezone: default_timezone(),
             pending_lookback_days: default_pending_lookback_days(),
+            lease_secs: default_lease_secs(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`sync`] | the scheduled job: windows per account, ingest, dedupe, totals, delivery |
 //! | [`backfill`] | the one-off job: checkpointed windows, resumable |
+//! | [`leases`] | a worker's side of a round of leased units: heartbeat, local deadline, claims |
 //! | [`ingest`] | one source's walk into the store, page by page; pairing; totals reconciliation |
 //! | [`windows`] | which date windows a sync fetches (pure) |
 //! | [`recorded`] | a recorded directory as a page source (replay) |
@@ -22,6 +23,7 @@ pub mod deliver;
 pub mod export;
 pub mod golden;
 pub mod ingest;
+pub mod leases;
 pub mod outcome;
 pub mod recorded;
 pub mod replay;

@@ -50,6 +50,9 @@ impl Outcome {
             if e.is::<ConfigProblem>() || matches!(e.downcast_ref::<SinkError>(), Some(SinkError::Config { .. })) {
                 return Outcome::ConfigError;
             }
+            if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::MixedConfig(_))) {
+                return Outcome::ConfigError;
+            }
             if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Locked(_))) {
                 return Outcome::Locked;
             }

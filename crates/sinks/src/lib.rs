@@ -13,5 +13,5 @@ pub mod trupocket;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use outbox::{deliver, DeliveryReport};
+pub use outbox::{deliver, deliver_queued, DeliveryReport};
 pub use sink::{mapped_account, marker, markers_in, Finding, Plan, Sink, SinkError, SinkRequest};

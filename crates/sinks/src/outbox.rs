@@ -101,11 +101,34 @@ pub async fn deliver<S: DeliveryLedger + TransactionStore, K: Sink>(
     include_pending: bool,
 ) -> Result<DeliveryReport, SinkError> {
     let name = sink.name().to_owned();
+    let corrections = sink.corrects();
+    let queued = store
+        .enqueue_deliveries(&name, include_pending, corrections)
+        .await
+        .map_err(|source| SinkError::Store { sink: name.clone(), source })?;
+    sink.prepare(client).await?;
+    let mut report = deliver_queued(store, sink, client).await?;
+    report.queued = queued;
+    Ok(report)
+}
+
+/// Steps 2 and 3 of a delivery pass (see the module docs) over what is
+/// already queued, with a sink already prepared ([`Sink::prepare`]; one
+/// worker prepares a sink once for all its delivery units): reconcile what
+/// is in flight, then deliver the queue.
+/// With a store bound to a delivery unit's lease, only that unit's accounts
+/// are read, and every state change holds only while the lease does.
+///
+/// # Errors
+/// As [`deliver`].
+pub async fn deliver_queued<S: DeliveryLedger + TransactionStore, K: Sink>(
+    store: &S,
+    sink: &mut K,
+    client: &HttpClient,
+) -> Result<DeliveryReport, SinkError> {
+    let name = sink.name().to_owned();
     let store_err = |source| SinkError::Store { sink: name.clone(), source };
     let mut report = DeliveryReport { sink: name.clone(), ..DeliveryReport::default() };
-    let corrections = sink.corrects();
-    report.queued = store.enqueue_deliveries(&name, include_pending, corrections).await.map_err(store_err)?;
-    sink.prepare(client).await?;
     let mut latest: BTreeMap<String, NaiveDate> = BTreeMap::new();
     let result = run_pass(store, sink, client, &mut report, &mut latest).await;
     finish_accounts(sink, client, &latest).await;

@@ -199,6 +199,7 @@ macro_rules! store_impl {
                 let fail = self.fail("advancing watermarks");
                 let now = instant(Utc::now());
                 let mut db = self.write_tx().await?;
+                self.check_fence_in(&mut db).await?;
                 for chunk in dates.chunks(CHUNK) {
                     let mut q = QueryBuilder::<$Db>::new("INSERT INTO watermarks (source, source_account_id, booking_date, run_id, updated_at) ");
                     q.push_values(chunk, |mut b, (account, date)| {
@@ -1001,6 +1002,7 @@ macro_rules! store_impl {
                 q.push_bind(sink.to_owned())
                     .push(" AND d.state = ").push_bind(state.as_str())
                     .push(" AND t.duplicate_of IS NULL AND t.superseded_by IS NULL");
+                self.push_scope(&mut q, "t.");
                 if let Some(a) = after {
                     q.push(" AND (t.source, t.source_account_id, t.booking_date, t.id) > (")
                         .push_bind(a.source.to_string()).push(", ")
@@ -1033,8 +1035,9 @@ macro_rules! store_impl {
                     .push(", reason = NULL, updated_at = ").push_bind(instant(Utc::now()))
                     .push(" WHERE state = 'pending' AND sink = ").push_bind(sink.to_owned())
                     .push(" AND transaction_id = ").push_bind(transaction_id);
+                self.push_fence(&mut q, true);
                 let done = q.build().execute(&self.pool).await.map_err(self.fail("recording a delivery"))?;
-                Ok(done.rows_affected() == 1)
+                if done.rows_affected() == 1 { Ok(true) } else { self.fence_verdict(true).await }
             }
 
             async fn resend_delivery(&self, sink: &str, transaction_id: &str, attempts_seen: i64, reason: &str) -> Result<bool, StoreError> {
@@ -1044,8 +1047,9 @@ macro_rules! store_impl {
                     .push(" WHERE state = 'in_flight' AND sink = ").push_bind(sink.to_owned())
                     .push(" AND transaction_id = ").push_bind(transaction_id.to_owned())
                     .push(" AND attempts = ").push_bind(attempts_seen);
+                self.push_fence(&mut q, true);
                 let done = q.build().execute(&self.pool).await.map_err(self.fail("recording a delivery"))?;
-                Ok(done.rows_affected() == 1)
+                if done.rows_affected() == 1 { Ok(true) } else { self.fence_verdict(true).await }
             }
 
             async fn settle_delivery(
@@ -1070,8 +1074,9 @@ macro_rules! store_impl {
                 q.push(" WHERE state = ").push_bind(from.as_str())
                     .push(" AND sink = ").push_bind(sink.to_owned())
                     .push(" AND transaction_id = ").push_bind(transaction_id.to_owned());
+                self.push_fence(&mut q, false);
                 let done = q.build().execute(&self.pool).await.map_err(self.fail("recording a delivery"))?;
-                Ok(done.rows_affected() == 1)
+                if done.rows_affected() == 1 { Ok(true) } else { self.fence_verdict(false).await }
             }
 
             async fn in_flight(&self, sink: &str, after: Option<&str>, limit: u32) -> Result<Vec<InFlight>, StoreError> {
@@ -1081,6 +1086,11 @@ macro_rules! store_impl {
                 q.push_bind(sink.to_owned());
                 if let Some(after) = after {
                     q.push(" AND transaction_id > ").push_bind(after.to_owned());
+                }
+                if self.scope.is_some() {
+                    q.push(" AND transaction_id IN (SELECT t.id FROM transactions t WHERE 1 = 1");
+                    self.push_scope(&mut q, "t.");
+                    q.push(")");
                 }
                 q.push(" ORDER BY transaction_id LIMIT ").push_bind(i64::from(limit));
                 let fail = self.fail("reading deliveries");

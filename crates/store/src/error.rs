@@ -22,6 +22,13 @@ pub enum StoreError {
     /// Another sync holds the lock.
     #[error("{0}")]
     Locked(String),
+    /// A write made under a lease found the lease no longer held (expired
+    /// and perhaps claimed by another worker): nothing was written.
+    #[error("the lease on {unit} held by {owner} expired or was taken over; its work was not committed")]
+    LeaseLost { unit: String, owner: String },
+    /// Workers sharing one database run different configurations.
+    #[error("{0}")]
+    MixedConfig(String),
     /// Raised by a caller's callback.
     #[error("{0}")]
     Callback(String),

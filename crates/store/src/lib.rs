@@ -12,6 +12,8 @@
 
 mod backend;
 mod error;
+pub mod leases;
+mod leases_sql;
 pub mod lock;
 mod migrations;
 mod postgres;
@@ -25,6 +27,7 @@ use bankpipe_model::{Account, QuarantineRecord, ReconcileTarget, Transaction};
 use chrono::NaiveDate;
 
 pub use error::StoreError;
+pub use leases::WorkLeases;
 pub use lock::SyncLock;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -32,18 +35,18 @@ pub use types::*;
 
 /// The store traits, to call their methods on a concrete store.
 pub mod prelude {
-    pub use crate::{DeliveryLedger, RateBudgets, RunLog, Store, TransactionStore};
+    pub use crate::{DeliveryLedger, RateBudgets, RunLog, Store, TransactionStore, WorkLeases};
 }
 
 /// Everything bankpipe persists, by concern: each stage's functions bound on
 /// the concerns they use ([`RunLog`], [`TransactionStore`],
-/// [`DeliveryLedger`], [`RateBudgets`]); `Store` is all four. Implemented by
+/// [`DeliveryLedger`], [`RateBudgets`], [`WorkLeases`]); `Store` is all five. Implemented by
 /// [`SqliteStore`] and [`PgStore`] with the same semantics; every method is
 /// one database transaction unless stated otherwise. Bring the methods into
 /// scope with `use bankpipe_store::prelude::*`.
-pub trait Store: RunLog + TransactionStore + DeliveryLedger + RateBudgets {}
+pub trait Store: RunLog + TransactionStore + DeliveryLedger + RateBudgets + WorkLeases {}
 
-impl<T: RunLog + TransactionStore + DeliveryLedger + RateBudgets> Store for T {}
+impl<T: RunLog + TransactionStore + DeliveryLedger + RateBudgets + WorkLeases> Store for T {}
 
 /// Runs and their checkpoints: the run log, per-account watermarks, full
 /// sweeps and backfill windows, and the status report (DESIGN §7, §8).

@@ -31,6 +31,7 @@ pub(crate) const SQLITE: &[Embedded] = &[
     (7, "transfer legs", include_str!("../migrations/sqlite/0007_transfer_legs.sql")),
     (8, "source daily totals", include_str!("../migrations/sqlite/0008_source_daily_totals.sql")),
     (9, "export order", include_str!("../migrations/sqlite/0009_export_order.sql")),
+    (10, "work leases", include_str!("../migrations/sqlite/0010_work_leases.sql")),
 ];
 
 /// The PostgreSQL schema, in version order.
@@ -44,6 +45,7 @@ pub(crate) const POSTGRES: &[Embedded] = &[
     (7, "transfer legs", include_str!("../migrations/postgres/0007_transfer_legs.sql")),
     (8, "source daily totals", include_str!("../migrations/postgres/0008_source_daily_totals.sql")),
     (9, "export order", include_str!("../migrations/postgres/0009_export_order.sql")),
+    (10, "work leases", include_str!("../migrations/postgres/0010_work_leases.sql")),
 ];
 
 /// A [`MigrationSource`] over an embedded list.
@@ -88,7 +90,7 @@ mod tests {
     /// adds its line here.
     #[test]
     fn embedded_checksums_are_pinned() {
-        let pinned: [(&[Embedded], [&str; 9]); 2] = [
+        let pinned: [(&[Embedded], [&str; 10]); 2] = [
             (
                 SQLITE,
                 [
@@ -101,6 +103,7 @@ mod tests {
                     "9b8dde87e8a8d5786271e230951e04c2d93502afa60300374692aa445739b762cf3a4216e97270b7f8ddc89a302e5122",
                     "d89716f4d7d8a736fd9c72211e466be8b46a95e636aa3fab34305e8b10989060d6f63cadd794e8fc902148b344d8a9f2",
                     "78cd5428df0f690b50ac4247ff096a92482d8321a98831ecc873b730f188468369743290bcbbc09af31b6b31a55d26d5",
+                    "98c479e8eafa184d96489ef18754d1d41460bc8f2fcd87e33f2a9bc50e352c36cdd589146625c3ac45282ddfd0005b72",
                 ],
             ),
             (
@@ -115,6 +118,7 @@ mod tests {
                     "9b8dde87e8a8d5786271e230951e04c2d93502afa60300374692aa445739b762cf3a4216e97270b7f8ddc89a302e5122",
                     "d89716f4d7d8a736fd9c72211e466be8b46a95e636aa3fab34305e8b10989060d6f63cadd794e8fc902148b344d8a9f2",
                     "78cd5428df0f690b50ac4247ff096a92482d8321a98831ecc873b730f188468369743290bcbbc09af31b6b31a55d26d5",
+                    "74b9a8df58e76eeb840b62e1cfc7a4f64c8c9fb6d4dbde20ca106ccfa4a54fcb527050d02ea7ddd38446b65cb3a7808c",
                 ],
             ),
         ];

@@ -70,7 +70,20 @@ pub struct PgStore {
     pub(crate) name: String,
     options: PgConnectOptions,
     schema: Option<String>,
+    /// The lease this view is bound to ([`WorkLeases::bound`](crate::WorkLeases::bound)).
+    pub(crate) fence: Option<std::sync::Arc<crate::leases::Fence>>,
+    /// The accounts a bound delivery unit covers.
+    pub(crate) scope: Option<std::sync::Arc<crate::leases::DeliveryScope>>,
 }
+
+/// The database clock as Unix milliseconds (SQL; `clock_timestamp()`, not
+/// the transaction's start).
+const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+/// Concurrent claims skip the units another worker is claiming.
+const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+/// A lease checked inside a write transaction is locked until it commits,
+/// so no claim can take it over meanwhile.
+const FOR_UPDATE: &str = " FOR UPDATE";
 
 /// How long connecting may take before it is reported as unanswered.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -180,7 +193,26 @@ impl PgStore {
             operation: "migrating",
             cause: e.to_string(),
         })?;
-        Ok(PgStore { pool, name, options, schema: schema.map(str::to_owned) })
+        Ok(PgStore { pool, name, options, schema: schema.map(str::to_owned), fence: None, scope: None })
+    }
+
+    /// The same database, unbound (shares the pool).
+    fn unbound_clone(&self) -> PgStore {
+        PgStore {
+            pool: self.pool.clone(),
+            name: self.name.clone(),
+            options: self.options.clone(),
+            schema: self.schema.clone(),
+            fence: None,
+            scope: None,
+        }
+    }
+
+    /// Serialize round creation across workers: a transaction-scoped
+    /// advisory lock (released at commit), keyed per schema.
+    async fn lock_rounds(db: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema()) # 7021523)").execute(&mut *db).await?;
+        Ok(())
     }
 
     /// A write transaction (row-level locking does the rest in PostgreSQL).
@@ -392,6 +424,7 @@ where
 }
 
 crate::backend::store_impl!(PgStore, Postgres);
+crate::leases_sql::leases_impl!(PgStore, Postgres);
 
 #[cfg(test)]
 mod tests {

@@ -44,7 +44,18 @@ pub struct SqliteStore {
     writer: SqlitePool,
     pub(crate) name: String,
     path: PathBuf,
+    /// The lease this view is bound to ([`WorkLeases::bound`](crate::WorkLeases::bound)).
+    pub(crate) fence: Option<std::sync::Arc<crate::leases::Fence>>,
+    /// The accounts a bound delivery unit covers.
+    pub(crate) scope: Option<std::sync::Arc<crate::leases::DeliveryScope>>,
 }
+
+/// The database clock as Unix milliseconds (SQL).
+const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+/// Claims need no row locks: the write lock serializes them.
+const SKIP_LOCKED: &str = "";
+/// Nor does checking a lease inside a write transaction.
+const FOR_UPDATE: &str = "";
 
 impl SqliteStore {
     /// Open (creating if missing) `sqlite://PATH`, apply migrations.
@@ -116,7 +127,24 @@ impl SqliteStore {
             .connect_with(options.pragma("cache_size", WRITER_CACHE_KIB).pragma("temp_store", "memory"))
             .await
             .map_err(fail("opening"))?;
-        Ok(SqliteStore { pool, writer, name, path })
+        Ok(SqliteStore { pool, writer, name, path, fence: None, scope: None })
+    }
+
+    /// The same database, unbound (shares the pools).
+    fn unbound_clone(&self) -> SqliteStore {
+        SqliteStore {
+            pool: self.pool.clone(),
+            writer: self.writer.clone(),
+            name: self.name.clone(),
+            path: self.path.clone(),
+            fence: None,
+            scope: None,
+        }
+    }
+
+    /// Round creation is serialized by the write lock `write_tx` holds.
+    async fn lock_rounds(_db: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        Ok(())
     }
 
     /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`).
@@ -252,3 +280,4 @@ fn bind_row(
 }
 
 crate::backend::store_impl!(SqliteStore, Sqlite);
+crate::leases_sql::leases_impl!(SqliteStore, Sqlite);
