@@ -368,7 +368,8 @@ pub struct RuleConfig {
     /// Source account id.
     #[serde(default)]
     pub account: Option<String>,
-    /// Source name.
+    /// Source name; a template's name matches every link of it (with
+    /// `Categorizer::with_sources`).
     #[serde(default)]
     pub source: Option<String>,
     /// Canonical category path (`Food & Dining/Coffee Shops`) or parent (`Transfer`).
