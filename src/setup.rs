@@ -49,6 +49,7 @@ pub fn categorizer(config: &Config, config_path: Option<&Path>) -> Result<Catego
         }
     };
     Categorizer::new(&config.rules, &config.categories, table.as_ref().map(|(t, o)| (t.as_str(), o.as_str())))
+        .map(|c| c.with_sources(&config.sources))
         .map_err(|e| named(&e).into())
 }
 

@@ -8,11 +8,20 @@
 //! Sections: [`StoreConfig`] `[store]`, [`SyncConfig`] `[sync]`,
 //! [`SourceConfig`] `[[sources]]`, [`SinkConfig`] `[[sinks]]`,
 //! [`RuleConfig`] `[[rules]]`, [`CategoriesConfig`] `[categories]`.
+//!
+//! A `[[sources]]` entry with `links`/`links_file` is a template, expanded
+//! on loading into one source per link ([`LinkConfig`]; README "Many
+//! links").
 
+mod links;
 mod schema;
 
 use std::path::{Path, PathBuf};
 
+pub use links::{
+    valid_link_id, valid_link_name, CSV_HEADER, MAX_ACCOUNT_MAPPINGS, MAX_LINKS, MAX_LINKS_FILE_BYTES, MAX_LINK_ID,
+    MAX_LINK_NAME,
+};
 pub use schema::*;
 
 /// A configuration that cannot be used.
@@ -28,27 +37,67 @@ pub enum ConfigError {
     /// A value is well-formed but not acceptable.
     #[error("{file}: {key} = {value:?}: {problem}")]
     Invalid { file: PathBuf, key: String, value: String, problem: String },
+    /// An entry of a links file (`links_file`) is not acceptable: `file` is
+    /// the links file, `at` the place in it (`line 7` of a CSV file, `[3]`
+    /// for the 0-based entry of a JSON array), `key` the column or field.
+    #[error("{file}: {at}: {key} = {value:?}: {problem}")]
+    Links { file: PathBuf, at: String, key: String, value: String, problem: String },
 }
 
 impl Config {
-    /// Read and validate a configuration file.
+    /// Read and validate a configuration file, expanding template sources
+    /// (their `links_file` is taken relative to `path`'s directory).
     ///
     /// # Errors
-    /// [`ConfigError`] naming the file and the offending key.
+    /// [`ConfigError`] naming the file (or links file) and the offending
+    /// key (or line/entry and field).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: path.to_owned(), source })?;
         Config::parse(&text, path)
     }
 
-    /// Parse and validate configuration text; `file` names it in errors.
+    /// Parse and validate configuration text; `file` names it in errors,
+    /// and a template's `links_file` is read relative to its directory.
+    /// Each template source is replaced by one source per link
+    /// (`{template}.{link name}`, [`SourceConfig::template`] set) and the
+    /// links' account mappings are merged into the sinks' `accounts` as
+    /// `"{template}.{link name}:{source account id}"`.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the file and the offending key.
+    /// [`ConfigError`] naming the file (or links file) and the offending
+    /// key (or line/entry and field).
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
-        let config: Config =
+        let mut config: Config =
             toml::from_str(text).map_err(|e| ConfigError::Parse { file: file.to_owned(), message: e.to_string() })?;
         config.validate(file)?;
+        config.expand_links(file)?;
+        config.check_account_links(file)?;
         Ok(config)
+    }
+
+    fn check_account_links(&self, file: &Path) -> Result<(), ConfigError> {
+        for (i, link) in self.account_links.iter().enumerate() {
+            let invalid = |problem: String| ConfigError::Invalid {
+                file: file.to_owned(),
+                key: format!("account_links[{i}].accounts"),
+                value: format!("{:?}", link.accounts),
+                problem,
+            };
+            let Some((a, b)) = link.sides() else {
+                return Err(invalid("expected two \"source:account id\" entries".into()));
+            };
+            for (source, _) in [&a, &b] {
+                if !self.sources.iter().any(|s| &s.name == source) {
+                    let hint = if self.sources.iter().any(|s| s.template.as_ref() == Some(source)) {
+                        format!("; {source:?} is a template: name one of its links, \"{source}.LINK\"")
+                    } else {
+                        String::new()
+                    };
+                    return Err(invalid(format!("no [[sources]] entry is named {source:?}{hint}")));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self, file: &Path) -> Result<(), ConfigError> {
@@ -75,7 +124,14 @@ impl Config {
             }
             check_url(&format!("sources[{i}].base_url"), &s.base_url)
                 .map_err(|p| invalid(format!("sources[{i}].base_url"), &s.base_url, &p))?;
+            let template = links::is_template(s);
+            if template {
+                self.check_template(i, s, file)?;
+            }
             let required: &[(&str, &Option<String>)] = match s.kind {
+                SourceKindConfig::Truv if template => {
+                    &[("client_id_env", &s.client_id_env), ("secret_env", &s.secret_env)]
+                }
                 SourceKindConfig::Truv => {
                     &[("link_id", &s.link_id), ("client_id_env", &s.client_id_env), ("secret_env", &s.secret_env)]
                 }
@@ -88,18 +144,6 @@ impl Config {
                         "",
                         &format!("required for kind = {:?}", s.kind),
                     ));
-                }
-            }
-        }
-        for (i, link) in self.account_links.iter().enumerate() {
-            let key = format!("account_links[{i}].accounts");
-            let value = format!("{:?}", link.accounts);
-            let Some((a, b)) = link.sides() else {
-                return Err(invalid(key, &value, "expected two \"source:account id\" entries"));
-            };
-            for (source, _) in [&a, &b] {
-                if !self.sources.iter().any(|s| &s.name == source) {
-                    return Err(invalid(key, &value, &format!("no [[sources]] entry is named {source:?}")));
                 }
             }
         }
@@ -151,6 +195,47 @@ impl Config {
                      could never be corrected when it posts (new id, tip, changed amount); remove the key or set it to false",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// A template (`links`/`links_file`): Truv, a plain name, no `link_id`
+    /// or `account_ids` of its own (each link has its own).
+    fn check_template(&self, i: usize, s: &SourceConfig, file: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, value: &str, problem: &str| ConfigError::Invalid {
+            file: file.to_owned(),
+            key: format!("sources[{i}].{key}"),
+            value: value.to_owned(),
+            problem: problem.to_owned(),
+        };
+        if s.kind != SourceKindConfig::Truv {
+            return Err(invalid(
+                "kind",
+                &format!("{:?}", s.kind).to_lowercase(),
+                "only a kind = \"truv\" entry may have links or links_file (a Truv link per user)",
+            ));
+        }
+        if !links::valid_template_name(&s.name) {
+            return Err(invalid(
+                "name",
+                &s.name,
+                "a template's name is 1 to 64 characters of A-Z a-z 0-9 _ . - (its links are named TEMPLATE.LINK)",
+            ));
+        }
+        if let Some(id) = &s.link_id {
+            return Err(invalid(
+                "link_id",
+                id,
+                "a template (an entry with links or links_file) has no link_id of its own: each link gives its link_id; \
+                 remove the key, or the links",
+            ));
+        }
+        if !s.account_ids.is_empty() {
+            return Err(invalid(
+                "account_ids",
+                &s.account_ids.join(","),
+                "a template's account_ids would filter every link to the same accounts; remove the key",
+            ));
         }
         Ok(())
     }

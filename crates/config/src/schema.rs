@@ -198,10 +198,17 @@ pub enum SourceKindConfig {
 }
 
 /// `[[sources]]`: one source. Credentials are environment-variable names.
+///
+/// An entry with `links` and/or `links_file` is a *template* (Truv only):
+/// [`Config::load`]/[`Config::parse`] replace it by one concrete entry per
+/// link, named `{template}.{link name}`, with the link's `link_id` and
+/// [`SourceConfig::template`] set. After loading, `Config::sources` holds
+/// only concrete entries (`links` empty, `links_file` `None`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// Unique name, written on every row as `source`.
+    /// Unique name, written on every row as `source`. For a link of a
+    /// template: `{template}.{link name}`.
     pub name: String,
     /// `truv` or `firefly`.
     pub kind: SourceKindConfig,
@@ -227,6 +234,37 @@ pub struct SourceConfig {
     /// 0 = never. Default: 30 for Firefly, 0 for Truv. `sync --full` does it now.
     #[serde(default)]
     pub full_sweep_days: Option<u32>,
+    /// Template only: the links, inline (`links = [{ link_id = "…", name =
+    /// "alice" }, …]`). Empty after loading: each became its own source.
+    #[serde(default)]
+    pub links: Vec<LinkConfig>,
+    /// Template only: a file of more links, `.csv` or `.json` by extension,
+    /// relative to the configuration file's directory (format: README
+    /// "Many links"). `None` after loading.
+    #[serde(default)]
+    pub links_file: Option<String>,
+    /// Set on loading for a source expanded from a template: the template's
+    /// name (a `[[rules]]` `source` naming it matches every link). Not a
+    /// TOML key.
+    #[serde(skip)]
+    pub template: Option<String>,
+}
+
+/// One link of a template source (`links = [...]` or one entry of its
+/// `links_file`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConfig {
+    /// The Truv link id (per user; the credentials stay on the template).
+    pub link_id: String,
+    /// Link name, `[A-Za-z0-9_-]{1,64}`, unique within the template; the
+    /// concrete source is named `{template}.{name}`.
+    pub name: String,
+    /// Per sink name: this link's source account id → sink account id,
+    /// merged into that sink's `accounts` as `"{template}.{name}:{source
+    /// account id}"`.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl SourceConfig {
@@ -341,7 +379,8 @@ pub struct RuleConfig {
     /// Source account id.
     #[serde(default)]
     pub account: Option<String>,
-    /// Source name.
+    /// Source name; a template's name matches every link of it (with
+    /// `Categorizer::with_sources`).
     #[serde(default)]
     pub source: Option<String>,
     /// Canonical category path (`Food & Dining/Coffee Shops`) or parent (`Transfer`).

@@ -22,7 +22,8 @@ use clap::Parser;
     after_help = "\
 Examples:
   bankpipe-sim --truv fixtures/truv/multipage --firefly fixtures/firefly/groups --trupocket --mibudge
-  bankpipe-sim --truv-generate 100000 --trupocket --trupocket-limit 10 --trupocket-window 1 --error-rate 0.1"
+  bankpipe-sim --truv-generate 100000 --trupocket --trupocket-limit 10 --trupocket-window 1 --error-rate 0.1
+  bankpipe-sim --truv-generate 500 --truv-links 3    # link-0001..link-0003, for a template source"
 )]
 struct Args {
     /// Serve the transactions of a recorded Truv directory.
@@ -31,6 +32,10 @@ struct Args {
     /// Serve N generated Truv transactions.
     #[arg(long, value_name = "N", conflicts_with = "truv")]
     truv_generate: Option<u64>,
+    /// With --truv-generate: serve N links (`link-0001`, …), each its own
+    /// generated data (seed + link number), as template sources have.
+    #[arg(long, value_name = "N", requires = "truv_generate", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    truv_links: Option<u32>,
     /// Add `daily_totals` to Truv pages.
     #[arg(long)]
     truv_daily_totals: bool,
@@ -98,19 +103,30 @@ async fn main() -> Result<(), String> {
     let gen = |n| GenConfig { transactions: n, seed: args.seed, ..GenConfig::default() };
     let port = |i: u16| if args.port_base == 0 { 0 } else { args.port_base + i };
     let mut servers = Vec::new();
-    let truv_data = match (&args.truv, args.truv_generate) {
-        (Some(dir), _) => Some(TruvData::from_recorded(dir)?),
-        (None, Some(n)) => Some(TruvData::generated(gen(n))),
-        _ => None,
+    let cfg = TruvConfig { daily_totals: args.truv_daily_totals, faults: faults.clone(), ..TruvConfig::default() };
+    let truv_links = match (&args.truv, args.truv_generate, args.truv_links) {
+        (Some(dir), _, _) => vec![(cfg.link_id.clone(), TruvData::from_recorded(dir)?)],
+        (None, Some(n), None) => vec![(cfg.link_id.clone(), TruvData::generated(gen(n)))],
+        (None, Some(n), Some(links)) => (1..=links)
+            .map(|i| {
+                let seed = args.seed.wrapping_add(u64::from(i));
+                (format!("link-{i:04}"), TruvData::generated(GenConfig { seed, ..gen(n) }))
+            })
+            .collect(),
+        _ => Vec::new(),
     };
-    if let Some(data) = truv_data {
-        let cfg = TruvConfig { daily_totals: args.truv_daily_totals, faults: faults.clone(), ..TruvConfig::default() };
-        let sim = TruvSim::new(cfg.clone(), data);
+    if !truv_links.is_empty() {
+        let ids: Vec<String> = truv_links.iter().map(|(id, _)| id.clone()).collect();
+        let sim = TruvSim::with_links(cfg.clone(), truv_links);
         let s = SimServer::start(sim.router(), port(0)).await.map_err(|e| e.to_string())?;
+        let shown = match ids.as_slice() {
+            [one] => one.clone(),
+            [first, .., last] => format!("{first}..{last} ({} links)", ids.len()),
+            [] => String::new(),
+        };
         println!(
-            "truv       {}  link_id={} X-Access-Client-Id={} X-Access-Secret={}",
+            "truv       {}  link_id={shown} X-Access-Client-Id={} X-Access-Secret={}",
             s.base_url(),
-            cfg.link_id,
             cfg.client_id,
             cfg.secret
         );

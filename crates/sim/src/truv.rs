@@ -9,6 +9,11 @@
 //! carry `count`, DRF-style `next`/`previous` URLs,
 //! the link's `accounts` and, when enabled, `daily_totals` computed from
 //! the posted transactions of the whole result.
+//!
+//! One simulator serves one link ([`TruvSim::new`]) or several
+//! ([`TruvSim::with_links`]: each link id its own data, the same
+//! credentials, as one Truv platform serves its users' links); any other
+//! link id is a 404.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -99,7 +104,9 @@ impl TruvData {
 /// Simulator settings.
 #[derive(Clone, Debug)]
 pub struct TruvConfig {
-    /// The link served.
+    /// The link served by [`TruvSim::new`]; the link whose data
+    /// [`TruvSim::push_transactions`] and [`TruvSim::remove_transactions`]
+    /// change.
     pub link_id: String,
     /// Expected `X-Access-Client-Id`.
     pub client_id: String,
@@ -135,7 +142,8 @@ impl Default for TruvConfig {
 /// The simulator's state.
 pub struct TruvSim {
     config: TruvConfig,
-    data: Mutex<Indexed>,
+    /// Per link id, its data.
+    links: BTreeMap<String, Mutex<Indexed>>,
     requests: AtomicU64,
     drift_serial: AtomicU64,
 }
@@ -167,14 +175,29 @@ impl Indexed {
 }
 
 impl TruvSim {
-    /// A simulator over `data`.
+    /// A simulator serving `data` as the link `config.link_id`.
     pub fn new(config: TruvConfig, data: TruvData) -> Arc<TruvSim> {
-        Arc::new(TruvSim {
-            config,
-            data: Mutex::new(Indexed { data, by_time: Vec::new(), dirty: true }),
-            requests: AtomicU64::new(0),
-            drift_serial: AtomicU64::new(0),
-        })
+        let link = config.link_id.clone();
+        TruvSim::with_links(config, [(link, data)])
+    }
+
+    /// A simulator serving several links, each link id with its own data
+    /// (a later entry with the same id replaces an earlier one). Faults and
+    /// credentials are shared. `config.link_id` is served only if listed.
+    pub fn with_links(config: TruvConfig, links: impl IntoIterator<Item = (String, TruvData)>) -> Arc<TruvSim> {
+        let links = links
+            .into_iter()
+            .map(|(id, data)| (id, Mutex::new(Indexed { data, by_time: Vec::new(), dirty: true })))
+            .collect();
+        Arc::new(TruvSim { config, links, requests: AtomicU64::new(0), drift_serial: AtomicU64::new(0) })
+    }
+
+    /// The data of `config.link_id`.
+    ///
+    /// # Panics
+    /// That link is not served (a test set the simulator up wrong).
+    fn main_link(&self) -> std::sync::MutexGuard<'_, Indexed> {
+        self.links.get(&self.config.link_id).expect("config.link_id is served").lock().expect("data lock")
     }
 
     /// Requests received so far (authorized or not).
@@ -182,11 +205,12 @@ impl TruvSim {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// New activity between syncs: each transaction replaces the one with
-    /// its id (a server holds one current state per transaction: a pending
-    /// row that posts under its own id changes in place), else is appended.
+    /// New activity between syncs on the link `config.link_id`: each
+    /// transaction replaces the one with its id (a server holds one current
+    /// state per transaction: a pending row that posts under its own id
+    /// changes in place), else is appended.
     pub fn push_transactions(&self, more: impl IntoIterator<Item = Value>) {
-        let mut data = self.data.lock().expect("data lock");
+        let mut data = self.main_link();
         for t in more {
             let existing = data.data.transactions.iter().position(|x| x["id"] == t["id"]);
             match existing {
@@ -197,9 +221,10 @@ impl TruvSim {
         data.dirty = true;
     }
 
-    /// Remove the transactions with these ids (a bank dropping a hold).
+    /// Remove the transactions with these ids from the link
+    /// `config.link_id` (a bank dropping a hold).
     pub fn remove_transactions(&self, ids: &[&str]) {
-        let mut data = self.data.lock().expect("data lock");
+        let mut data = self.main_link();
         data.data.transactions.retain(|t| !ids.iter().any(|id| t["id"] == *id));
         data.dirty = true;
     }
@@ -247,9 +272,9 @@ async fn handle(
     if header("x-access-client-id") != sim.config.client_id || header("x-access-secret") != sim.config.secret {
         return truv_error(StatusCode::UNAUTHORIZED, "unauthorized", "Invalid client id or access secret", None);
     }
-    if link_id != sim.config.link_id {
+    let Some(link) = sim.links.get(&link_id) else {
         return truv_error(StatusCode::NOT_FOUND, "not_found", "Link not found", None);
-    }
+    };
     if let Some(e) = faults.server_error() {
         return e;
     }
@@ -288,7 +313,7 @@ async fn handle(
     let account_ids: Option<Vec<&str>> = q.get("account_ids").map(|s| s.split(',').map(str::trim).collect());
 
     let body = {
-        let mut guard = sim.data.lock().expect("data lock");
+        let mut guard = link.lock().expect("data lock");
         let index = guard.index();
         // Served in time order; positions within the window by binary search.
         let lo = from.map_or(0, |f| index.partition_point(|(t, _)| *t < f));
@@ -336,7 +361,7 @@ async fn handle(
     };
     if faults.drift && sim.config.drift_limit.is_none_or(|l| sim.drift_serial.load(Ordering::Relaxed) < l) {
         let n = sim.drift_serial.fetch_add(1, Ordering::Relaxed);
-        let mut data = sim.data.lock().expect("data lock");
+        let mut data = link.lock().expect("data lock");
         let earliest = data.index().first().map(|(_, i)| *i);
         if let Some(i) = earliest {
             // A new record at the very start of the listing shifts every page by one.

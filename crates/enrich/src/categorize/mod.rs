@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use bankpipe_config::{CategoriesConfig, RuleConfig};
+use bankpipe_config::{CategoriesConfig, RuleConfig, SourceConfig};
 use bankpipe_model::{CategorySource, Transaction};
 
 use self::mcc::MccTable;
@@ -78,6 +78,9 @@ pub struct Categorizer {
     mcc: MccTable,
     rules: Vec<Rule>,
     source_labels: HashMap<String, CategoryId>,
+    /// Source name → the template it was expanded from (links of template
+    /// sources only), for rules whose `source` names a template.
+    templates: HashMap<String, String>,
     /// Canonical → sink category maps.
     pub sink_maps: SinkCategoryMaps,
 }
@@ -114,7 +117,17 @@ impl Categorizer {
             source_labels.insert(label.clone(), id);
         }
         let sink_maps = SinkCategoryMaps::from_config(categories, &taxonomy)?;
-        Ok(Categorizer { taxonomy, mcc, rules, source_labels, sink_maps })
+        Ok(Categorizer { taxonomy, mcc, rules, source_labels, templates: HashMap::new(), sink_maps })
+    }
+
+    /// Teach the rules which sources are links of a template (the sources
+    /// of a loaded configuration, [`SourceConfig::template`]), so that a
+    /// rule with `source = "<template>"` matches the rows of every link.
+    /// Without this a rule's `source` matches only the exact source name.
+    pub fn with_sources(mut self, sources: &[SourceConfig]) -> Categorizer {
+        self.templates =
+            sources.iter().filter_map(|s| Some((s.name.clone(), s.template.clone()?))).collect::<HashMap<_, _>>();
+        self
     }
 
     /// The taxonomy in use.
@@ -139,7 +152,8 @@ impl Categorizer {
 
     fn decide(&self, tx: &mut Transaction) -> (Arc<str>, CategorySource, Decision, Option<bankpipe_model::Kind>) {
         let path = |id: CategoryId| Arc::clone(&self.taxonomy.get(id).path);
-        if let Some(i) = self.rules.iter().position(|r| r.matches(tx)) {
+        let template = self.templates.get(&*tx.source).map(String::as_str);
+        if let Some(i) = self.rules.iter().position(|r| r.matches(tx, template)) {
             let rule = &self.rules[i];
             if let Some(p) = &rule.payee {
                 tx.merchant_name = Some(p.clone());

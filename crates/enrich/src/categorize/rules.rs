@@ -106,10 +106,12 @@ impl Rule {
         Ok(rule)
     }
 
-    /// `true` when every condition holds for `tx`.
-    pub fn matches(&self, tx: &Transaction) -> bool {
+    /// `true` when every condition holds for `tx`. `template` is the
+    /// template `tx.source` was expanded from (`SourceConfig::template`), if
+    /// any: a `source` condition naming it matches every link of it.
+    pub fn matches(&self, tx: &Transaction, template: Option<&str>) -> bool {
         let amount = tx.amount.amount();
-        self.source.as_deref().is_none_or(|s| *tx.source == *s)
+        self.source.as_deref().is_none_or(|s| *tx.source == *s || template == Some(s))
             && self.account.as_deref().is_none_or(|a| tx.source_account_id == a)
             && self.debit.is_none_or(|d| d == tx.amount.is_negative())
             && self.mcc.is_none_or(|(lo, hi)| tx.mcc.is_some_and(|m| (lo..=hi).contains(&m.get())))

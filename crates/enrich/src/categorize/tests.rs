@@ -286,3 +286,33 @@ fn sink_maps_default_to_the_subcategory_and_validate_keys() {
     let e = Categorizer::new(&[], &bad, None).unwrap_err().to_string();
     assert!(e.contains("categories.mibudge") && e.contains("Food/Snacks"), "{e}");
 }
+
+#[test]
+fn a_rule_naming_a_template_matches_every_link_of_it_and_nothing_else() {
+    let text = "[[sources]]\nname = \"bank\"\nkind = \"truv\"\nbase_url = \"https://prod.truv.com\"\n\
+                client_id_env = \"A\"\nsecret_env = \"B\"\n\
+                links = [{ link_id = \"L-1\", name = \"alice\" }, { link_id = \"L-2\", name = \"bob\" }]\n\
+                [[sources]]\nname = \"bank.carol\"\nkind = \"firefly\"\nbase_url = \"https://ff.example\"\ntoken_env = \"F\"\n\
+                [[sources]]\nname = \"bankx\"\nkind = \"firefly\"\nbase_url = \"https://ff.example\"\ntoken_env = \"F\"\n\
+                [[rules]]\nname = \"bob only\"\nsource = \"bank.bob\"\nmatch_merchant = \"^grocer\"\ncategory = \"Food & Dining/Groceries\"\n\
+                [[rules]]\nname = \"the bank's users\"\nsource = \"bank\"\ncategory = \"Food & Dining/Coffee Shops\"\n";
+    let config = bankpipe_config::Config::parse(text, std::path::Path::new("b.toml")).unwrap();
+    let c = Categorizer::new(&config.rules, &config.categories, None).unwrap().with_sources(&config.sources);
+    let row = |source: &str, merchant: &str| {
+        let mut t = tx("-4.50", None, &[], Some(merchant), "x");
+        t.source = source.into();
+        cat(&c, t)
+    };
+    assert_eq!(row("bank.alice", "Cafe").3, Decision::Rule(1), "a link of the template");
+    assert_eq!(row("bank.bob", "Cafe").3, Decision::Rule(1));
+    assert_eq!(row("bank.bob", "Grocer").3, Decision::Rule(0), "a rule may still name one link");
+    assert_eq!(row("bank.alice", "Grocer").3, Decision::Rule(1));
+    for other in ["bank.carol", "bankx"] {
+        assert_eq!(row(other, "Cafe").3, Decision::Default, "{other} is no link of the template");
+    }
+    // Without the sources, a template name matches no row.
+    let bare = Categorizer::new(&config.rules, &config.categories, None).unwrap();
+    let mut t = tx("-4.50", None, &[], Some("Cafe"), "x");
+    t.source = "bank.alice".into();
+    assert_eq!(bare.categorize(&mut t), Decision::Default);
+}
