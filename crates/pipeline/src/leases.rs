@@ -240,11 +240,17 @@ fn node(host: &str) -> String {
 /// -9, a crash): their units need not wait for the lease to run out. Only
 /// a worker on the same node (host, PID namespace, boot) is judged, by the
 /// absence of `/proc/PID`; a reused pid only makes it wait for the expiry.
-/// Returns the leases expired.
+/// With `round` `None`, every unfinished worker is judged (before joining
+/// a round: a round whose workers are all gone is not joined). Returns
+/// how many were found dead (at least one per dead worker).
 ///
 /// # Errors
 /// Database errors.
-pub async fn reap_dead_neighbours<S: WorkLeases>(store: &S, round: i64, me: &WorkerInfo) -> Result<u64, StoreError> {
+pub async fn reap_dead_neighbours<S: WorkLeases>(
+    store: &S,
+    round: Option<i64>,
+    me: &WorkerInfo,
+) -> Result<u64, StoreError> {
     if me.node.is_empty() {
         return Ok(0);
     }
@@ -253,7 +259,7 @@ pub async fn reap_dead_neighbours<S: WorkLeases>(store: &S, round: i64, me: &Wor
         if node == me.node && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             let n = store.expire_worker(&worker).await?;
             tracing::warn!(worker = %worker, leases = n, "worker process {pid} is gone: its leases are released now");
-            expired += n;
+            expired += n.max(1);
         }
     }
     Ok(expired)

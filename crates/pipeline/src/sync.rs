@@ -92,6 +92,11 @@ pub async fn sync<S: Store>(
     ]);
     let worker = leases::worker_info(hash);
     let units = round_units(config, sources);
+    // Workers of this host that died (kill -9) are recorded gone first, so
+    // a round only they worked on is not joined but started afresh.
+    if let Err(e) = leases::reap_dead_neighbours(store, None, &worker).await {
+        tracing::warn!("looking for dead workers failed: {e}");
+    }
     let joined = store.join_round(&worker, "sync", &units, timing.lease_ms()).await?;
     let run = store.begin_worker_run(RunKind::Sync, &worker.id).await?;
     tracing::info!(
@@ -272,7 +277,7 @@ async fn work_round<'a, S: Store>(ctx: &Ctx<'a, S>, watch: &LeaseWatch, done: &m
                 }
                 // Units held by others: a dead neighbour's are freed now,
                 // the rest when done or expired.
-                match leases::reap_dead_neighbours(ctx.store, ctx.round, ctx.worker).await {
+                match leases::reap_dead_neighbours(ctx.store, Some(ctx.round), ctx.worker).await {
                     Ok(n) if n > 0 => continue,
                     Ok(_) => {}
                     Err(e) => tracing::warn!("looking for dead workers failed: {e}"),

@@ -211,8 +211,10 @@ pub trait WorkLeases: Send + Sync {
 
     /// Register `worker` and join the open round of its kind, or create one
     /// with `units` when none is live. A round is live while a worker of it
-    /// has a heartbeat younger than `lease_ms` or one of its leases is
-    /// unexpired; an open round that is not live is closed as abandoned.
+    /// not recorded finished has a heartbeat younger than `lease_ms`; an
+    /// open round that is not live is closed as abandoned (the new round
+    /// does everything again: units are idempotent, and what a dead worker
+    /// left in flight is reconciled by the new round's delivery units).
     /// Serialized across workers (advisory lock / write lock).
     ///
     /// # Errors
@@ -266,11 +268,11 @@ pub trait WorkLeases: Send + Sync {
         phase: Phase,
     ) -> impl Future<Output = Result<Vec<(String, Option<String>, Option<String>)>, StoreError>> + Send;
 
-    /// Workers other than `me` holding unexpired leases in `round`:
-    /// (worker id, node, pid).
+    /// Workers other than `me` not recorded finished — of `round`, or of
+    /// any round: (worker id, node, pid).
     fn lease_holders(
         &self,
-        round: i64,
+        round: Option<i64>,
         me: &str,
     ) -> impl Future<Output = Result<Vec<(String, String, i64)>, StoreError>> + Send;
 

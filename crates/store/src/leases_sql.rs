@@ -131,9 +131,7 @@ macro_rules! leases_impl {
                     q.push_bind(round)
                         .push(format!(" AND heartbeat_ms > {NOW_MS} - "))
                         .push_bind(lease_ms)
-                        .push(") + (SELECT COUNT(*) FROM work_units WHERE round_id = ")
-                        .push_bind(round)
-                        .push(format!(" AND done_ms IS NULL AND owner IS NOT NULL AND expires_ms > {NOW_MS})"));
+                        .push(")");
                     let live: i64 = q.build().fetch_one(&mut *db).await.and_then(|r| r.try_get(0)).map_err(&fail)?;
                     if live > 0 && hash != worker.config_hash {
                         let mut q = QueryBuilder::<$Db>::new(
@@ -343,14 +341,15 @@ macro_rules! leases_impl {
                     .collect()
             }
 
-            async fn lease_holders(&self, round: i64, me: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
+            async fn lease_holders(&self, round: Option<i64>, me: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
                 let fail = self.fail("reading leases");
                 let mut q = QueryBuilder::<$Db>::new(
-                    "SELECT DISTINCT w.id, w.node, w.pid FROM work_units u JOIN workers w ON w.id = u.owner WHERE u.round_id = ",
+                    "SELECT w.id, w.node, w.pid FROM workers w WHERE w.finished_ms IS NULL AND w.id <> ",
                 );
-                q.push_bind(round)
-                    .push(format!(" AND u.done_ms IS NULL AND u.expires_ms > {NOW_MS} AND u.owner <> "))
-                    .push_bind(me.to_owned());
+                q.push_bind(me.to_owned());
+                if let Some(round) = round {
+                    q.push(" AND w.round_id = ").push_bind(round);
+                }
                 let rows = q.build().fetch_all(&self.pool).await.map_err(&fail)?;
                 rows.iter()
                     .map(|r| Ok((r.try_get(0).map_err(&fail)?, r.try_get(1).map_err(&fail)?, r.try_get(2).map_err(&fail)?)))

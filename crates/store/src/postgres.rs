@@ -133,6 +133,8 @@ impl PgStore {
             move |e: sqlx::Error| StoreError::Database { database: name.clone(), operation, cause: e.to_string() }
         };
         let options: PgConnectOptions = url.parse().map_err(fail("parsing the URL"))?;
+        // Each worker's sessions are findable in pg_stat_activity.
+        let options = options.application_name(&format!("bankpipe {}", std::process::id()));
         // One direct connection first: a refused port or a TLS or
         // authentication problem is reported as itself, not as the pool's
         // "timed out".
