@@ -183,6 +183,11 @@ impl PgStore {
         Ok(PgStore { pool, name, options, schema: schema.map(str::to_owned) })
     }
 
+    /// Every worker on this database shares its rate budgets.
+    pub(crate) fn shared_rates(&self) -> Option<crate::SharedRateBudgets> {
+        Some(crate::SharedRateBudgets::new(self.pool.clone(), self.name.clone()))
+    }
+
     /// A write transaction (row-level locking does the rest in PostgreSQL).
     pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
         self.pool.begin().await.map_err(|e| StoreError::Database {

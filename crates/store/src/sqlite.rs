@@ -47,6 +47,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// One worker per file: its HTTP client's own gate, no shared budget.
+    pub(crate) fn shared_rates(&self) -> Option<crate::SharedRateBudgets> {
+        None
+    }
+
     /// Open (creating if missing) `sqlite://PATH`, apply migrations.
     ///
     /// # Errors
