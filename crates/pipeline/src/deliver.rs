@@ -12,7 +12,10 @@ use bankpipe_sinks::{deliver, DeliveryReport};
 use bankpipe_store::Store;
 
 /// Run one delivery pass for `sink`, its HTTP waits capped at the sink's
-/// `max_wait_secs` (default 60 s).
+/// `max_wait_secs` (default 60 s). With a PostgreSQL store the sink's
+/// requests are reserved from the rate budget shared by every worker on the
+/// database ([`crate::rate`]); with SQLite the client's own gate paces them,
+/// seeded from the budget the last run saw and saved back for the next.
 ///
 /// # Errors
 /// The sink's stopping error (rate budget exhausted → exit 75, auth, …).
@@ -26,9 +29,16 @@ pub async fn deliver_sink<S: Store>(
     let policy = Policy { max_wait: Duration::from_secs(sink.max_wait_secs.unwrap_or(60)), ..Policy::default() };
     let client = HttpClient::new(policy)?;
     let maps = &categorizer.sink_maps;
-    // Start from the budget an earlier run saw for this origin, and save it
-    // afterwards (DESIGN §7: a run must not spend what the last one did).
     let origin = sink_origin(sink)?;
+    // PostgreSQL: other workers may be delivering to this origin right now;
+    // every request is reserved from the budget they all share, and every
+    // response recorded in it (DESIGN §7). Nothing to seed or save.
+    if let Some(shared) = crate::rate::shared_budget(store) {
+        return deliver_with(store, maps, sink, &client.with_shared_budget(shared), zone).await;
+    }
+    // SQLite (one worker): start from the budget an earlier run saw for
+    // this origin, and save it afterwards (a run must not spend what the
+    // last one did).
     let key = origin.to_string();
     // Only a hint: used while its window lasts and it still has requests
     // left; an exhausted one is not trusted (the server may have restarted
