@@ -20,9 +20,10 @@
 //! 5. pacing interval `(Reset − now) / Remaining` longer than
 //!    `max_pace_interval` → take one unit unpaced ([`RateVerdict::AsNeeded`]);
 //! 6. `greatest(next_slot, now)` ahead → wait for it ([`RateVerdict::Pacing`]);
-//! 7. else take one unit and move `next_slot` to `greatest(next_slot, now)
-//!    + (Reset − now) / Remaining` ([`RateVerdict::Paced`]) — the local
-//!    gate's rule, over every worker's requests.
+//! 7. else take one unit and move `next_slot` to
+//!    `greatest(next_slot, now) + (Reset − now) / Remaining`
+//!    ([`RateVerdict::Paced`]) — the local gate's rule, over every
+//!    worker's requests.
 //!
 //! [`SharedRateBudgets::observe`] reconciles responses arriving out of
 //! order from several workers: the server's counts are authoritative, but
