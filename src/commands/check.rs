@@ -3,7 +3,9 @@
 //! once with the credentials, verifies what the configuration names exists
 //! on the sinks (household, mapped accounts, budgets), lists source accounts
 //! without a mapping with a ready-to-paste `[sinks.accounts]` snippet, and
-//! shows each sink's last rate budget. Writes nothing; creates no database.
+//! shows each sink's last rate budget. Writes nothing — except, with a
+//! PostgreSQL store, the counts of the shared rate budget its sink requests
+//! are reserved from, as every worker's are; creates no database.
 
 use std::collections::BTreeSet;
 
@@ -56,7 +58,15 @@ async fn doctor<S: Store>(
         problems += usize::from(f.problem);
         print(scope, &f);
     };
-    let client = HttpClient::new(Policy { max_wait: std::time::Duration::from_secs(10), ..Policy::default() })?;
+    let policy = Policy { max_wait: std::time::Duration::from_secs(10), ..Policy::default() };
+    let client = HttpClient::new(policy.clone())?;
+    // Sinks: with PostgreSQL, through the budget the workers share, so a
+    // check never spends what a running sync counts on.
+    let shared_client = match bankpipe_pipeline::rate::shared_budget(store) {
+        Some(budget) => Some(HttpClient::new(policy)?.with_shared_budget(budget)),
+        None => None,
+    };
+    let sink_client = shared_client.as_ref().unwrap_or(&client);
     // Source accounts known: stored, and listed by the sources now.
     let mut accounts: BTreeSet<(String, String)> =
         store.accounts().await?.into_iter().map(|a| (a.source.to_string(), a.source_account_id)).collect();
@@ -89,11 +99,11 @@ async fn doctor<S: Store>(
     for sink in config.sinks.iter().filter(|s| s.kind != SinkKindConfig::File) {
         let findings: Result<Vec<Finding>, SinkError> = match sink.kind {
             SinkKindConfig::Trupocket => match TrupocketSink::new(sink, &categorizer.sink_maps, store, vec![]) {
-                Ok(mut s) => s.check(&client).await,
+                Ok(mut s) => s.check(sink_client).await,
                 Err(e) => Err(e),
             },
             SinkKindConfig::Mibudge => match MibudgeSink::new(sink, &categorizer.sink_maps, zone) {
-                Ok(mut s) => s.check(&client).await,
+                Ok(mut s) => s.check(sink_client).await,
                 Err(e) => Err(e),
             },
             SinkKindConfig::File => Ok(vec![]),

@@ -14,6 +14,7 @@ use crate::credentials::Credentials;
 use crate::error::{ApiErrorBody, HttpError};
 use crate::gate::RateGate;
 use crate::origin::Origin;
+use crate::shared::{Decision, Observation, SharedBudget};
 
 /// [`Policy::max_body_bytes`] by default: 64 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
@@ -142,11 +143,13 @@ pub struct HttpResponse {
     pub url: Url,
 }
 
-/// The shared client: one connection pool, one rate gate per origin.
+/// The shared client: one connection pool, one rate gate per origin, and
+/// optionally a rate budget shared with other processes.
 pub struct HttpClient {
     http: reqwest::Client,
     gates: Mutex<HashMap<Origin, Arc<RateGate>>>,
     policy: Policy,
+    shared: Option<Arc<dyn SharedBudget>>,
 }
 
 /// What one attempt came to.
@@ -169,7 +172,23 @@ impl HttpClient {
             .gzip(true)
             .build()
             .map_err(|e| HttpError::Build(e.to_string()))?;
-        Ok(HttpClient { http, gates: Mutex::new(HashMap::new()), policy })
+        Ok(HttpClient { http, gates: Mutex::new(HashMap::new()), policy, shared: None })
+    }
+
+    /// Reserve every request from `budget`, shared with other processes,
+    /// and report every response to it (see [`crate::shared`]), instead of
+    /// deciding with this client's own gates alone. The gates still read
+    /// each response (their [`RateGate::view`] and [`RateGate::is_blocked`]
+    /// stay meaningful), the `governor` ceiling still applies, and a wait
+    /// beyond [`Policy::max_wait`] is still refused.
+    pub fn with_shared_budget(mut self, budget: Arc<dyn SharedBudget>) -> HttpClient {
+        self.shared = Some(budget);
+        self
+    }
+
+    /// `true` when requests are reserved from a shared budget.
+    pub fn has_shared_budget(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// The policy in use.
@@ -249,14 +268,15 @@ impl HttpClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            gate.acquire(self.policy.max_wait).await?;
+            self.acquire(&origin, &gate).await?;
             let mut request = self.http.request(method.clone(), url.clone()).header(ACCEPT, "application/json");
             if let Some(body) = json {
                 request = request
                     .header(CONTENT_TYPE, "application/json")
                     .body(serde_json::to_vec(body).expect("JSON values serialize"));
             }
-            let outcome = self.attempt(endpoint.credentials.apply(request), &method, url, &gate, idempotent).await;
+            let outcome =
+                self.attempt(endpoint.credentials.apply(request), &method, url, &origin, &gate, idempotent).await;
             let error = match outcome {
                 Attempt::Done(result) => return result,
                 Attempt::Retry(error) => error,
@@ -277,11 +297,41 @@ impl HttpClient {
         }
     }
 
+    /// Wait until one request to `origin` may go: the shared budget's
+    /// decision when there is one (then the gate's ceiling), else the gate's.
+    async fn acquire(&self, origin: &Origin, gate: &RateGate) -> Result<(), HttpError> {
+        let Some(shared) = &self.shared else { return gate.acquire(self.policy.max_wait).await };
+        let key = origin.to_string();
+        loop {
+            let decision = shared
+                .reserve(&key, self.policy.max_pace_interval)
+                .await
+                .map_err(|e| HttpError::SharedBudget { origin: key.clone(), cause: e.to_string() })?;
+            match decision {
+                Decision::Go => break,
+                Decision::Wait { until, wait } => {
+                    if wait > self.policy.max_wait {
+                        return Err(HttpError::RateBudgetExhausted {
+                            origin: key,
+                            until,
+                            max_wait_secs: self.policy.max_wait.as_secs(),
+                        });
+                    }
+                    tracing::debug!(origin = %key, wait_ms = wait.as_millis() as u64, "shared rate budget: waiting");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        gate.await_ceiling().await;
+        Ok(())
+    }
+
     async fn attempt(
         &self,
         request: reqwest::RequestBuilder,
         method: &Method,
         url: &Url,
+        origin: &Origin,
         gate: &RateGate,
         idempotent: bool,
     ) -> Attempt {
@@ -307,6 +357,14 @@ impl HttpClient {
         };
         let status = response.status().as_u16();
         gate.observe(response.headers(), status);
+        if let Some(shared) = &self.shared {
+            let observation = Observation::from_headers(response.headers(), status);
+            if let Err(e) = shared.observe(&origin.to_string(), &observation).await {
+                // The response is good; the other workers learn the budget
+                // from their own responses.
+                tracing::warn!(%origin, error = %e, "shared rate budget: could not record a response");
+            }
+        }
         let headers = response.headers().clone();
         let success = (200..300).contains(&status);
         // Error bodies are only shown (and parsed for their message): read a

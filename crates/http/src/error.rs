@@ -15,6 +15,10 @@ pub enum HttpError {
     /// Waiting for the rate budget would take longer than allowed.
     #[error("{origin}: rate budget exhausted until {} (waiting longer than the configured maximum of {max_wait_secs} s)", httpdate::fmt_http_date(*until))]
     RateBudgetExhausted { origin: String, until: SystemTime, max_wait_secs: u64 },
+    /// The shared rate budget ([`SharedBudget`](crate::SharedBudget)) could
+    /// not be consulted (e.g. its database is unreachable): nothing was sent.
+    #[error("{origin}: the shared rate budget could not be consulted, nothing sent: {cause}")]
+    SharedBudget { origin: String, cause: String },
     /// A non-idempotent request failed after it may have reached the
     /// server: it may or may not have been applied. Reconcile, never resend blindly.
     #[error("{method} {url}: outcome unknown ({cause}); the request may have been applied")]

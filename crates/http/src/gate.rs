@@ -30,6 +30,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use crate::error::HttpError;
+use crate::shared::RetryAfter;
 
 /// The server's view of the current window.
 #[derive(Debug, Default)]
@@ -100,10 +101,17 @@ impl RateGate {
                 }
             }
         }
+        self.await_ceiling().await;
+        Ok(())
+    }
+
+    /// Wait for the fixed `governor` ceiling only (no budget): what a client
+    /// with a [`SharedBudget`](crate::SharedBudget) does after the shared
+    /// budget said go.
+    pub async fn await_ceiling(&self) {
         if let Some(ceiling) = &self.ceiling {
             ceiling.until_ready().await;
         }
-        Ok(())
     }
 
     /// Decide under the lock: go now (reserving budget and a pacing slot) or wait.
@@ -211,11 +219,7 @@ impl RateGate {
 /// Parse `Retry-After`: delta-seconds (`"120"`) or an HTTP-date
 /// (`"Wed, 21 Oct 2015 07:28:00 GMT"`), as an absolute instant.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<SystemTime> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(now + Duration::from_secs(secs));
-    }
-    httpdate::parse_http_date(value).ok()
+    RetryAfter::parse(value).map(|r| r.instant(now))
 }
 
 #[cfg(test)]

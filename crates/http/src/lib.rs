@@ -8,6 +8,11 @@
 //!   limiter is the configured fixed ceiling beside it. A wait longer than
 //!   [`Policy::max_wait`] ends the operation with
 //!   [`HttpError::RateBudgetExhausted`] instead of sleeping for hours.
+//! - **A budget shared by several processes** ([`shared`]): with
+//!   [`HttpClient::with_shared_budget`], every request is reserved from a
+//!   [`SharedBudget`] (bankpipe's is a PostgreSQL row per origin) and every
+//!   response reported to it, so N workers together keep to one origin's
+//!   limit and a 429 seen by one holds them all.
 //! - **Retries** ([`client`]): exponential backoff with full jitter (backon's
 //!   exponential schedule, a uniformly random wait below each step) for 5xx,
 //!   408, connect errors and timeouts on idempotent requests (GET, PUT,
@@ -33,6 +38,7 @@ pub mod credentials;
 pub mod error;
 pub mod gate;
 pub mod origin;
+pub mod shared;
 
 pub use client::{Endpoint, HttpClient, HttpResponse, Policy, DEFAULT_MAX_BODY_BYTES};
 pub use credentials::Credentials;
@@ -41,3 +47,4 @@ pub use gate::BudgetView;
 pub use origin::Origin;
 pub use reqwest::{Method, StatusCode, Url};
 pub use secrecy::{self, SecretString};
+pub use shared::{BoxFuture, Decision, Observation, RetryAfter, SharedBudget, SharedBudgetError};

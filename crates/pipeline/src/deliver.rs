@@ -15,7 +15,10 @@ use bankpipe_sinks::{deliver_queued, DeliveryReport, Sink};
 use bankpipe_store::Store;
 
 /// Run one delivery pass for `sink`, its HTTP waits capped at the sink's
-/// `max_wait_secs` (default 60 s).
+/// `max_wait_secs` (default 60 s). With a PostgreSQL store the sink's
+/// requests are reserved from the rate budget shared by every worker on the
+/// database ([`crate::rate`]); with SQLite the client's own gate paces them,
+/// seeded from the budget the last run saw and saved back for the next.
 ///
 /// # Errors
 /// The sink's stopping error (rate budget exhausted → exit 75, auth, …).
@@ -39,6 +42,8 @@ pub struct SinkSession<'a, S: Store> {
     origin: bankpipe_http::Origin,
     sink: Option<AnySink<'a, S>>,
     prepared: bool,
+    /// The budget is the workers' shared one (PostgreSQL): nothing to save.
+    shared: bool,
 }
 
 enum AnySink<'a, S: Store> {
@@ -61,18 +66,26 @@ impl<'a, S: Store> SinkSession<'a, S> {
         zone: chrono_tz::Tz,
     ) -> Result<SinkSession<'a, S>> {
         let policy = Policy { max_wait: Duration::from_secs(config.max_wait_secs.unwrap_or(60)), ..Policy::default() };
-        let client = HttpClient::new(policy)?;
+        let mut client = HttpClient::new(policy)?;
         let maps = &categorizer.sink_maps;
-        // Start from the budget an earlier run saw for this origin, and save it
-        // afterwards (DESIGN §7: a run must not spend what the last one did).
         let origin = sink_origin(config)?;
-        // Only a hint: used while its window lasts and it still has requests
-        // left; an exhausted one is not trusted (the server may have restarted
-        // with a new limit) — the first answer's headers (or 429) say.
+        // PostgreSQL: other workers may be delivering to this origin right
+        // now; every request is reserved from the budget they all share,
+        // and every response recorded in it (DESIGN §7). Nothing to seed
+        // or save.
+        let shared = crate::rate::shared_budget(store);
+        if let Some(budget) = shared.clone() {
+            client = client.with_shared_budget(budget);
+        }
+        // SQLite (one worker): start from the budget an earlier run saw for
+        // this origin, and save it afterwards (a run must not spend what the
+        // last one did). Only a hint: used while its window lasts and it
+        // still has requests left; an exhausted one is not trusted (the
+        // server may have restarted with a new limit) — the first answer's
+        // headers (or 429) say.
         let now = std::time::SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        if let Some((limit, remaining, reset)) =
-            store.rate_budget(&origin.to_string()).await?.filter(|(_, rem, reset)| *reset > now && *rem > 0)
-        {
+        let remembered = if shared.is_some() { None } else { store.rate_budget(&origin.to_string()).await? };
+        if let Some((limit, remaining, reset)) = remembered.filter(|(_, rem, reset)| *reset > now && *rem > 0) {
             client.gate(&origin).seed(&bankpipe_http::BudgetView {
                 limit: limit.map(|l| l.max(0) as u64),
                 remaining: Some(remaining.max(0) as u64),
@@ -87,7 +100,7 @@ impl<'a, S: Store> SinkSession<'a, S> {
             SinkKindConfig::Mibudge => Some(AnySink::Mibudge(Box::new(MibudgeSink::new(config, maps, zone)?))),
             SinkKindConfig::File => None,
         };
-        Ok(SinkSession { config, client, origin, sink, prepared: false })
+        Ok(SinkSession { config, client, origin, sink, prepared: false, shared: shared.is_some() })
     }
 
     /// One delivery pass through `store` — the unbound store for a whole
@@ -108,7 +121,7 @@ impl<'a, S: Store> SinkSession<'a, S> {
             Some(AnySink::Mibudge(s)) => pass(store, &mut **s, &self.client, &mut self.prepared, queue, pending).await,
         };
         let view = self.client.gate(&self.origin).view();
-        if let (Some(remaining), Some(reset)) = (view.remaining, view.reset) {
+        if let (false, Some(remaining), Some(reset)) = (self.shared, view.remaining, view.reset) {
             let reset = reset.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
             store
                 .save_rate_budget(&self.origin.to_string(), view.limit.map(|l| l as i64), remaining as i64, reset)

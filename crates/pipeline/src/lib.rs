@@ -16,6 +16,7 @@
 //! | [`export`] | the stored dataset as the canonical files |
 //! | [`golden`] | comparing output files with golden ones, row by row |
 //! | [`deliver`] | one delivery pass to one configured sink |
+//! | [`rate`] | the PostgreSQL rate budget every worker shares, as the HTTP client's `SharedBudget` |
 //! | [`outcome`] | how a job ended and its exit code |
 
 pub mod backfill;
@@ -25,6 +26,7 @@ pub mod golden;
 pub mod ingest;
 pub mod leases;
 pub mod outcome;
+pub mod rate;
 pub mod recorded;
 pub mod replay;
 pub mod sync;

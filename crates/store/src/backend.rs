@@ -1242,8 +1242,9 @@ macro_rules! store_impl {
 
         impl crate::RateBudgets for $Store {
             async fn rate_budget(&self, origin: &str) -> Result<Option<(Option<i64>, i64, i64)>, StoreError> {
+                // A shared row (PostgreSQL) exists before its window is known.
                 let mut q = QueryBuilder::<$Db>::new("SELECT rate_limit, remaining, reset_unix FROM rate_budgets WHERE origin = ");
-                q.push_bind(origin.to_owned());
+                q.push_bind(origin.to_owned()).push(" AND remaining IS NOT NULL AND reset_unix IS NOT NULL");
                 let fail = self.fail("reading rate budgets");
                 match q.build().fetch_optional(&self.pool).await.map_err(&fail)? {
                     None => Ok(None),
@@ -1262,6 +1263,10 @@ macro_rules! store_impl {
                            reset_unix = excluded.reset_unix, updated_at = excluded.updated_at");
                 q.build().execute(&self.pool).await.map_err(self.fail("recording a rate budget"))?;
                 Ok(())
+            }
+
+            fn shared_rate_budgets(&self) -> Option<crate::SharedRateBudgets> {
+                self.shared_rates()
             }
         }
 

@@ -189,6 +189,9 @@ pub struct RoundRow {
     pub units: i64,
 }
 
+/// A done unit: (unit name, its result JSON, its failure).
+pub type UnitResult = (String, Option<String>, Option<String>);
+
 /// Rounds, units and leases (see the module docs).
 pub trait WorkLeases: Send + Sync {
     /// This store bound to a held lease (and, for a delivery unit, to the
@@ -266,7 +269,7 @@ pub trait WorkLeases: Send + Sync {
         &self,
         round: i64,
         phase: Phase,
-    ) -> impl Future<Output = Result<Vec<(String, Option<String>, Option<String>)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<UnitResult>, StoreError>> + Send;
 
     /// Workers other than `me` not recorded finished — of `round`, or of
     /// any round: (worker id, node, pid).

@@ -18,6 +18,7 @@ pub mod lock;
 mod migrations;
 mod postgres;
 pub mod rows;
+mod shared_rates;
 mod sqlite;
 mod types;
 
@@ -30,6 +31,7 @@ pub use error::StoreError;
 pub use leases::WorkLeases;
 pub use lock::SyncLock;
 pub use postgres::PgStore;
+pub use shared_rates::SharedRateBudgets;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -316,15 +318,27 @@ pub trait DeliveryLedger: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Each sink origin's last-seen rate budget, carried across runs (DESIGN §6).
+/// Each sink origin's rate budget (DESIGN §6, §7).
+///
+/// - SQLite (one worker per database): a last-seen snapshot, carried
+///   across runs — read with [`rate_budget`](RateBudgets::rate_budget) to
+///   seed the HTTP client's local gate, written back with
+///   [`save_rate_budget`](RateBudgets::save_rate_budget).
+/// - PostgreSQL (several workers): a budget shared live by every worker,
+///   reserved and updated atomically on the database's clock through
+///   [`shared_rate_budgets`](RateBudgets::shared_rate_budgets); the snapshot
+///   methods still read it (for `status`), and nothing should save over it.
 pub trait RateBudgets: Send + Sync {
-    /// The rate budget last seen for an origin: (limit, remaining, reset as Unix seconds).
+    /// The rate budget last seen for an origin: (limit, remaining, reset as
+    /// Unix seconds); `None` while no window is known.
     fn rate_budget(
         &self,
         origin: &str,
     ) -> impl Future<Output = Result<Option<(Option<i64>, i64, i64)>, StoreError>> + Send;
 
-    /// Remember an origin's rate budget (limit, remaining, reset as Unix seconds).
+    /// Remember an origin's rate budget (limit, remaining, reset as Unix
+    /// seconds), replacing what was stored: for a store whose budgets are
+    /// not shared only.
     fn save_rate_budget(
         &self,
         origin: &str,
@@ -332,6 +346,12 @@ pub trait RateBudgets: Send + Sync {
         remaining: i64,
         reset_unix: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The budgets shared by every worker of this database, to reserve
+    /// requests from and report responses to: `Some` for PostgreSQL,
+    /// `None` for SQLite (one worker per file: the HTTP client's own gate,
+    /// seeded from [`rate_budget`](RateBudgets::rate_budget)).
+    fn shared_rate_budgets(&self) -> Option<SharedRateBudgets>;
 }
 
 /// What a sink holds of a delivered transaction, compared on later runs to

@@ -170,22 +170,7 @@ impl PgStore {
                 .map_err(fail("creating the schema"))?;
             tx.commit().await.map_err(fail("creating the schema"))?;
         }
-        let search_path = schema.map(|s| format!("SET search_path TO \"{s}\""));
-        let pool = PgPoolOptions::new()
-            .max_connections(5)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                let search_path = search_path.clone();
-                Box::pin(async move {
-                    if let Some(sql) = search_path {
-                        conn.execute(sql.as_str()).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options.clone())
-            .await
-            .map_err(fail("connecting"))?;
+        let pool = pool_options(schema, 5, &[]).connect_with(options.clone()).await.map_err(fail("connecting"))?;
         let migrator = crate::migrations::migrator(crate::migrations::POSTGRES).await.map_err(|e| {
             StoreError::Database { database: name.clone(), operation: "migrating", cause: e.to_string() }
         })?;
@@ -215,6 +200,19 @@ impl PgStore {
     async fn lock_rounds(db: &mut PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema()) # 7021523)").execute(&mut *db).await?;
         Ok(())
+    }
+
+    /// Every worker on this database shares its rate budgets: reserved on
+    /// a small pool of their own (connected on first use) whose commits do
+    /// not wait for the WAL to reach the disk (`synchronous_commit = off`).
+    /// Each request reserves and observes once, so a busy disk's fsync
+    /// latency would pace every sink request; what a database crash could
+    /// lose is the last fraction of a second of counts, which the sink's
+    /// next answer corrects (and a 429 holds every worker).
+    pub(crate) fn shared_rates(&self) -> Option<crate::SharedRateBudgets> {
+        let pool = pool_options(self.schema.as_deref(), 2, &["SET synchronous_commit TO off"])
+            .connect_lazy_with(self.options.clone());
+        Some(crate::SharedRateBudgets::new(pool, self.name.clone()))
     }
 
     /// A write transaction (row-level locking does the rest in PostgreSQL).
@@ -331,6 +329,24 @@ impl PgStore {
         }
         Ok(SyncLock::Postgres(conn))
     }
+}
+
+/// A pool of at most `max` connections, each inside `schema` (when given)
+/// and set up with the `session` statements.
+fn pool_options(schema: Option<&str>, max: u32, session: &'static [&'static str]) -> PgPoolOptions {
+    let search_path = schema.map(|s| format!("SET search_path TO \"{s}\""));
+    PgPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(10)).after_connect(move |conn, _| {
+        let search_path = search_path.clone();
+        Box::pin(async move {
+            if let Some(sql) = search_path {
+                conn.execute(sql.as_str()).await?;
+            }
+            for sql in session {
+                conn.execute(*sql).await?;
+            }
+            Ok(())
+        })
+    })
 }
 
 /// Rows as one array per column (the binds of [`UPSERT_SQL`]).

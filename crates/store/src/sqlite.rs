@@ -58,6 +58,11 @@ const SKIP_LOCKED: &str = "";
 const FOR_UPDATE: &str = "";
 
 impl SqliteStore {
+    /// One worker per file: its HTTP client's own gate, no shared budget.
+    pub(crate) fn shared_rates(&self) -> Option<crate::SharedRateBudgets> {
+        None
+    }
+
     /// Open (creating if missing) `sqlite://PATH`, apply migrations.
     ///
     /// # Errors

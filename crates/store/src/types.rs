@@ -349,3 +349,123 @@ pub enum DeliveryOp {
     /// `pending` or `failed` → `skipped`: never delivered unless retried.
     Skip,
 }
+
+/// How [`SharedRateBudgets::reserve`](crate::SharedRateBudgets::reserve)
+/// paces and probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RatePacing {
+    /// Requests are spaced `(Reset − now) / Remaining` apart only when that
+    /// is at most this long; longer windows (per-day plans) are spent as
+    /// needed. The HTTP client's `max_pace_interval` (default 2 s).
+    pub max_pace_interval: std::time::Duration,
+    /// How long one worker's probe (the request sent while the budget is
+    /// unknown or its window has ended) holds the others back at most: if
+    /// its answer never comes (the worker died, the request failed), another
+    /// worker probes after this.
+    pub probe_hold: std::time::Duration,
+    /// How often a worker waiting for a probe's answer asks again.
+    pub probe_poll: std::time::Duration,
+}
+
+impl Default for RatePacing {
+    /// 2 s, 2 s, 10 ms.
+    fn default() -> Self {
+        RatePacing {
+            max_pace_interval: std::time::Duration::from_secs(2),
+            probe_hold: std::time::Duration::from_secs(2),
+            probe_poll: std::time::Duration::from_millis(10),
+        }
+    }
+}
+
+/// Why a shared reservation went or waits (see
+/// [`SharedRateBudgets::reserve`](crate::SharedRateBudgets::reserve)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateVerdict {
+    /// Go: the origin sends no `X-RateLimit-*` headers (only its 429s hold).
+    Unmetered,
+    /// Go: the budget is unknown or its window has ended; this request is
+    /// the one probe whose answer tells the others.
+    Probe,
+    /// Go: one unit and the next pacing slot taken.
+    Paced,
+    /// Go: one unit taken, unpaced (a long window, spent as needed).
+    AsNeeded,
+    /// Wait: a 429 holds every worker until its `Retry-After` (or Reset).
+    Blocked,
+    /// Wait: nothing left in the window until its Reset.
+    Exhausted,
+    /// Wait: the next pacing slot is ahead.
+    Pacing,
+    /// Wait: another worker's probe has not been answered yet.
+    AwaitingProbe,
+}
+
+impl RateVerdict {
+    /// The name used in SQL and logs (`paced`, `awaiting_probe`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateVerdict::Unmetered => "unmetered",
+            RateVerdict::Probe => "probe",
+            RateVerdict::Paced => "paced",
+            RateVerdict::AsNeeded => "as_needed",
+            RateVerdict::Blocked => "blocked",
+            RateVerdict::Exhausted => "exhausted",
+            RateVerdict::Pacing => "pacing",
+            RateVerdict::AwaitingProbe => "awaiting_probe",
+        }
+    }
+
+    /// The verdict named `s` (see [`RateVerdict::as_str`]).
+    pub fn parse(s: &str) -> Option<RateVerdict> {
+        [
+            RateVerdict::Unmetered,
+            RateVerdict::Probe,
+            RateVerdict::Paced,
+            RateVerdict::AsNeeded,
+            RateVerdict::Blocked,
+            RateVerdict::Exhausted,
+            RateVerdict::Pacing,
+            RateVerdict::AwaitingProbe,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+
+    /// `true` for the verdicts that send now.
+    pub fn goes(self) -> bool {
+        matches!(self, RateVerdict::Unmetered | RateVerdict::Probe | RateVerdict::Paced | RateVerdict::AsNeeded)
+    }
+}
+
+/// One shared reservation's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateReservation {
+    /// Go or wait, and why.
+    pub verdict: RateVerdict,
+    /// When it waits: when to ask again, Unix milliseconds (UTC) on the
+    /// database's clock. `None` when it goes.
+    pub until_unix_ms: Option<i64>,
+    /// When it waits: milliseconds from now to `until_unix_ms`, on the
+    /// database's clock (rounded up). `None` when it goes.
+    pub wait_ms: Option<i64>,
+}
+
+/// What one response said about its origin's budget, for
+/// [`SharedRateBudgets::observe`](crate::SharedRateBudgets::observe).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateObservation {
+    /// `X-RateLimit-Limit`.
+    pub limit: Option<i64>,
+    /// `X-RateLimit-Remaining`.
+    pub remaining: Option<i64>,
+    /// `X-RateLimit-Reset`: the window's end, Unix seconds (UTC).
+    pub reset_unix: Option<i64>,
+    /// The HTTP status (429: refused for the rate limit).
+    pub status: u16,
+    /// `Retry-After` as delta-seconds, in milliseconds: counted from the
+    /// database's clock when recorded.
+    pub retry_after_ms: Option<i64>,
+    /// `Retry-After` as an HTTP-date, Unix milliseconds (UTC).
+    pub retry_at_unix_ms: Option<i64>,
+}

@@ -45,8 +45,10 @@ async fn postgres(test: &str) -> Option<PgStore> {
         eprintln!("NOTICE: {test}: PostgreSQL half skipped: BANKPIPE_TEST_DATABASE_URL is not set");
         return None;
     };
-    // PostgreSQL keeps 63 bytes of a name: the random part must survive.
-    let schema = format!("t_{}_{}", &test[..test.len().min(40)], fastrand::u64(..));
+    // The random part first: PostgreSQL cuts identifiers at 63 bytes, and a
+    // long test name must not cut it off (runs would share one schema).
+    let mut schema = format!("t{:016x}_{test}", fastrand::u64(..));
+    schema.truncate(63);
     Some(PgStore::open_in_schema(&url, Some(&schema)).await.expect("PostgreSQL from BANKPIPE_TEST_DATABASE_URL"))
 }
 
