@@ -66,8 +66,6 @@ struct World {
     expected: BTreeMap<String, String>,
     _dir: tempfile::TempDir,
     config: std::path::PathBuf,
-    url: String,
-    schema: String,
 }
 
 /// 200 links of generated data, a Trupocket household with a per-second
@@ -137,7 +135,7 @@ async fn world(url: String, schema: String, total: u64, latency: Duration, limit
     );
     let config = dir.path().join("bankpipe.toml");
     std::fs::write(&config, text).unwrap();
-    World { _servers: servers, trupocket, mibudge, expected, _dir: dir, config, url, schema }
+    World { _servers: servers, trupocket, mibudge, expected, _dir: dir, config }
 }
 
 fn worker(config: &std::path::Path, log: &std::path::Path) -> Child {
@@ -167,7 +165,7 @@ async fn cut_connections(url: &str, pid: u32) -> u64 {
 async fn four_workers_deliver_exactly_once_through_a_kill_and_a_cut_connection() {
     let Some((url, schema)) = support::postgres("four_workers", "t_workers") else { return };
     let total: u64 = std::env::var("BANKPIPE_WORKERS_TX").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
-    let w = world(url.clone(), schema.clone(), total, Duration::from_millis(2), 400).await;
+    let w = world(url.clone(), schema, total, Duration::from_millis(2), 400).await;
     assert!(w.expected.len() as u64 >= total / 2, "enough deliverable rows: {}", w.expected.len());
     let logs = tempfile::tempdir().unwrap();
     let started = Instant::now();
@@ -239,7 +237,6 @@ async fn four_workers_deliver_exactly_once_through_a_kill_and_a_cut_connection()
         w.mibudge.transactions().iter().map(|t| t["memo"].as_str().unwrap_or("").to_owned()).collect();
     exactly_once("mibudge", &memos, &w.expected);
     assert_eq!(w.trupocket.rejected_429(), 0, "no 429 from Trupocket");
-    let _ = (&w.url, &w.schema);
 }
 
 /// Two workers with different sink mappings on one database: the second is

@@ -466,17 +466,8 @@ async fn queue_unit<S: Store>(ctx: &Ctx<'_, S>, claimed: &Claimed, i: usize, don
             done.report(i, &sink.name).queued += queued;
             Ended::Done(json!({ "queued": queued }), None)
         }
-        Ok(Err(why)) => Ended::Done(json!({}), Some(why)),
-        Err(e) => {
-            if let Some(ended) = ended_by(&e, claimed) {
-                return ended;
-            }
-            let text = format!("{e:#}");
-            tracing::error!(sink = %sink.name, "{text}");
-            done.failed_sinks.insert(i);
-            done.errors.push((format!("sink {}", sink.name), e));
-            Ended::Done(json!({}), Some(text))
-        }
+        Ok(Err(why)) => sink_failed(done, i, &sink.name, anyhow::anyhow!(why)),
+        Err(e) => ended_by(&e, claimed).unwrap_or_else(|| sink_failed(done, i, &sink.name, e)),
     }
 }
 
@@ -522,38 +513,21 @@ async fn deliver_unit<'a, S: Store>(
         Ok(Ok(report)) => {
             let result =
                 json!({ "delivered": report.delivered, "failed": report.failed, "in_flight": report.in_flight });
-            merge_report(done.report(i, &sink.name), report);
+            done.report(i, &sink.name).merge(report);
             Ended::Done(result, None)
         }
-        Ok(Err(why)) => Ended::Done(json!({}), Some(why)),
-        Err(e) => {
-            if let Some(ended) = ended_by(&e, claimed) {
-                return ended;
-            }
-            let text = format!("{e:#}");
-            tracing::error!(sink = %sink.name, "{text}");
-            done.failed_sinks.insert(i);
-            done.errors.push((format!("sink {}", sink.name), e));
-            Ended::Done(json!({}), Some(text))
-        }
+        Ok(Err(why)) => sink_failed(done, i, &sink.name, anyhow::anyhow!(why)),
+        Err(e) => ended_by(&e, claimed).unwrap_or_else(|| sink_failed(done, i, &sink.name, e)),
     }
 }
 
-/// Add one delivery unit's report to the sink's.
-fn merge_report(into: &mut DeliveryReport, r: DeliveryReport) {
-    into.queued += r.queued;
-    into.delivered += r.delivered;
-    into.reconciled_found += r.reconciled_found;
-    into.reconciled_resent += r.reconciled_resent;
-    into.failed += r.failed;
-    into.skipped += r.skipped;
-    into.in_flight += r.in_flight;
-    if into.stopped.is_none() {
-        into.stopped = r.stopped;
-    }
-    for n in r.notices {
-        if !into.notices.contains(&n) {
-            into.notices.push(n);
-        }
-    }
+/// A queue or delivery unit of sink `i` failed for good: named in this
+/// worker's errors (so it does not exit 0), the sink left out of its
+/// summary, the unit recorded done with the reason.
+fn sink_failed(done: &mut Done, i: usize, sink: &str, e: anyhow::Error) -> Ended {
+    let text = format!("{e:#}");
+    tracing::error!(sink = %sink, "{text}");
+    done.failed_sinks.insert(i);
+    done.errors.push((format!("sink {sink}"), e));
+    Ended::Done(json!({}), Some(text))
 }

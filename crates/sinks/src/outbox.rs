@@ -61,6 +61,29 @@ pub struct DeliveryReport {
     pub notices: Vec<String>,
 }
 
+impl DeliveryReport {
+    /// Add another pass's report of the same sink (one worker's delivery
+    /// units, DESIGN §7): counts add up, the first stop stands, notices
+    /// are kept once each.
+    pub fn merge(&mut self, other: DeliveryReport) {
+        self.queued += other.queued;
+        self.delivered += other.delivered;
+        self.reconciled_found += other.reconciled_found;
+        self.reconciled_resent += other.reconciled_resent;
+        self.failed += other.failed;
+        self.skipped += other.skipped;
+        self.in_flight += other.in_flight;
+        if self.stopped.is_none() {
+            self.stopped = other.stopped;
+        }
+        for n in other.notices {
+            if !self.notices.contains(&n) {
+                self.notices.push(n);
+            }
+        }
+    }
+}
+
 const BATCH: u32 = 500;
 /// A request answered the same way this many times in a row (an HTML 500
 /// every time, say) and never found on the sink is recorded failed with

@@ -154,11 +154,15 @@ macro_rules! store_impl {
         impl crate::RunLog for $Store {
             async fn begin_run(&self, kind: RunKind) -> Result<RunId, StoreError> {
                 // The caller holds the one-sync lock: a run still marked
-                // running is one whose process died.
-                sqlx::query("UPDATE runs SET outcome = 'interrupted' WHERE outcome = 'running'")
-                    .execute(&self.pool)
-                    .await
-                    .map_err(self.fail("starting a run"))?;
+                // running is one whose process died — unless it belongs to
+                // a live sync worker (PostgreSQL workers run beside it).
+                sqlx::query(&format!(
+                    "UPDATE runs SET outcome = 'interrupted' WHERE outcome = 'running' AND (worker IS NULL OR worker NOT IN \
+                     (SELECT id FROM workers WHERE finished_ms IS NULL AND heartbeat_ms > {NOW_MS} - {WORKER_GONE_MS}))"
+                ))
+                .execute(&self.pool)
+                .await
+                .map_err(self.fail("starting a run"))?;
                 let mut q = QueryBuilder::<$Db>::new("INSERT INTO runs (kind, started_at) VALUES (");
                 q.push_bind(kind.as_str()).push(", ").push_bind(instant(Utc::now())).push(") RETURNING id");
                 let row = q.build().fetch_one(&self.pool).await.map_err(self.fail("starting a run"))?;

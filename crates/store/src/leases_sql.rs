@@ -2,7 +2,8 @@
 //! instantiated per backend by `leases_impl!`. Each backend module defines
 //! `NOW_MS` (the database clock as Unix milliseconds, SQL), `SKIP_LOCKED`
 //! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, empty on SQLite, whose write
-//! lock serializes claims) and `lock_rounds` (serializes round creation).
+//! lock serializes claims), `lock_rounds` (serializes round creation) and
+//! `push_key_list` (` IN`/` NOT IN` one bound list of keys).
 
 macro_rules! leases_impl {
     ($Store:ident, $Db:ty) => {
@@ -11,9 +12,6 @@ macro_rules! leases_impl {
             WorkerRow,
         };
 
-        /// Workers whose heartbeat is older than this are gone (their runs
-        /// still `running` are interrupted), whatever their lease length.
-        const WORKER_GONE_MS: i64 = 300_000;
 
         impl $Store {
             /// ` AND EXISTS (the bound lease is still held, with `margin`
@@ -88,13 +86,9 @@ macro_rules! leases_impl {
                 }
                 return;
             }
-            q.push(format!(" AND {t}source || ':' || {t}source_account_id "));
-            q.push(if scope.except { "NOT IN (" } else { "IN (" });
-            let mut list = q.separated(", ");
-            for key in &scope.accounts {
-                list.push_bind(key.clone());
-            }
-            q.push(")");
+            q.push(format!(" AND {t}source || ':' || {t}source_account_id"));
+            // One bound list, however many accounts (no bind limit).
+            push_key_list(q, &scope.accounts, scope.except);
         }
 
         impl crate::WorkLeases for $Store {

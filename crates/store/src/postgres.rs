@@ -79,6 +79,15 @@ pub struct PgStore {
 /// The database clock as Unix milliseconds (SQL; `clock_timestamp()`, not
 /// the transaction's start).
 const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+/// ` = ANY($n)` (or ` <> ALL($n)`) of `keys` bound as one text array.
+fn push_key_list(q: &mut sqlx::QueryBuilder<'_, Postgres>, keys: &[String], except: bool) {
+    q.push(if except { " <> ALL(" } else { " = ANY(" }).push_bind(keys.to_vec()).push(")");
+}
+
+/// Workers whose heartbeat is older than this are gone (their runs still
+/// `running` are interrupted), whatever their lease length.
+const WORKER_GONE_MS: i64 = 300_000;
+
 /// Concurrent claims skip the units another worker is claiming.
 const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 /// A lease checked inside a write transaction is locked until it commits,

@@ -52,6 +52,17 @@ pub struct SqliteStore {
 
 /// The database clock as Unix milliseconds (SQL).
 const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+/// ` IN` (or ` NOT IN`) the `keys`, bound as one JSON array read with
+/// `json_each` (SQLite's bind limit does not apply).
+fn push_key_list(q: &mut sqlx::QueryBuilder<'_, Sqlite>, keys: &[String], except: bool) {
+    let json = serde_json::to_string(keys).expect("strings serialize");
+    q.push(if except { " NOT IN" } else { " IN" }).push(" (SELECT value FROM json_each(").push_bind(json).push("))");
+}
+
+/// Workers whose heartbeat is older than this are gone (their runs still
+/// `running` are interrupted), whatever their lease length.
+const WORKER_GONE_MS: i64 = 300_000;
+
 /// Claims need no row locks: the write lock serializes them.
 const SKIP_LOCKED: &str = "";
 /// Nor does checking a lease inside a write transaction.

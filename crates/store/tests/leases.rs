@@ -90,7 +90,8 @@ async fn a_stale_holder_cannot_commit<S: Store>(s: &S) {
     let expired = held.advance_watermarks(1, "a", &[("acct".into(), "2024-03-09".parse().unwrap())]).await;
     assert!(matches!(expired, Err(StoreError::LeaseLost { .. })), "{expired:?}");
 
-    // Another worker takes the unit over (the expired lease first: fewest attempts).
+    // Another worker claims: units never claimed come first (fewest
+    // attempts), then the expired lease.
     s.join_round(&worker("b", "h"), "sync", &units(), 300).await.unwrap();
     let b = s.claim_unit(joined.round, Phase::Fetch, "b", 60_000).await.unwrap().unwrap();
     assert_eq!(b.unit, "fetch:b", "fewest attempts first");
@@ -222,13 +223,17 @@ async fn only_gone_workers_runs_are_interrupted<S: Store>(s: &S) {
     s.join_round(&worker("a", "h"), "sync", &units(), 60_000).await.unwrap();
     s.join_round(&worker("b", "h"), "sync", &units(), 60_000).await.unwrap();
     let run_a = s.begin_worker_run(RunKind::Sync, "a").await.unwrap();
-    let _run_b = s.begin_worker_run(RunKind::Sync, "b").await.unwrap();
+    let run_b = s.begin_worker_run(RunKind::Sync, "b").await.unwrap();
     s.finish_worker("a", "ok").await.unwrap(); // a ended without finishing its run: killed
     s.begin_worker_run(RunKind::Sync, "c").await.unwrap();
     let status = s.status(10).await.unwrap();
     let outcome = |id| status.runs.iter().find(|r| r.id == id).unwrap().outcome.clone();
     assert_eq!(outcome(run_a), "interrupted");
-    assert_eq!(outcome(_run_b), "running", "a live worker's run is left alone");
+    assert_eq!(outcome(run_b), "running", "a live worker's run is left alone");
+    // Nor does a backfill's start (it holds the advisory lock, not a lease).
+    s.begin_run(RunKind::Backfill).await.unwrap();
+    let status = s.status(10).await.unwrap();
+    assert_eq!(status.runs.iter().find(|r| r.id == run_b).unwrap().outcome, "running");
 }
 both_backends!(only_gone_workers_runs_are_interrupted_on_both, only_gone_workers_runs_are_interrupted);
 
