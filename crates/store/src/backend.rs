@@ -1257,6 +1257,11 @@ macro_rules! store_impl {
             }
 
             async fn save_rate_budget(&self, origin: &str, limit: Option<i64>, remaining: i64, reset_unix: i64) -> Result<(), StoreError> {
+                if let Some(shared) = self.snapshots_merged() {
+                    // A shared row is live: a snapshot is merged as a response would be.
+                    let seen = RateObservation { limit, remaining: Some(remaining), reset_unix: Some(reset_unix), status: 200, ..RateObservation::default() };
+                    return shared.observe(origin, &seen).await;
+                }
                 let mut q = QueryBuilder::<$Db>::new("INSERT INTO rate_budgets (origin, rate_limit, remaining, reset_unix, updated_at) VALUES (");
                 q.push_bind(origin.to_owned()).push(", ")
                     .push_bind(limit).push(", ")

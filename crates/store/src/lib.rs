@@ -337,8 +337,10 @@ pub trait RateBudgets: Send + Sync {
     ) -> impl Future<Output = Result<Option<(Option<i64>, i64, i64)>, StoreError>> + Send;
 
     /// Remember an origin's rate budget (limit, remaining, reset as Unix
-    /// seconds), replacing what was stored: for a store whose budgets are
-    /// not shared only.
+    /// seconds). SQLite replaces what was stored. PostgreSQL, whose row
+    /// other workers are reserving from, merges it as a response's counts
+    /// would be ([`SharedRateBudgets::observe`]: never a higher Remaining
+    /// within the same window, a later Reset starts a new one).
     fn save_rate_budget(
         &self,
         origin: &str,

@@ -224,6 +224,13 @@ impl PgStore {
         Some(crate::SharedRateBudgets::new(pool, self.name.clone()))
     }
 
+    /// Rate budgets are shared live: `save_rate_budget` merges a snapshot
+    /// into the row as an observation (on the store's own pool) instead of
+    /// overwriting what other workers reserved.
+    pub(crate) fn snapshots_merged(&self) -> Option<crate::SharedRateBudgets> {
+        Some(crate::SharedRateBudgets::new(self.pool.clone(), self.name.clone()))
+    }
+
     /// A write transaction (row-level locking does the rest in PostgreSQL).
     pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
         self.pool.begin().await.map_err(|e| StoreError::Database {

@@ -74,6 +74,11 @@ impl SqliteStore {
         None
     }
 
+    /// A saved rate budget replaces the last one (one worker per file).
+    pub(crate) fn snapshots_merged(&self) -> Option<crate::SharedRateBudgets> {
+        None
+    }
+
     /// Open (creating if missing) `sqlite://PATH`, apply migrations.
     ///
     /// # Errors

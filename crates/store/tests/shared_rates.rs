@@ -132,6 +132,18 @@ async fn out_of_order_counts_keep_the_lower_within_a_window() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_saved_snapshot_never_undoes_what_other_workers_reserved() {
+    let Some(w) = workers("snapshot_merge", 2).await else { return };
+    let reset = unix_now() + 100;
+    shared(&w[0]).observe(ORIGIN, &counts(10, 5, reset)).await.unwrap();
+    // One process's local gate saw 9 left (it knew nothing of the others).
+    w[1].save_rate_budget(ORIGIN, Some(10), 9, reset).await.unwrap();
+    assert_eq!(w[0].rate_budget(ORIGIN).await.unwrap(), Some((Some(10), 5, reset)), "the lower count stands");
+    w[1].save_rate_budget(ORIGIN, Some(10), 8, reset + 100).await.unwrap();
+    assert_eq!(w[0].rate_budget(ORIGIN).await.unwrap(), Some((Some(10), 8, reset + 100)), "a later window is taken");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_429_seen_by_one_worker_holds_every_worker() {
     let Some(w) = workers("held", 2).await else { return };
     let (a, b) = (shared(&w[0]), shared(&w[1]));
