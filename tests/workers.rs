@@ -12,130 +12,14 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bankpipe_gen::GenConfig;
-use bankpipe_model::CanonicalId;
-use bankpipe_sim::faults::Faults;
-use bankpipe_sim::mibudge::{MibudgeConfig, MibudgeSim};
-use bankpipe_sim::ratelimit::RateLimit;
-use bankpipe_sim::trupocket::{TrupocketConfig, TrupocketSim};
-use bankpipe_sim::truv::{TruvConfig, TruvData, TruvSim};
-use bankpipe_sim::SimServer;
-use bankpipe_sinks::{marker, markers_in};
 use serde_json::Value;
+use support::scale::{exactly_once, memos, world, Scale, ENV};
 
-const ENV: [(&str, &str); 5] = [
-    ("T_ID", "sim-client"),
-    ("T_SECRET", "sim-secret"),
-    ("TP_PAT", "tp_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
-    ("MB_LOGIN", "sim@example.com"),
-    ("MB_PASSWORD", "sim-password"),
-];
-
-const LINKS: usize = 200;
-const SINK_ACCOUNTS: usize = 8;
-
-fn marker_counts<'a>(memos: impl Iterator<Item = &'a str>) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for memo in memos {
-        for m in markers_in(memo) {
-            *counts.entry(m.to_owned()).or_default() += 1;
-        }
-    }
-    counts
-}
-
-/// Every marker of `expected` exactly once among `memos`, nothing else.
-fn exactly_once(sink: &str, memos: &[String], expected: &BTreeMap<String, String>) {
-    let counts = marker_counts(memos.iter().map(String::as_str));
-    let doubled: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert!(doubled.is_empty(), "{sink}: doubled {doubled:?}");
-    let missing: Vec<_> = expected.keys().filter(|m| !counts.contains_key(*m)).take(5).collect();
-    assert!(missing.is_empty(), "{sink}: missing, e.g. {missing:?}");
-    assert_eq!(counts.len(), expected.len(), "{sink}: nothing unexpected");
-    assert_eq!(memos.len(), expected.len(), "{sink}: one row per delivery");
-}
-
-struct World {
-    _servers: Vec<SimServer>,
-    trupocket: std::sync::Arc<TrupocketSim>,
-    mibudge: std::sync::Arc<MibudgeSim>,
-    expected: BTreeMap<String, String>,
-    _dir: tempfile::TempDir,
-    config: std::path::PathBuf,
-}
-
-/// 200 links of generated data, a Trupocket household with a per-second
-/// limit and a mibudge server, each with 8 accounts the links map to; a
-/// config with `lease_secs` (short, so a lost lease is retaken quickly).
-async fn world(url: String, schema: String, total: u64, latency: Duration, limit: u64) -> World {
-    let per_link = (total / LINKS as u64).max(2);
-    let links: Vec<(String, TruvData)> = (0..LINKS)
-        .map(|i| {
-            let gen = GenConfig {
-                accounts: 2,
-                transactions: per_link,
-                page_size: 100,
-                seed: 1_000 + i as u64,
-                ..GenConfig::default()
-            };
-            (format!("L{i:04}"), TruvData::generated(gen))
-        })
-        .collect();
-    let mut expected = BTreeMap::new();
-    for (i, (_, data)) in links.iter().enumerate() {
-        for t in data.transactions.iter().filter(|t| t["status"] == "POSTED" && t["type"] != "MEMO") {
-            let source = format!("bank.l{i:04}");
-            let id =
-                CanonicalId::for_transaction(&source, t["account_id"].as_str().unwrap(), t["id"].as_str().unwrap());
-            expected.insert(marker(&id, 0), t["id"].as_str().unwrap().to_owned());
-        }
-    }
-    let faults = Faults { latency, ..Faults::none() };
-    let truv = TruvSim::with_links(TruvConfig { faults: faults.clone(), ..TruvConfig::default() }, links);
-    let trupocket = TrupocketSim::new(TrupocketConfig {
-        faults: faults.clone(),
-        rate_limit: RateLimit { limit, window_secs: 1 },
-        ..TrupocketConfig::default()
-    });
-    let household = trupocket.seed_household("Home");
-    let mibudge = MibudgeSim::new(MibudgeConfig { faults, ..MibudgeConfig::default() });
-    let tp: Vec<String> =
-        (0..SINK_ACCOUNTS).map(|k| trupocket.seed_account(&household, "chkg", &format!("A{k}"))).collect();
-    let mb: Vec<String> = (0..SINK_ACCOUNTS).map(|k| mibudge.seed_bank_account(&format!("A{k}"), "USD")).collect();
-    let servers = vec![
-        SimServer::start(truv.router(), 0).await.unwrap(),
-        SimServer::start(trupocket.router(), 0).await.unwrap(),
-        SimServer::start(mibudge.router(), 0).await.unwrap(),
-    ];
-    let dir = tempfile::tempdir().unwrap();
-    let mut csv = String::from("link_id,name,sink,source_account,sink_account\n");
-    for i in 0..LINKS {
-        for a in 0..2 {
-            let k = (i * 2 + a) % SINK_ACCOUNTS;
-            csv += &format!("L{i:04},l{i:04},trupocket,acct-{a:04},{}\n", tp[k]);
-            csv += &format!("L{i:04},l{i:04},mibudge,acct-{a:04},{}\n", mb[k]);
-        }
-    }
-    std::fs::write(dir.path().join("links.csv"), csv).unwrap();
-    let text = format!(
-        "[store]\ndatabase_url = \"{url}\"\nschema = \"{schema}\"\n[sync]\nlease_secs = 6\n\
-         [[sources]]\nname = \"bank\"\nkind = \"truv\"\nbase_url = \"{}\"\nclient_id_env = \"T_ID\"\n\
-         secret_env = \"T_SECRET\"\nlinks_file = \"links.csv\"\n\
-         [[sinks]]\nname = \"trupocket\"\nkind = \"trupocket\"\nbase_url = \"{}/v1\"\ntoken_env = \"TP_PAT\"\n\
-         household_id = \"{household}\"\ncreate_categories = true\n\
-         [[sinks]]\nname = \"mibudge\"\nkind = \"mibudge\"\nbase_url = \"{}\"\nlogin_env = \"MB_LOGIN\"\n\
-         password_env = \"MB_PASSWORD\"\n",
-        servers[0].base_url(),
-        servers[1].base_url(),
-        servers[2].base_url(),
-    );
-    let config = dir.path().join("bankpipe.toml");
-    std::fs::write(&config, text).unwrap();
-    World { _servers: servers, trupocket, mibudge, expected, _dir: dir, config }
+fn scale(transactions: u64, latency: Duration, trupocket_per_second: u64) -> Scale {
+    Scale { links: 200, transactions, latency, trupocket_per_second, lease_secs: 6 }
 }
 
 fn worker(config: &std::path::Path, log: &std::path::Path) -> Child {
@@ -165,7 +49,7 @@ async fn cut_connections(url: &str, pid: u32) -> u64 {
 async fn four_workers_deliver_exactly_once_through_a_kill_and_a_cut_connection() {
     let Some((url, schema)) = support::postgres("four_workers", "t_workers") else { return };
     let total: u64 = std::env::var("BANKPIPE_WORKERS_TX").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
-    let w = world(url.clone(), schema, total, Duration::from_millis(2), 400).await;
+    let w = world(&url, &schema, &scale(total, Duration::from_millis(2), 400)).await;
     assert!(w.expected.len() as u64 >= total / 2, "enough deliverable rows: {}", w.expected.len());
     let logs = tempfile::tempdir().unwrap();
     let started = Instant::now();
@@ -226,16 +110,9 @@ async fn four_workers_deliver_exactly_once_through_a_kill_and_a_cut_connection()
         "a final run finds nothing to do: {last}"
     );
 
-    let memos: Vec<String> = w
-        .trupocket
-        .ledger()
-        .iter()
-        .flat_map(|t| t["categories"].as_array().unwrap().iter().map(|c| c["memo"].as_str().unwrap_or("").to_owned()))
-        .collect();
-    exactly_once("trupocket", &memos, &w.expected);
-    let memos: Vec<String> =
-        w.mibudge.transactions().iter().map(|t| t["memo"].as_str().unwrap_or("").to_owned()).collect();
-    exactly_once("mibudge", &memos, &w.expected);
+    let (tp, mb) = memos(&w);
+    exactly_once("trupocket", &tp, &w.expected);
+    exactly_once("mibudge", &mb, &w.expected);
     assert_eq!(w.trupocket.rejected_429(), 0, "no 429 from Trupocket");
 }
 
@@ -245,7 +122,7 @@ async fn four_workers_deliver_exactly_once_through_a_kill_and_a_cut_connection()
 async fn a_worker_with_another_configuration_is_refused() {
     let Some((url, schema)) = support::postgres("mixed_configs", "t_mixed") else { return };
     // Latency keeps the first worker busy while the second starts.
-    let w = world(url, schema, 400, Duration::from_millis(40), 1_000).await;
+    let w = world(&url, &schema, &scale(400, Duration::from_millis(40), 1_000)).await;
     let logs = tempfile::tempdir().unwrap();
     let mut first = worker(&w.config, &logs.path().join("first.log"));
     tokio::time::sleep(Duration::from_millis(800)).await;

@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests of the `bankpipe` binary.
 #![allow(dead_code)]
 
+pub mod scale;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

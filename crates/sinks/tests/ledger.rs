@@ -203,3 +203,31 @@ async fn an_unreadable_2xx_is_reconciled_never_sent_again() {
     assert_eq!((report.delivered, report.reconciled_found), (s.txs.len() as u64, s.txs.len() as u64));
     assert_eq!(tp.ledger().len(), s.txs.len(), "each sent once, found by its hashtag");
 }
+
+/// Two workers deliver to one household: a category one of them creates
+/// after the other read the list is refused to the other as a duplicate.
+/// The list is read again and the category used; nothing fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_category_created_meanwhile_by_another_worker_is_used() {
+    let s = setup().await;
+    let tp = TrupocketSim::new(TrupocketConfig::default());
+    let household = tp.seed_household("Home");
+    let account = tp.seed_account(&household, "chkg", "Checking");
+    let server = SimServer::start(tp.router(), 0).await.unwrap();
+    let config =
+        sink(SinkKindConfig::Trupocket, format!("{}/v1", server.base_url()), &account, Some(household.clone()));
+    let mut trupocket = TrupocketSink::new(&config, &s.categorizer.sink_maps, &s.store, vec![]).unwrap();
+    trupocket.prepare(&s.client).await.unwrap(); // reads an empty list
+    let wanted: std::collections::BTreeSet<String> = s
+        .txs
+        .iter()
+        .map(|t| s.categorizer.sink_maps.trupocket(t.category.as_deref().unwrap_or("Uncategorized")).to_owned())
+        .collect();
+    for name in &wanted {
+        tp.seed_category(&household, name); // "the other worker"
+    }
+    s.store.enqueue_deliveries("trupocket", false, false).await.unwrap();
+    let report = bankpipe_sinks::deliver_queued(&s.store, &mut trupocket, &s.client).await.unwrap();
+    assert_eq!((report.delivered, report.failed), (s.txs.len() as u64, 0), "{report:?}");
+    assert_eq!(tp.ledger().len(), s.txs.len());
+}

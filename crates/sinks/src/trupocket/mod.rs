@@ -149,6 +149,18 @@ impl<'a, S: DeliveryLedger + TransactionStore> TrupocketSink<'a, S> {
         Ok(remote)
     }
 
+    /// Read the household's category names.
+    async fn refresh_categories(&mut self, client: &HttpClient) -> Result<(), SinkError> {
+        let listed = self.get(client, &self.path("categories")).await.map_err(|e| self.http(e))?;
+        self.categories = listed["categories"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect();
+        Ok(())
+    }
+
     /// The category name to post: mapped, existing or created, else the fallback.
     async fn category_for(
         &mut self,
@@ -161,9 +173,20 @@ impl<'a, S: DeliveryLedger + TransactionStore> TrupocketSink<'a, S> {
             return Ok(Ok(wanted));
         }
         if self.create_categories {
-            self.post(client, &self.path("categories"), &json!({"name": wanted, "budgetAmount": 0}))
-                .await
-                .map_err(|e| self.http(e))?;
+            let created =
+                self.post(client, &self.path("categories"), &json!({"name": wanted, "budgetAmount": 0})).await;
+            if let Err(e) = created {
+                // Another worker (or the user) may have created it since
+                // the list was read: refused as a duplicate, it is there.
+                // The list decides, not the error's wording.
+                if !e.status().is_some_and(|s| (400..500).contains(&s)) {
+                    return Err(self.http(e));
+                }
+                self.refresh_categories(client).await?;
+                if !self.categories.contains(&wanted) {
+                    return Err(self.http(e));
+                }
+            }
             self.categories.insert(wanted.clone());
             return Ok(Ok(wanted));
         }
@@ -183,14 +206,7 @@ impl<S: DeliveryLedger + TransactionStore> Sink for TrupocketSink<'_, S> {
     }
 
     async fn prepare(&mut self, client: &HttpClient) -> Result<(), SinkError> {
-        let listed = self.get(client, &self.path("categories")).await.map_err(|e| self.http(e))?;
-        self.categories = listed["categories"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["name"].as_str().map(str::to_owned))
-            .collect();
-        Ok(())
+        self.refresh_categories(client).await
     }
 
     async fn plan(&mut self, client: &HttpClient, tx: &Transaction, marker: &str) -> Result<Plan, SinkError> {
