@@ -87,9 +87,25 @@ pub fn select_sources(
 
 /// Open the configured store (applying migrations), creating an SQLite
 /// file if it is missing.
+///
+/// A PostgreSQL session dropped while the schema is created or migrated
+/// (a server restart, an operator's `pg_terminate_backend`) is retried
+/// twice, a second apart; an unreachable server is reported at once.
 pub async fn open_store(config: &Config) -> Result<bankpipe_store::AnyStore> {
     let url = config.store.url().map_err(ConfigProblem)?;
-    Ok(bankpipe_store::open(&url, config.store.schema.as_deref()).await?)
+    let mut attempt = 1;
+    loop {
+        match bankpipe_store::open(&url, config.store.schema.as_deref()).await {
+            Err(bankpipe_store::StoreError::Database { operation, cause, .. })
+                if attempt < 3 && !matches!(operation, "connecting" | "parsing the URL") =>
+            {
+                tracing::warn!(attempt, "opening the store: {operation}: {cause}; trying again");
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// Open the configured store for reading (read-side commands, dry runs):

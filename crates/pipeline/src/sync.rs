@@ -425,6 +425,9 @@ async fn fetched<S: Store>(ctx: &Ctx<'_, S>) -> Result<(BTreeSet<(String, String
 async fn dedupe_unit<S: Store>(ctx: &Ctx<'_, S>, claimed: &Claimed, done: &mut Done) -> Ended {
     let work = async {
         let (touched, since) = fetched(ctx).await?;
+        // The fetch phase may have bulk-loaded the tables the pairing and
+        // the outbox query next.
+        ctx.store.refresh_statistics().await?;
         let counts = ingest::dedupe(ctx.store, ctx.run, ctx.config, &touched, since).await?;
         ingest::reconcile_totals(ctx.store, &mut done.outcomes, since).await?;
         anyhow::Ok(counts)

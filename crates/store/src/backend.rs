@@ -824,6 +824,11 @@ macro_rules! store_impl {
                 rows.iter().map(|r| self.read_target(r)).collect()
             }
 
+            async fn refresh_statistics(&self) -> Result<(), StoreError> {
+                sqlx::query(REFRESH_STATISTICS).execute(&self.pool).await.map_err(self.fail("refreshing statistics"))?;
+                Ok(())
+            }
+
             async fn reconcile_source_totals(&self, since: Option<NaiveDate>) -> Result<Vec<TotalMismatch>, StoreError> {
                 let fail = self.fail("reconciling source daily totals");
                 let targets = self.source_totals(since).await?;

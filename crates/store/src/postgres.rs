@@ -84,6 +84,9 @@ fn push_key_list(q: &mut sqlx::QueryBuilder<'_, Postgres>, keys: &[String], exce
     q.push(if except { " <> ALL(" } else { " = ANY(" }).push_bind(keys.to_vec()).push(")");
 }
 
+/// Refreshes the planner's statistics of the tables a sync fills.
+const REFRESH_STATISTICS: &str = "ANALYZE transactions, deliveries, dedupe_links";
+
 /// Workers whose heartbeat is older than this are gone (their runs still
 /// `running` are interrupted), whatever their lease length.
 const WORKER_GONE_MS: i64 = 300_000;

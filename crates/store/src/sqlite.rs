@@ -59,6 +59,9 @@ fn push_key_list(q: &mut sqlx::QueryBuilder<'_, Sqlite>, keys: &[String], except
     q.push(if except { " NOT IN" } else { " IN" }).push(" (SELECT value FROM json_each(").push_bind(json).push("))");
 }
 
+/// Refreshes the planner's statistics of the tables a sync fills.
+const REFRESH_STATISTICS: &str = "PRAGMA optimize";
+
 /// Workers whose heartbeat is older than this are gone (their runs still
 /// `running` are interrupted), whatever their lease length.
 const WORKER_GONE_MS: i64 = 300_000;
