@@ -72,6 +72,8 @@ pub struct LeaseWatch {
 
 #[derive(Debug, Default)]
 struct WatchState {
+    /// The held unit: (round, unit name).
+    unit: Option<(i64, String)>,
     /// When the held unit's claim was sent; `None` while nothing is held.
     claimed: Option<Instant>,
     /// Work on the held unit stops at this instant.
@@ -79,9 +81,10 @@ struct WatchState {
 }
 
 impl LeaseWatch {
-    /// A unit was claimed with a request sent at `sent`.
-    pub fn claimed(&self, sent: Instant, timing: &LeaseTiming) {
+    /// Unit `unit` of `round` was claimed with a request sent at `sent`.
+    pub fn claimed(&self, sent: Instant, timing: &LeaseTiming, round: i64, unit: &str) {
         let mut s = self.state.lock().expect("lease watch");
+        s.unit = Some((round, unit.to_owned()));
         s.claimed = Some(sent);
         s.deadline = Some(sent + timing.lease - timing.sixth());
     }
@@ -132,7 +135,8 @@ impl LeaseWatch {
     }
 }
 
-/// Renew `owner`'s leases every sixth of the lease, forever (run it beside
+/// Renew the lease of the unit `owner` is working on (and its worker
+/// heartbeat) every sixth of the lease, forever (run it beside
 /// the work, e.g. in a `select!`). Failures are logged and retried: the
 /// local deadline stops the work if renewals keep failing.
 pub async fn heartbeat<S: WorkLeases>(store: &S, owner: &str, timing: &LeaseTiming, watch: &LeaseWatch) {
@@ -140,7 +144,8 @@ pub async fn heartbeat<S: WorkLeases>(store: &S, owner: &str, timing: &LeaseTimi
     loop {
         tokio::time::sleep(timing.sixth()).await;
         let sent = Instant::now();
-        match store.heartbeat(owner, timing.lease_ms()).await {
+        let held = watch.state.lock().expect("lease watch").unit.clone();
+        match store.heartbeat(owner, held.as_ref().map(|(r, u)| (*r, u.as_str())), timing.lease_ms()).await {
             Ok(n) => {
                 failed = 0;
                 watch.renewed(sent, n, timing);
@@ -172,7 +177,7 @@ pub async fn claim<S: WorkLeases>(
         let sent = Instant::now();
         match store.claim_unit(round, phase, owner, timing.lease_ms()).await {
             Ok(Some(c)) => {
-                watch.claimed(sent, timing);
+                watch.claimed(sent, timing, round, &c.unit);
                 return Ok(Some(c));
             }
             Ok(None) => return Ok(None),
@@ -300,7 +305,7 @@ mod tests {
     fn the_deadline_is_the_lease_less_a_sixth_after_the_claim_was_sent() {
         let w = LeaseWatch::default();
         let sent = Instant::now();
-        w.claimed(sent, &timing());
+        w.claimed(sent, &timing(), 1, "u");
         assert_eq!(w.state.lock().unwrap().deadline, Some(sent + Duration::from_secs(5)));
     }
 
@@ -309,7 +314,7 @@ mod tests {
         let w = LeaseWatch::default();
         let t = timing();
         let sent = Instant::now();
-        w.claimed(sent, &t);
+        w.claimed(sent, &t, 1, "u");
         let later = sent + Duration::from_secs(2);
         w.renewed(later, 1, &t);
         assert_eq!(w.state.lock().unwrap().deadline, Some(later + Duration::from_secs(5)));
@@ -324,10 +329,10 @@ mod tests {
     async fn guarded_work_is_dropped_when_the_deadline_passes() {
         let short = LeaseTiming { lease: Duration::from_millis(60), poll: Duration::from_millis(10) };
         let w = LeaseWatch::default();
-        w.claimed(Instant::now(), &short);
+        w.claimed(Instant::now(), &short, 1, "u");
         let out = w.guard(tokio::time::sleep(Duration::from_secs(60))).await;
         assert_eq!(out, None);
-        w.claimed(Instant::now(), &short);
+        w.claimed(Instant::now(), &short, 1, "u");
         assert_eq!(w.guard(async { 7 }).await, Some(7));
     }
 

@@ -291,11 +291,12 @@ async fn work_round<'a, S: Store>(ctx: &Ctx<'a, S>, watch: &LeaseWatch, done: &m
             let unit = &claimed.unit;
             let recorded = match ended {
                 Ended::Done(result, error) => {
-                    ctx.store.finish_unit(&fence, &result.to_string(), error.as_deref()).await
+                    let result = result.to_string();
+                    record(|| ctx.store.finish_unit(&fence, &result, error.as_deref())).await
                 }
                 Ended::Retry(why) => {
                     tracing::warn!(unit = %unit, attempt = claimed.attempts, "giving the unit back to retry: {why}");
-                    ctx.store.release_unit(&fence, &why).await
+                    record(|| ctx.store.release_unit(&fence, &why)).await
                 }
                 Ended::Lost => {
                     tracing::warn!(unit = %unit, "lease lost (expired or taken over): another worker finishes the unit");
@@ -309,6 +310,27 @@ async fn work_round<'a, S: Store>(ctx: &Ctx<'a, S>, watch: &LeaseWatch, done: &m
         }
     }
     Ok(())
+}
+
+/// Record a unit's end, retrying twice a second apart when the database
+/// session drops (the pool reconnects); a lost lease is not retried. If it
+/// still fails, the unit's lease — no longer renewed — expires and the unit
+/// is done again.
+async fn record<F, Fut>(write: F) -> Result<(), bankpipe_store::StoreError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), bankpipe_store::StoreError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(bankpipe_store::StoreError::Database { .. }) if attempt < 3 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Classify a unit's failure: lost lease, a database error worth another

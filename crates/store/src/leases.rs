@@ -244,9 +244,17 @@ pub trait WorkLeases: Send + Sync {
     /// Units of `round` in phases up to and including `phase` not done yet.
     fn open_units(&self, round: i64, phase: Phase) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
-    /// Extend every lease `owner` holds by `lease_ms` from now and record
-    /// the worker's heartbeat; returns the number of leases extended.
-    fn heartbeat(&self, owner: &str, lease_ms: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Record the worker's heartbeat and extend the lease of the unit it is
+    /// working on, `held` (round, unit), by `lease_ms` from now — only that
+    /// one: a unit the worker gave up without recording (its database
+    /// session cut at that moment) must expire for others to take it.
+    /// Returns the number of leases extended (0 or 1).
+    fn heartbeat(
+        &self,
+        owner: &str,
+        held: Option<(i64, &str)>,
+        lease_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Record a unit done, with its `result` (JSON) and optional `error`,
     /// if `fence` still holds it; closes the round when it was the last.

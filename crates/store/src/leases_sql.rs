@@ -265,13 +265,20 @@ macro_rules! leases_impl {
                 q.build().fetch_one(&self.pool).await.and_then(|r| r.try_get(0)).map_err(self.fail("reading units of work"))
             }
 
-            async fn heartbeat(&self, owner: &str, lease_ms: i64) -> Result<u64, StoreError> {
+            async fn heartbeat(&self, owner: &str, held: Option<(i64, &str)>, lease_ms: i64) -> Result<u64, StoreError> {
                 let fail = self.fail("renewing leases");
-                let mut q = QueryBuilder::<$Db>::new(format!("UPDATE work_units SET expires_ms = {NOW_MS} + "));
-                q.push_bind(lease_ms)
-                    .push(format!(", heartbeat_ms = {NOW_MS} WHERE done_ms IS NULL AND owner = "))
-                    .push_bind(owner.to_owned());
-                let renewed = q.build().execute(&self.pool).await.map_err(&fail)?.rows_affected();
+                let mut renewed = 0;
+                if let Some((round, unit)) = held {
+                    let mut q = QueryBuilder::<$Db>::new(format!("UPDATE work_units SET expires_ms = {NOW_MS} + "));
+                    q.push_bind(lease_ms)
+                        .push(format!(", heartbeat_ms = {NOW_MS} WHERE done_ms IS NULL AND owner = "))
+                        .push_bind(owner.to_owned())
+                        .push(" AND round_id = ")
+                        .push_bind(round)
+                        .push(" AND unit = ")
+                        .push_bind(unit.to_owned());
+                    renewed = q.build().execute(&self.pool).await.map_err(&fail)?.rows_affected();
+                }
                 let mut q = QueryBuilder::<$Db>::new(format!("UPDATE workers SET heartbeat_ms = {NOW_MS} WHERE id = "));
                 q.push_bind(owner.to_owned());
                 q.build().execute(&self.pool).await.map_err(&fail)?;

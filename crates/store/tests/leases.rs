@@ -274,3 +274,22 @@ async fn concurrent_workers_share_units_without_doubling() {
     let want: Vec<String> = many.iter().map(|u| u.unit.clone()).collect();
     assert_eq!(all, want, "every unit claimed exactly once");
 }
+
+/// A heartbeat renews only the unit the worker is working on: a unit it
+/// gave up without recording (its session was cut then) expires and is
+/// claimed again — by the same worker or another — instead of being kept
+/// alive forever by a worker that no longer works on it.
+async fn a_heartbeat_renews_only_the_unit_in_hand<S: Store>(s: &S) {
+    let joined = s.join_round(&worker("a", "h"), "sync", &units(), 300).await.unwrap();
+    let abandoned = s.claim_unit(joined.round, Phase::Fetch, "a", 300).await.unwrap().unwrap();
+    let in_hand = s.claim_unit(joined.round, Phase::Fetch, "a", 300).await.unwrap().unwrap();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let renewed = s.heartbeat("a", Some((joined.round, &in_hand.unit)), 300).await.unwrap();
+        assert_eq!(renewed, 1);
+    }
+    let again = s.claim_unit(joined.round, Phase::Fetch, "a", 300).await.unwrap().unwrap();
+    assert_eq!((again.unit, again.attempts), (abandoned.unit, 2), "the abandoned unit expired and is claimed again");
+    assert_eq!(s.heartbeat("a", None, 300).await.unwrap(), 0, "nothing in hand, nothing renewed");
+}
+both_backends!(a_heartbeat_renews_only_the_unit_in_hand_on_both, a_heartbeat_renews_only_the_unit_in_hand);
