@@ -10,8 +10,9 @@
 //!    remote id (and its follow-up, the mibudge budget split, is made). Not
 //!    found: the **stored** request is sent again.
 //! 3. Deliver the queue: plan the request, store it with the marker and
-//!    mark `in_flight` — **committed before the request leaves** — then
-//!    record `delivered(remote id)`. Any failure after which the request may
+//!    mark `in_flight` — **committed before the request leaves**, a few
+//!    rows per commit (`BEGIN_BATCH`) — then record `delivered(remote
+//!    id)`. Any failure after which the request may
 //!    have been applied (timeout, reset, 5xx or an HTML page on a POST, a 2xx
 //!    whose body cannot be read) goes through the same marker search, never
 //!    a blind resend. A request answered the same way
@@ -28,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bankpipe_http::{HttpClient, HttpError};
-use bankpipe_store::{DeliveryLedger, DeliveryState, InFlight, TransactionStore};
+use bankpipe_store::{Begin, DeliveryLedger, DeliveryState, InFlight, TransactionStore};
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
 
@@ -215,6 +216,7 @@ async fn run_pass<S: DeliveryLedger + TransactionStore, K: Sink>(
     loop {
         let batch = store.deliveries(&name, DeliveryState::Pending, cursor.as_ref(), BATCH).await.map_err(store_err)?;
         let Some(last) = batch.last().map(|q| q.transaction.clone()) else { break };
+        let mut ready: Vec<Ready<'_>> = Vec::with_capacity(BEGIN_BATCH);
         for queued in &batch {
             let tx = &queued.transaction;
             let id = tx.id.to_string();
@@ -260,18 +262,79 @@ async fn run_pass<S: DeliveryLedger + TransactionStore, K: Sink>(
             debug_assert_eq!(request.marker, marker);
             request.replaces.clone_from(&queued.replaces);
             let text = serde_json::to_string(&request).expect("requests serialize");
-            // Committed before the request leaves: a crash from here on
-            // leaves an in-flight row that the next run reconciles.
-            if !store.begin_delivery(&name, tx, &request.marker, &text).await.map_err(store_err)? {
-                continue; // another worker took it
-            }
-            let outcome = dispatch(store, sink, client, &id, &request, 1, &mut report.reconciled_resent).await?;
-            count(report, latest, &request, outcome);
-            if report.stopped.is_some() {
-                return Ok(());
+            ready.push(Ready { tx, request, text });
+            if ready.len() == BEGIN_BATCH {
+                send_ready(store, sink, client, report, latest, &mut ready).await?;
+                if report.stopped.is_some() {
+                    return Ok(());
+                }
             }
         }
+        send_ready(store, sink, client, report, latest, &mut ready).await?;
+        if report.stopped.is_some() {
+            return Ok(());
+        }
         cursor = Some(last);
+    }
+    Ok(())
+}
+
+/// Planned deliveries go in flight this many at a time: one durable
+/// commit for all of them before the first request leaves (DESIGN §6).
+/// A crash leaves at most this many in flight for the next pass to
+/// reconcile by marker.
+const BEGIN_BATCH: usize = 16;
+
+/// A planned delivery waiting to go in flight.
+struct Ready<'a> {
+    tx: &'a bankpipe_model::Transaction,
+    request: SinkRequest,
+    /// `request` as stored (JSON).
+    text: String,
+}
+
+/// Put `ready` in flight (one commit), then send each in turn and record
+/// its outcome. When the sink stops or fails, the rows not sent yet go back
+/// to the queue (left in flight, and reconciled next pass, if even that
+/// fails).
+async fn send_ready<S: DeliveryLedger + TransactionStore, K: Sink>(
+    store: &S,
+    sink: &mut K,
+    client: &HttpClient,
+    report: &mut DeliveryReport,
+    latest: &mut BTreeMap<String, NaiveDate>,
+    ready: &mut Vec<Ready<'_>>,
+) -> Result<(), SinkError> {
+    if ready.is_empty() {
+        return Ok(());
+    }
+    let name = sink.name().to_owned();
+    let rows: Vec<Begin<'_>> =
+        ready.iter().map(|r| Begin { tx: r.tx, marker: &r.request.marker, request: &r.text }).collect();
+    let moved =
+        store.begin_deliveries(&name, &rows).await.map_err(|source| SinkError::Store { sink: name.clone(), source })?;
+    drop(rows);
+    // Rows another worker took meanwhile are left to it.
+    let mut begun = ready.drain(..).zip(moved).filter_map(|(r, moved)| moved.then_some(r));
+    while let Some(r) = begun.next() {
+        let id = r.tx.id.to_string();
+        let outcome = dispatch(store, sink, client, &id, &r.request, 1, &mut report.reconciled_resent).await;
+        let stop = match outcome {
+            Ok(outcome) => {
+                count(report, latest, &r.request, outcome);
+                report.stopped.is_some().then_some(Ok(()))
+            }
+            Err(e) => Some(Err(e)),
+        };
+        if let Some(result) = stop {
+            for unsent in begun {
+                let id = unsent.tx.id.to_string();
+                if let Err(e) = settle(store, &name, &id, DeliveryState::Pending, None, None).await {
+                    tracing::warn!(sink = %name, transaction = %id, "left in flight for the next pass: {e}");
+                }
+            }
+            return result;
+        }
     }
     Ok(())
 }

@@ -203,7 +203,7 @@ macro_rules! store_impl {
                 let fail = self.fail("advancing watermarks");
                 let now = instant(Utc::now());
                 let mut db = self.write_tx().await?;
-                self.check_fence_in(&mut db).await?;
+                self.check_fence_in(&mut db, false).await?;
                 for chunk in dates.chunks(CHUNK) {
                     let mut q = QueryBuilder::<$Db>::new("INSERT INTO watermarks (source, source_account_id, booking_date, run_id, updated_at) ");
                     q.push_values(chunk, |mut b, (account, date)| {
@@ -910,10 +910,13 @@ macro_rules! store_impl {
                     if !include_pending {
                         q.push(" AND t.status = 'posted'");
                     }
-                    q.push(" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.sink = ")
-                        .push_bind(sink.to_owned())
-                        .push(" AND d.transaction_id = t.id)");
                 };
+                // A row already in the ledger is skipped by the primary key
+                // (ON CONFLICT), not by an anti-join on `deliveries`: planned
+                // while the table is empty, that anti-join became a nested
+                // loop rescanning the pages this very statement fills
+                // (PostgreSQL, 93,000 rows: 82 s instead of 1.6 s).
+                const ALREADY_QUEUED: &str = " ON CONFLICT (sink, transaction_id) DO NOTHING";
                 let mut queued = 0;
                 if corrections {
                     // A posted row superseding a pending row the sink has:
@@ -929,6 +932,7 @@ macro_rules! store_impl {
                         .push_bind(sink.to_owned())
                         .push(" WHERE");
                     deliverable(&mut q);
+                    q.push(ALREADY_QUEUED);
                     queued += q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected();
                     let mut q = QueryBuilder::<$Db>::new("UPDATE deliveries SET state = 'replaced', updated_at = ");
                     q.push_bind(now.clone())
@@ -993,7 +997,8 @@ macro_rules! store_impl {
                      WHERE p.superseded_by = t.id AND dp.state IN ('in_flight', 'delivered') AND dp.sink = ",
                 )
                 .push_bind(sink.to_owned())
-                .push(")");
+                .push(")")
+                .push(ALREADY_QUEUED);
                 queued += q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected();
                 db.commit().await.map_err(&fail)?;
                 Ok(queued)
@@ -1034,19 +1039,26 @@ macro_rules! store_impl {
                     .collect()
             }
 
-            async fn begin_delivery(&self, sink: &str, tx: &Transaction, marker: &str, request: &str) -> Result<bool, StoreError> {
-                let transaction_id = tx.id.to_string();
-                let version = crate::sent_version(tx)?;
-                let mut q = QueryBuilder::<$Db>::new("UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1, marker = ");
-                q.push_bind(marker.to_owned())
-                    .push(", sent_version = ").push_bind(version)
-                    .push(", request = ").push_bind(request.to_owned())
-                    .push(", reason = NULL, updated_at = ").push_bind(instant(Utc::now()))
-                    .push(" WHERE state = 'pending' AND sink = ").push_bind(sink.to_owned())
-                    .push(" AND transaction_id = ").push_bind(transaction_id);
-                self.push_fence(&mut q, true);
-                let done = q.build().execute(&self.pool).await.map_err(self.fail("recording a delivery"))?;
-                if done.rows_affected() == 1 { Ok(true) } else { self.fence_verdict(true).await }
+            async fn begin_deliveries(&self, sink: &str, rows: &[crate::Begin<'_>]) -> Result<Vec<bool>, StoreError> {
+                let fail = self.fail("recording deliveries");
+                let now = instant(Utc::now());
+                let mut db = self.write_tx().await?;
+                // The lease, with its margin, is checked (and on PostgreSQL
+                // locked) first: all of the rows go in flight, or none.
+                self.check_fence_in(&mut db, true).await?;
+                let mut moved = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let mut q = QueryBuilder::<$Db>::new("UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1, marker = ");
+                    q.push_bind(r.marker.to_owned())
+                        .push(", sent_version = ").push_bind(crate::sent_version(r.tx)?)
+                        .push(", request = ").push_bind(r.request.to_owned())
+                        .push(", reason = NULL, updated_at = ").push_bind(now.clone())
+                        .push(" WHERE state = 'pending' AND sink = ").push_bind(sink.to_owned())
+                        .push(" AND transaction_id = ").push_bind(r.tx.id.to_string());
+                    moved.push(q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected() == 1);
+                }
+                db.commit().await.map_err(&fail)?;
+                Ok(moved)
             }
 
             async fn resend_delivery(&self, sink: &str, transaction_id: &str, attempts_seen: i64, reason: &str) -> Result<bool, StoreError> {
@@ -1077,14 +1089,25 @@ macro_rules! store_impl {
                     .push(", updated_at = ").push_bind(instant(Utc::now()));
                 if to == DeliveryState::Pending {
                     // Back in the queue only when provably not sent: what
-                    // was planned is planned again from the stored row.
-                    q.push(", marker = NULL, request = NULL");
+                    // was planned is planned again from the stored row, and
+                    // the attempt counted when it went in flight is undone.
+                    q.push(", marker = NULL, request = NULL, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END");
                 }
                 q.push(" WHERE state = ").push_bind(from.as_str())
                     .push(" AND sink = ").push_bind(sink.to_owned())
                     .push(" AND transaction_id = ").push_bind(transaction_id.to_owned());
                 self.push_fence(&mut q, false);
-                let done = q.build().execute(&self.pool).await.map_err(self.fail("recording a delivery"))?;
+                // Not flushed to disk before returning (PostgreSQL): a settle
+                // lost in a crash leaves the row in its earlier state — in
+                // flight, reconciled by its marker; pending, planned again —
+                // never a row sent twice. It saves one disk flush a row.
+                let fail = self.fail("recording a delivery");
+                let mut db = self.write_tx().await?;
+                if let Some(relaxed) = RELAXED_COMMIT {
+                    sqlx::query(relaxed).execute(&mut *db).await.map_err(&fail)?;
+                }
+                let done = q.build().execute(&mut *db).await.map_err(&fail)?;
+                db.commit().await.map_err(&fail)?;
                 if done.rows_affected() == 1 { Ok(true) } else { self.fence_verdict(false).await }
             }
 

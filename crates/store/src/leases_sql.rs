@@ -60,9 +60,10 @@ macro_rules! leases_impl {
                 push_scope(q, scope, t);
             }
 
-            /// Run `SQL` inside a write transaction that first checks the
-            /// bound lease (and locks it on PostgreSQL until commit).
-            async fn check_fence_in(&self, db: &mut <$Db as sqlx::Database>::Connection) -> Result<(), StoreError> {
+            /// Inside a write transaction, check first that the bound lease
+            /// is held — with at least its margin left when `margin` — and
+            /// lock it on PostgreSQL until commit.
+            async fn check_fence_in(&self, db: &mut <$Db as sqlx::Database>::Connection, margin: bool) -> Result<(), StoreError> {
                 let Some(f) = &self.fence else { return Ok(()) };
                 let mut q = QueryBuilder::<$Db>::new("SELECT unit FROM work_units WHERE round_id = ");
                 q.push_bind(f.round)
@@ -70,7 +71,9 @@ macro_rules! leases_impl {
                     .push_bind(f.unit.clone())
                     .push(" AND owner = ")
                     .push_bind(f.owner.clone())
-                    .push(format!(" AND done_ms IS NULL AND expires_ms > {NOW_MS}{FOR_UPDATE}"));
+                    .push(format!(" AND done_ms IS NULL AND expires_ms > {NOW_MS} + "))
+                    .push_bind(if margin { f.margin_ms } else { 0 })
+                    .push(FOR_UPDATE);
                 let held = q.build().fetch_optional(&mut *db).await.map_err(self.fail("checking a lease"))?;
                 match held {
                     Some(_) => Ok(()),

@@ -227,18 +227,39 @@ pub trait DeliveryLedger: Send + Sync {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Queued>, StoreError>> + Send;
 
-    /// `pending → in_flight`, committed before the request is sent: stores
-    /// the idempotency `marker`, the exact `request` (JSON text) and the
-    /// version of `tx` the sink receives ([`sent_version`]), and counts an
-    /// attempt. Returns `false` (nothing changed) when the row is not
-    /// pending any more — another worker took it.
+    /// `pending → in_flight` for each of `rows`, in one transaction committed
+    /// (durably) before any of their requests is sent (DESIGN §6): stores
+    /// each idempotency marker, the exact request (JSON text) and the
+    /// version of the transaction the sink receives ([`sent_version`]), and
+    /// counts an attempt. Returns, per row, `false` when it was not pending
+    /// any more (another worker took it; nothing changed for it).
+    ///
+    /// Committing a few rows at once costs one durable commit instead of
+    /// one per row; a crash leaves them in flight, and the next pass
+    /// reconciles them by marker like any other.
+    ///
+    /// # Errors
+    /// With a store bound to a lease: [`StoreError::LeaseLost`] when the
+    /// lease is not held with at least its margin left (nothing changes).
+    fn begin_deliveries(
+        &self,
+        sink: &str,
+        rows: &[Begin<'_>],
+    ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+
+    /// [`Self::begin_deliveries`] for one row.
     fn begin_delivery(
         &self,
         sink: &str,
         tx: &Transaction,
         marker: &str,
         request: &str,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            let moved = self.begin_deliveries(sink, &[Begin { tx, marker, request }]).await?;
+            Ok(moved.first().copied().unwrap_or(false))
+        }
+    }
 
     /// Count one more send of an `in_flight` row's stored request, with the
     /// ambiguous outcome of the previous one as `reason`. Conditional on
@@ -255,7 +276,8 @@ pub trait DeliveryLedger: Send + Sync {
     /// Move a delivery from state `from` to `to` with the sink's id
     /// (delivered) or the reason (failed), only if it is still in `from`;
     /// returns whether it was. Moving to `pending` clears the stored request
-    /// (only done when the request provably never reached the sink).
+    /// and takes back the attempt counted by `begin_deliveries` (only done
+    /// when the request provably never reached the sink).
     ///
     /// # Errors
     /// A remote id already recorded for another delivery of the sink

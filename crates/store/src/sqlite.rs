@@ -70,6 +70,8 @@ const WORKER_GONE_MS: i64 = 300_000;
 const SKIP_LOCKED: &str = "";
 /// Nor does checking a lease inside a write transaction.
 const FOR_UPDATE: &str = "";
+/// SQLite's WAL with `synchronous = NORMAL` does not flush at commit anyway.
+const RELAXED_COMMIT: Option<&str> = None;
 
 impl SqliteStore {
     /// One worker per file: its HTTP client's own gate, no shared budget.

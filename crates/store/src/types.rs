@@ -253,6 +253,19 @@ pub struct InFlight {
     pub replaces: Option<String>,
 }
 
+/// One delivery about to be sent ([`crate::DeliveryLedger::begin_deliveries`]):
+/// the transaction, its idempotency marker and the exact request (JSON
+/// text) the sink receives.
+#[derive(Clone, Copy, Debug)]
+pub struct Begin<'a> {
+    /// The transaction delivered (its current version is recorded as sent).
+    pub tx: &'a bankpipe_model::Transaction,
+    /// The idempotency marker the sink row carries.
+    pub marker: &'a str,
+    /// The request, as stored for reconciliation.
+    pub request: &'a str,
+}
+
 /// A queued (`pending`) delivery: the transaction, the delivery's revision
 /// (0, or the number of corrections) and the sink row it replaces, if any.
 #[derive(Clone, Debug, PartialEq)]

@@ -383,7 +383,20 @@ async fn deliveries_move_through_the_outbox_states<S: Store>(s: &S) {
     assert!(s.begin_delivery("tp", &queued[3], "bp0002", "{}").await.unwrap());
     assert!(s.settle_delivery("tp", &second, InFlight, Delivered, Some("remote-1"), None).await.is_err());
     assert!(s.settle_delivery("tp", &second, InFlight, Pending, None, None).await.unwrap());
-    assert_eq!(s.delivery("tp", &second).await.unwrap().unwrap().request, None, "back in the queue, request cleared");
+    let back = s.delivery("tp", &second).await.unwrap().unwrap();
+    assert_eq!((back.request, back.attempts), (None, 0), "back in the queue: request cleared, attempt taken back");
+    // Several rows go in flight in one commit; a row not pending is left.
+    let batch = [
+        bankpipe_store::Begin { tx: &queued[3], marker: "bp0002", request: "{}" },
+        bankpipe_store::Begin { tx: &queued[0], marker: "bp0001", request: "{}" },
+        bankpipe_store::Begin { tx: &queued[4], marker: "bp0004", request: "{}" },
+    ];
+    assert_eq!(s.begin_deliveries("tp", &batch).await.unwrap(), [true, false, true]);
+    for (q, marker) in [(&queued[3], "bp0002"), (&queued[4], "bp0004")] {
+        let row = s.delivery("tp", &q.id.to_string()).await.unwrap().unwrap();
+        assert_eq!((row.state, row.marker.as_deref(), row.attempts), (InFlight, Some(marker), 1));
+        assert!(s.settle_delivery("tp", &q.id.to_string(), InFlight, Pending, None, None).await.unwrap());
+    }
     assert!(s.begin_delivery("tp", &queued[1], "bp0003", "{}").await.unwrap());
     s.settle_delivery("tp", &queued[1].id.to_string(), InFlight, Failed, None, Some("validation-error: bad payee"))
         .await
