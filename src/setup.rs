@@ -53,7 +53,9 @@ pub fn categorizer(config: &Config, config_path: Option<&Path>) -> Result<Catego
         .map_err(|e| named(&e).into())
 }
 
-/// The live sources to run: the named ones (each must exist), else all.
+/// The live sources to run: the named ones, else all. A name is a source's
+/// or a template's (`--source bank` runs every link of template `bank`);
+/// each must exist.
 pub fn select_sources(
     config: &Config,
     config_path: &Path,
@@ -62,8 +64,10 @@ pub fn select_sources(
     let timezone: chrono_tz::Tz =
         config.sync.timezone.parse().map_err(|_| ConfigProblem(format!("{}: sync.timezone", config_path.display())))?;
     for name in names {
-        if !config.sources.iter().any(|s| &s.name == name) {
-            let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+        if !config.sources.iter().any(|s| named_by(s, name)) {
+            let mut known: Vec<&str> =
+                config.sources.iter().map(|s| s.template.as_deref().unwrap_or(s.name.as_str())).collect();
+            known.dedup();
             return Err(ConfigProblem(format!(
                 "{}: no source named {name:?} (sources: {})",
                 config_path.display(),
@@ -72,7 +76,8 @@ pub fn select_sources(
             .into());
         }
     }
-    let chosen: Vec<_> = config.sources.iter().filter(|s| names.is_empty() || names.contains(&s.name)).collect();
+    let chosen: Vec<_> =
+        config.sources.iter().filter(|s| names.is_empty() || names.iter().any(|n| named_by(s, n))).collect();
     if chosen.is_empty() {
         return Err(ConfigProblem(format!("{}: no [[sources]] configured", config_path.display())).into());
     }
@@ -83,6 +88,11 @@ pub fn select_sources(
                 .map_err(|e| ConfigProblem(format!("{}: {e}", config_path.display())).into())
         })
         .collect()
+}
+
+/// `name` is the source's own or its template's.
+fn named_by(source: &bankpipe_config::SourceConfig, name: &str) -> bool {
+    source.name == name || source.template.as_deref() == Some(name)
 }
 
 /// Open the configured store (applying migrations), creating an SQLite

@@ -148,4 +148,14 @@ async fn a_template_of_three_links_syncs_each_link_as_its_own_source() {
     let mut after = before.clone();
     after.insert(("bank.bob".into(), "chk-b".into()), "2024-03-09".into());
     assert_eq!(watermarks(&config).await, after);
+
+    // `--source` names one link, or the template for all its links.
+    let synced = |summary: &Value| -> Vec<String> {
+        let mut names: Vec<String> =
+            summary["sources"].as_array().unwrap().iter().map(|s| s["source"].as_str().unwrap().to_owned()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(synced(&run(&["sync", "--source", "bank.bob"], &config).await), ["bank.bob"]);
+    assert_eq!(synced(&run(&["sync", "--source", "bank"], &config).await), ["bank.alice", "bank.bob", "bank.carol"]);
 }

@@ -20,6 +20,15 @@ use crate::setup::{self, ConfigProblem};
 pub fn run(args: &RecordArgs) -> Result<()> {
     let path = &args.config.config;
     let config = setup::load_config(Some(path))?;
+    if let Some(link) = config.sources.iter().find(|s| s.template.as_deref() == Some(args.source.as_str())) {
+        return Err(ConfigProblem(format!(
+            "{}: {:?} is a template of links; `record` records one source at a time, e.g. --source {}",
+            path.display(),
+            args.source,
+            link.name
+        ))
+        .into());
+    }
     let mut source = setup::select_sources(&config, path, std::slice::from_ref(&args.source))?.remove(0);
     source.page_size = args.page_size;
     let source_config = config.sources.iter().find(|s| s.name == args.source).expect("selected above");
