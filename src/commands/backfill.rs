@@ -26,7 +26,12 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
     let sources = setup::select_sources(&config, path, &args.source)?;
     setup::runtime()?.block_on(async {
         let store = setup::open_store(&config).await?;
-        let _lock = store.lock().await?;
+        // SQLite: one process per database file. PostgreSQL: backfill
+        // workers share the windows through leases (DESIGN §7), no lock.
+        let _lock = match &store {
+            bankpipe_store::AnyStore::Sqlite(_) => Some(store.lock().await?),
+            bankpipe_store::AnyStore::Postgres(_) => None,
+        };
         with_store!(&store, s => backfill(s, &config, &categorizer, &sources, args).await)
     })
 }

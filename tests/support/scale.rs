@@ -65,6 +65,9 @@ pub struct World {
     pub mibudge: std::sync::Arc<MibudgeSim>,
     /// Marker → source transaction id of every deliverable row.
     pub expected: BTreeMap<String, String>,
+    /// Distinct transactions the links serve (a pending row that posts
+    /// under its own id counts once): the rows a complete fetch stores.
+    pub stored: usize,
     pub dir: tempfile::TempDir,
     pub config: std::path::PathBuf,
 }
@@ -102,6 +105,12 @@ pub async fn world(url: &str, schema: &str, scale: &Scale) -> World {
         })
         .collect();
     let mut expected = BTreeMap::new();
+    let stored = links
+        .iter()
+        .map(|(_, data)| {
+            data.transactions.iter().map(|t| t["id"].as_str().unwrap()).collect::<std::collections::BTreeSet<_>>().len()
+        })
+        .sum();
     for (i, (_, data)) in links.iter().enumerate() {
         for t in data.transactions.iter().filter(|t| t["status"] == "POSTED" && t["type"] != "MEMO") {
             let source = format!("bank.l{i:04}");
@@ -152,5 +161,5 @@ pub async fn world(url: &str, schema: &str, scale: &Scale) -> World {
     );
     let config = dir.path().join("bankpipe.toml");
     std::fs::write(&config, text).unwrap();
-    World { servers, trupocket, mibudge, expected, dir, config }
+    World { servers, trupocket, mibudge, expected, stored, dir, config }
 }

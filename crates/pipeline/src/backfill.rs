@@ -3,11 +3,13 @@
 //! the [`SyncSummary`].
 //!
 //! The range is split into windows (calendar months by default); each
-//! (source, window) is fetched, stored, deduped and then checkpointed in the
-//! store. Rerunning after a crash (kill -9 included) skips finished windows
-//! and fetches the interrupted one again — upserts make that idempotent.
-//! Watermarks only ever move forward. The sources' daily totals are
-//! reconciled at the end. Nothing is delivered: the next sync does.
+//! (source, window) is fetched, stored and then checkpointed in the store,
+//! as one unit of a round that several workers can share (DESIGN §7); then
+//! one unit dedupes the range and reconciles the sources' daily totals.
+//! Rerunning after a crash (kill -9 included) skips finished windows and
+//! fetches the interrupted one again — upserts make that idempotent.
+//! Watermarks only ever move forward. Nothing is delivered: the next sync
+//! does.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -15,11 +17,16 @@ use std::time::Instant;
 use anyhow::Result;
 use bankpipe_http::{HttpClient, Policy};
 use bankpipe_sources::live::{LiveSource, Window};
-use bankpipe_store::{RunKind, RunLog, TransactionStore};
+use bankpipe_store::leases::{Phase, UnitSpec};
+use bankpipe_store::{RunKind, Store};
 use chrono::{Datelike, NaiveDate, Utc};
+use serde_json::json;
 
 use crate::ingest::{self, SourceOutcome};
+use crate::leases::{self, LeaseTiming, LeaseWatch};
+use crate::round::{self, ended_by, Ended};
 use crate::sync::SyncSummary;
+use crate::CompletedWithFailures;
 
 /// The dates of a backfill: `[from, to]` (inclusive) in windows of
 /// `window_days` days, or calendar months when `None`.
@@ -71,12 +78,26 @@ pub fn windows(from: NaiveDate, to: NaiveDate, days: Option<u32>) -> Vec<(NaiveD
 }
 
 /// Backfill `sources` over `range` into `store`, calling `progress` after
-/// every (source, window). Returns the summary and the run's result (the
-/// first error stops the backfill; finished windows stay checkpointed).
+/// every (source, window) this worker finished or skipped.
+///
+/// A backfill is a round of units (DESIGN §7, as for `sync`): one per
+/// (source, window) — fetch, store, move the watermarks forward (never
+/// back), checkpoint — then one `dedupe` unit over every account of the
+/// selected sources from `range.from` on, which also reconciles the
+/// sources' daily totals. Several `backfill` processes with the same
+/// configuration and range on one PostgreSQL database share the windows;
+/// alone (always, on SQLite) a worker does them all. A window that fails
+/// is recorded with its error and the others go on; the next backfill
+/// fetches only the windows not checkpointed.
+///
+/// Returns the summary of what *this* worker did and the run's result
+/// (`Err` carrying [`crate::CompletedWithFailures`] when a window failed).
 ///
 /// # Errors
-/// The outer `Err`: the run could not even be recorded (store down).
-pub async fn backfill<S: RunLog + TransactionStore>(
+/// The outer `Err`: the run could not even be recorded (store down), or a
+/// live backfill round runs another configuration or range
+/// (`StoreError::MixedConfig`, exit 2).
+pub async fn backfill<S: Store>(
     store: &S,
     config: &bankpipe_config::Config,
     categorizer: &bankpipe_enrich::Categorizer,
@@ -85,8 +106,38 @@ pub async fn backfill<S: RunLog + TransactionStore>(
     mut progress: impl FnMut(WindowDone<'_>),
 ) -> Result<(SyncSummary, Result<()>)> {
     let started = Instant::now();
+    let timing = LeaseTiming::from_secs(config.sync.lease_secs);
+    let names: Vec<&str> = sources.iter().map(|s| &*s.ctx.source).collect();
+    let hash = leases::config_hash(&[
+        &config.sync,
+        &config.sources,
+        &config.rules,
+        &config.categories,
+        &config.dedupe,
+        &config.account_links,
+        &names,
+        &(range.from, range.to, range.window_days),
+    ]);
+    let worker = leases::worker_info(hash);
     let plan = windows(range.from, range.to, range.window_days);
-    let run = store.begin_run(RunKind::Backfill).await?;
+    let mut units: Vec<UnitSpec> = sources
+        .iter()
+        .flat_map(|s| plan.iter().map(move |w| UnitSpec { unit: window_unit(&s.ctx.source, *w), phase: Phase::Fetch }))
+        .collect();
+    units.push(UnitSpec { unit: DEDUPE.to_owned(), phase: Phase::Dedupe });
+    if let Err(e) = leases::reap_dead_neighbours(store, None, &worker).await {
+        tracing::warn!("looking for dead workers failed: {e}");
+    }
+    let joined = store.join_round(&worker, "backfill", &units, timing.lease_ms()).await?;
+    let run = store.begin_worker_run(RunKind::Backfill, &worker.id).await?;
+    tracing::info!(
+        worker = %worker.id,
+        round = joined.round,
+        "{} backfill round {} ({} units)",
+        if joined.created { "started" } else { "joined" },
+        joined.round,
+        units.len()
+    );
     let mut totals: Vec<SourceOutcome> = sources
         .iter()
         .map(|s| SourceOutcome {
@@ -96,41 +147,94 @@ pub async fn backfill<S: RunLog + TransactionStore>(
             ..SourceOutcome::default()
         })
         .collect();
-    let mut superseded = 0;
-    let mut duplicates = 0;
-    let result: Result<()> = async {
-        let client = HttpClient::new(Policy::default())?;
-        let today = Utc::now().date_naive();
-        for (source, total) in sources.iter().zip(totals.iter_mut()) {
-            for &(from, to) in &plan {
-                let name = source.ctx.source.to_string();
-                if store.backfill_window_done(&name, from, to).await? {
-                    progress(WindowDone { source: &name, window: (from, to), records: 0, skipped: true });
-                    continue;
+    let (mut superseded, mut duplicates) = (0, 0);
+    let mut failures: Vec<String> = Vec::new();
+    let mut fatal: Option<anyhow::Error> = None;
+    let watch = LeaseWatch::default();
+    let client = HttpClient::new(Policy::default())?;
+    let today = Utc::now().date_naive();
+    let work = round::work(store, joined.round, &worker, &timing, &watch, async |claimed, fence| {
+        if claimed.unit == DEDUPE {
+            let work = async {
+                let names: BTreeSet<&str> = names.iter().copied().collect();
+                let accounts: BTreeSet<(String, String)> = store
+                    .accounts()
+                    .await?
+                    .into_iter()
+                    .filter(|a| names.contains(&*a.source))
+                    .map(|a| (a.source.to_string(), a.source_account_id))
+                    .collect();
+                let counts = ingest::dedupe(store, run, config, &accounts, Some(range.from)).await?;
+                ingest::reconcile_totals(store, &mut totals, Some(range.from)).await?;
+                anyhow::Ok(counts)
+            };
+            return match work.await {
+                Ok((s, d)) => {
+                    (superseded, duplicates) = (superseded + s, duplicates + d);
+                    Ended::Done(json!({ "superseded": s, "duplicates": d }), None)
                 }
-                let feed = ingest::LiveFeed { source, client: &client };
-                let o =
-                    ingest::ingest_window(store, run, categorizer, &feed, Window { from: Some(from), to: Some(to) })
-                        .await?;
-                let touched: BTreeSet<(String, String)> =
-                    o.accounts.iter().map(|a| (name.clone(), a.clone())).collect();
-                let (s, d) = ingest::dedupe(store, run, config, &touched, Some(from)).await?;
-                superseded += s;
-                duplicates += d;
-                let dates: Vec<(String, NaiveDate)> =
-                    o.latest_posted.iter().map(|(a, d)| (a.clone(), (*d).min(today))).collect();
-                store.advance_watermarks(run, &name, &dates).await?;
-                store.complete_backfill_window(run, &name, from, to, o.records).await?;
-                progress(WindowDone { source: &name, window: (from, to), records: o.records, skipped: false });
-                total.merge(o);
-            }
+                Err(e) => ended_by(&e, claimed).unwrap_or_else(|| {
+                    let text = format!("{e:#}");
+                    fatal = Some(e);
+                    Ended::Done(json!({}), Some(text))
+                }),
+            };
         }
-        ingest::reconcile_totals(store, &mut totals, Some(range.from)).await
-    }
-    .await;
+        let Some((i, from, to)) = parse_window_unit(&claimed.unit, sources) else {
+            return Ended::Done(
+                json!({}),
+                Some(format!("unknown unit {:?} (another bankpipe version?)", claimed.unit)),
+            );
+        };
+        let (source, name) = (&sources[i], sources[i].ctx.source.to_string());
+        let work = async {
+            if store.backfill_window_done(&name, from, to).await? {
+                return anyhow::Ok(None);
+            }
+            let bound = store.bound(fence.clone(), None);
+            let feed = ingest::LiveFeed { source, client: &client };
+            let o = ingest::ingest_window(&bound, run, categorizer, &feed, Window { from: Some(from), to: Some(to) })
+                .await?;
+            let dates: Vec<(String, NaiveDate)> =
+                o.latest_posted.iter().map(|(a, d)| (a.clone(), (*d).min(today))).collect();
+            bound.advance_watermarks(run, &name, &dates).await?;
+            bound.complete_backfill_window(run, &name, from, to, o.records).await?;
+            Ok(Some(o))
+        };
+        match work.await {
+            Ok(None) => {
+                progress(WindowDone { source: &name, window: (from, to), records: 0, skipped: true });
+                Ended::Done(json!({ "skipped": true }), None)
+            }
+            Ok(Some(o)) => {
+                progress(WindowDone { source: &name, window: (from, to), records: o.records, skipped: false });
+                let result = json!({ "records": o.records });
+                totals[i].merge(o);
+                Ended::Done(result, None)
+            }
+            Err(e) => ended_by(&e, claimed).unwrap_or_else(|| {
+                let text = format!("{e:#}");
+                tracing::error!(source = %name, window = %format!("{from}..{to}"), "{text}");
+                failures.push(format!("source {name} window {from}..{to} failed: {text}"));
+                if totals[i].error.is_none() {
+                    totals[i].error = Some(text.clone());
+                }
+                Ended::Done(json!({ "failed": true }), Some(text))
+            }),
+        }
+    });
+    let finished = round::with_heartbeat(store, &worker, &timing, &watch, work).await;
+    let result: Result<()> = match (finished, fatal) {
+        (Err(e), _) | (Ok(()), Some(e)) => Err(e),
+        (Ok(()), None) if !failures.is_empty() => Err(CompletedWithFailures(failures.join("; ")).into()),
+        (Ok(()), None) => Ok(()),
+    };
     let record = ingest::run_record(&result, &totals, superseded, duplicates);
     let (outcome, error) = (record.outcome.clone(), record.message.clone());
     store.finish_run(run, &record).await?;
+    if let Err(e) = store.finish_worker(&worker.id, &outcome).await {
+        tracing::warn!(worker = %worker.id, "recording the worker's end failed: {e}");
+    }
     let summary = SyncSummary {
         run,
         outcome,
@@ -142,6 +246,22 @@ pub async fn backfill<S: RunLog + TransactionStore>(
         elapsed_seconds: started.elapsed().as_secs_f64(),
     };
     Ok((summary, result))
+}
+
+const DEDUPE: &str = "dedupe";
+
+/// `window:SOURCE:FROM:TO` (dates ISO 8601).
+fn window_unit(source: &str, (from, to): (NaiveDate, NaiveDate)) -> String {
+    format!("window:{source}:{from}:{to}")
+}
+
+/// The source (index in `sources`) and dates of a window unit.
+fn parse_window_unit(unit: &str, sources: &[LiveSource]) -> Option<(usize, NaiveDate, NaiveDate)> {
+    let rest = unit.strip_prefix("window:")?;
+    let (rest, to) = rest.rsplit_once(':')?;
+    let (source, from) = rest.rsplit_once(':')?;
+    let i = sources.iter().position(|s| &*s.ctx.source == source)?;
+    Some((i, from.parse().ok()?, to.parse().ok()?))
 }
 
 #[cfg(test)]

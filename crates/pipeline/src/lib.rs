@@ -29,6 +29,7 @@ pub mod outcome;
 pub mod rate;
 pub mod recorded;
 pub mod replay;
+mod round;
 pub mod sync;
 pub mod windows;
 

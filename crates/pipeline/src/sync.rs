@@ -27,6 +27,7 @@ use serde_json::json;
 use crate::deliver::SinkSession;
 use crate::ingest::{self, SourceOutcome};
 use crate::leases::{self, LeaseTiming, LeaseWatch};
+use crate::round::{self, ended_by, Ended};
 use crate::{CompletedWithFailures, Outcome};
 
 /// What a sync (or backfill) did: the `--json` output and the summary line.
@@ -111,12 +112,7 @@ pub async fn sync<S: Store>(
         Ctx { store, config, categorizer, sources, full, zone, run, round: joined.round, worker: &worker, timing };
     let watch = LeaseWatch::default();
     let mut done = Done::new(config);
-    let work = work_round(&ctx, &watch, &mut done);
-    let beat = leases::heartbeat(store, &worker.id, &timing, &watch);
-    let finished: Result<()> = tokio::select! {
-        r = work => r,
-        () = beat => unreachable!("the heartbeat never ends"),
-    };
+    let finished = round::with_heartbeat(store, &worker, &timing, &watch, work_round(&ctx, &watch, &mut done)).await;
     let Done { outcomes, mut errors, fatal, superseded, duplicates, deliveries, failed_sinks } = done;
     // As before leases: a sink whose pass failed is named in the errors,
     // not in the deliveries.
@@ -192,9 +188,6 @@ pub fn round_units(config: &bankpipe_config::Config, sources: &[LiveSource]) -> 
 const DEDUPE: &str = "dedupe";
 /// The delivery unit of the accounts no configured sink account covers.
 const REST: &str = "*";
-/// Attempts at a unit whose work failed on the database before it is
-/// recorded failed.
-const MAX_ATTEMPTS: i32 = 3;
 
 /// What a worker works with.
 struct Ctx<'a, S> {
@@ -253,96 +246,15 @@ impl Done {
     }
 }
 
-/// How a unit's work ended.
-enum Ended {
-    /// Record it done: its result, and its failure if it failed.
-    Done(serde_json::Value, Option<String>),
-    /// Give it back to be claimed again (a database error).
-    Retry(String),
-    /// The lease was lost: another worker has it; nothing to record.
-    Lost,
-}
-
-/// Claim and run units phase by phase until the round has none left.
+/// Claim and run units phase by phase until the round has none left
+/// ([`round::work`]), with one sink session per sink for all of this
+/// worker's delivery units.
 async fn work_round<'a, S: Store>(ctx: &Ctx<'a, S>, watch: &LeaseWatch, done: &mut Done) -> Result<()> {
-    let patience = ctx.timing.lease * 2;
     let mut sessions: BTreeMap<usize, SinkSession<'a, S>> = BTreeMap::new();
-    for phase in Phase::ALL {
-        loop {
-            let claimed =
-                leases::claim(ctx.store, ctx.round, phase, &ctx.worker.id, &ctx.timing, watch, patience).await?;
-            let Some(claimed) = claimed else {
-                if leases::open_units(ctx.store, ctx.round, phase, patience).await? == 0 {
-                    break;
-                }
-                // Units held by others: a dead neighbour's are freed now,
-                // the rest when done or expired.
-                match leases::reap_dead_neighbours(ctx.store, Some(ctx.round), ctx.worker).await {
-                    Ok(n) if n > 0 => continue,
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("looking for dead workers failed: {e}"),
-                }
-                tokio::time::sleep(ctx.timing.poll).await;
-                continue;
-            };
-            let fence = ctx.timing.fence(ctx.round, &claimed.unit, &ctx.worker.id);
-            let ended = watch.guard(run_unit(ctx, &claimed, &fence, done, &mut sessions)).await.unwrap_or(Ended::Lost);
-            watch.released();
-            let unit = &claimed.unit;
-            let recorded = match ended {
-                Ended::Done(result, error) => {
-                    let result = result.to_string();
-                    record(|| ctx.store.finish_unit(&fence, &result, error.as_deref())).await
-                }
-                Ended::Retry(why) => {
-                    tracing::warn!(unit = %unit, attempt = claimed.attempts, "giving the unit back to retry: {why}");
-                    record(|| ctx.store.release_unit(&fence, &why)).await
-                }
-                Ended::Lost => {
-                    tracing::warn!(unit = %unit, "lease lost (expired or taken over): another worker finishes the unit");
-                    Ok(())
-                }
-            };
-            if let Err(e) = recorded {
-                // Its lease expires and the unit is done again (units are idempotent).
-                tracing::warn!(unit = %unit, "recording the unit failed: {e}");
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Record a unit's end, retrying twice a second apart when the database
-/// session drops (the pool reconnects); a lost lease is not retried. If it
-/// still fails, the unit's lease — no longer renewed — expires and the unit
-/// is done again.
-async fn record<F, Fut>(write: F) -> Result<(), bankpipe_store::StoreError>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<(), bankpipe_store::StoreError>>,
-{
-    let mut attempt = 1;
-    loop {
-        match write().await {
-            Err(bankpipe_store::StoreError::Database { .. }) if attempt < 3 => {
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Classify a unit's failure: lost lease, a database error worth another
-/// attempt, or a final failure.
-fn ended_by(err: &anyhow::Error, claimed: &Claimed) -> Option<Ended> {
-    if leases::is_lease_lost(err) {
-        return Some(Ended::Lost);
-    }
-    if leases::is_database_error(err) && claimed.attempts < MAX_ATTEMPTS {
-        return Some(Ended::Retry(format!("{err:#}")));
-    }
-    None
+    round::work(ctx.store, ctx.round, ctx.worker, &ctx.timing, watch, async |claimed, fence| {
+        run_unit(ctx, claimed, fence, done, &mut sessions).await
+    })
+    .await
 }
 
 async fn run_unit<'a, S: Store>(

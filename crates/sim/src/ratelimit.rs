@@ -3,6 +3,7 @@
 //! tests). Windows are aligned to multiples of their length since the Unix
 //! epoch, so `X-RateLimit-Reset` (Unix seconds) is exact.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -58,12 +59,19 @@ pub struct WindowLimiter {
     state: Mutex<(u64, u64)>,
     /// Largest number of requests accepted in any single window.
     max_seen: Mutex<u64>,
+    /// Requests accepted per window (window index → count).
+    accepted: Mutex<BTreeMap<u64, u64>>,
 }
 
 impl WindowLimiter {
     /// A limiter.
     pub fn new(limit: RateLimit) -> WindowLimiter {
-        WindowLimiter { limit, state: Mutex::new((0, 0)), max_seen: Mutex::new(0) }
+        WindowLimiter {
+            limit,
+            state: Mutex::new((0, 0)),
+            max_seen: Mutex::new(0),
+            accepted: Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// Count one request now.
@@ -81,6 +89,7 @@ impl WindowLimiter {
             s.1 += 1;
             let mut max = self.max_seen.lock().expect("limiter lock");
             *max = (*max).max(s.1);
+            *self.accepted.lock().expect("limiter lock").entry(window).or_default() += 1;
         }
         let until_reset = Duration::from_secs(reset).saturating_sub(now);
         Verdict {
@@ -95,5 +104,11 @@ impl WindowLimiter {
     /// The most requests accepted within one window so far.
     pub fn max_in_a_window(&self) -> u64 {
         *self.max_seen.lock().expect("limiter lock")
+    }
+
+    /// Requests accepted in each window that accepted any: window index
+    /// (Unix seconds ÷ window length) → count.
+    pub fn accepted_per_window(&self) -> BTreeMap<u64, u64> {
+        self.accepted.lock().expect("limiter lock").clone()
     }
 }

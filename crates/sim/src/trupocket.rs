@@ -174,6 +174,12 @@ impl TrupocketSim {
         self.rejected_429.load(Ordering::Relaxed)
     }
 
+    /// Requests accepted per rate window: window index (Unix seconds ÷
+    /// window length) → count.
+    pub fn accepted_per_window(&self) -> std::collections::BTreeMap<u64, u64> {
+        self.limiter.accepted_per_window()
+    }
+
     /// The most requests accepted within one rate window.
     pub fn max_in_a_window(&self) -> u64 {
         self.limiter.max_in_a_window()
