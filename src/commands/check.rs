@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::Result;
-use bankpipe_config::SinkKindConfig;
+use bankpipe_config::SinkKind;
 use bankpipe_http::{HttpClient, Policy};
 use bankpipe_sinks::mibudge::MibudgeSink;
 use bankpipe_sinks::trupocket::TrupocketSink;
@@ -96,17 +96,17 @@ async fn doctor<S: Store>(
         accounts.extend(seen.into_iter().map(|a| (source.name.clone(), a)));
     }
     println!("sinks:");
-    for sink in config.sinks.iter().filter(|s| s.kind != SinkKindConfig::File) {
-        let findings: Result<Vec<Finding>, SinkError> = match sink.kind {
-            SinkKindConfig::Trupocket => match TrupocketSink::new(sink, &categorizer.sink_maps, store, vec![]) {
+    for sink in config.sinks.iter().filter(|s| !s.is_file()) {
+        let findings: Result<Vec<Finding>, SinkError> = match &sink.kind {
+            SinkKind::Trupocket(tp) => match TrupocketSink::new(sink, tp, &categorizer.sink_maps, store, vec![]) {
                 Ok(mut s) => s.check(sink_client).await,
                 Err(e) => Err(e),
             },
-            SinkKindConfig::Mibudge => match MibudgeSink::new(sink, &categorizer.sink_maps, zone) {
+            SinkKind::Mibudge(mb) => match MibudgeSink::new(sink, mb, &categorizer.sink_maps, zone) {
                 Ok(mut s) => s.check(sink_client).await,
                 Err(e) => Err(e),
             },
-            SinkKindConfig::File => Ok(vec![]),
+            SinkKind::File => Ok(vec![]),
         };
         match findings {
             Ok(list) => list.into_iter().for_each(|f| report(&sink.name, f)),

@@ -88,7 +88,7 @@ async fn dry_run<S: Store>(
     // backlog (queued rows, e.g. of accounts waiting for a mapping).
     let mut table: std::collections::BTreeMap<(String, String, &'static str), u64> = Default::default();
     let mut planned = 0u64;
-    for sink in config.sinks.iter().filter(|s| s.kind != bankpipe_config::SinkKindConfig::File) {
+    for sink in config.sinks.iter().filter(|s| !s.is_file()) {
         let ids: Vec<String> = rows.keys().cloned().collect();
         let settled: BTreeSet<String> = store.settled_deliveries(&sink.name, &ids).await?.into_iter().collect();
         let mut plan: std::collections::BTreeMap<String, bankpipe_model::Transaction> = rows
@@ -119,7 +119,7 @@ async fn dry_run<S: Store>(
             {
                 continue;
             }
-            let action = if sink.kind == bankpipe_config::SinkKindConfig::Mibudge {
+            let action = if matches!(sink.kind, bankpipe_config::SinkKind::Mibudge(_)) {
                 "correct (create, then delete the old row)"
             } else {
                 "changed since delivery (reported only)"
@@ -138,7 +138,9 @@ async fn dry_run<S: Store>(
             let p = bankpipe_sinks::offline::plan(sink, &categorizer.sink_maps, zone, tx);
             let action = match &p {
                 bankpipe_sinks::Plan::Send(_) => "send",
-                bankpipe_sinks::Plan::Skip { .. } if sink.create_accounts => "create account, then send",
+                bankpipe_sinks::Plan::Skip { .. } if matches!(&sink.kind, bankpipe_config::SinkKind::Trupocket(tp) if tp.create_accounts) => {
+                    "create account, then send"
+                }
                 bankpipe_sinks::Plan::Skip { .. } => "wait for a mapping",
                 bankpipe_sinks::Plan::Refuse(_) => "refuse (failed)",
                 bankpipe_sinks::Plan::Covered(_) => "covered by another row",
@@ -209,7 +211,7 @@ async fn write_metrics<S: Store>(
             .collect(),
         ..Default::default()
     };
-    for sink in config.sinks.iter().filter(|s| s.kind != bankpipe_config::SinkKindConfig::File) {
+    for sink in config.sinks.iter().filter(|s| !s.is_file()) {
         let report = summary.deliveries.iter().find(|d| d.sink == sink.name);
         let backlog = status.deliveries.iter().find(|d| d.sink == sink.name);
         figures.sinks.push(crate::metrics::SinkFigures {

@@ -15,6 +15,7 @@
 
 mod links;
 mod schema;
+mod sinks;
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,7 @@ pub use links::{
     MAX_LINK_NAME,
 };
 pub use schema::*;
+pub use sinks::{MibudgeConfig, SinkConfig, SinkKind, TrupocketConfig};
 
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -173,21 +175,11 @@ impl Config {
             if !names.insert(s.name.as_str()) {
                 return Err(invalid(format!("sinks[{i}].name"), &s.name, "sink names must be unique"));
             }
-            let required: &[(&str, &Option<String>)] = match s.kind {
-                SinkKindConfig::Trupocket => &[("token_env", &s.token_env), ("household_id", &s.household_id)],
-                SinkKindConfig::Mibudge => &[("login_env", &s.login_env), ("password_env", &s.password_env)],
-                SinkKindConfig::File => &[],
-            };
-            if s.kind != SinkKindConfig::File {
+            if !s.is_file() {
                 check_url(&format!("sinks[{i}].base_url"), &s.base_url)
                     .map_err(|p| invalid(format!("sinks[{i}].base_url"), &s.base_url, &p))?;
             }
-            for (key, value) in required {
-                if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
-                    return Err(invalid(format!("sinks[{i}].{key}"), "", &format!("required for kind = {:?}", s.kind)));
-                }
-            }
-            if s.kind == SinkKindConfig::Trupocket && s.deliver_pending {
+            if matches!(s.kind, SinkKind::Trupocket(_)) && s.deliver_pending {
                 return Err(invalid(
                     format!("sinks[{i}].deliver_pending"),
                     "true",

@@ -7,7 +7,7 @@
 //! assumed to exist, and mibudge account currencies are unknown, so the
 //! currency check is the Trupocket household currency only.
 
-use bankpipe_config::{SinkConfig, SinkKindConfig};
+use bankpipe_config::{SinkConfig, SinkKind};
 use bankpipe_enrich::categorize::sink_maps::SinkCategoryMaps;
 use bankpipe_model::{Currency, Transaction};
 use chrono_tz::Tz;
@@ -50,30 +50,29 @@ pub fn plan(sink: &SinkConfig, maps: &SinkCategoryMaps, zone: Tz, tx: &Transacti
             notice: format!("source account {}:{} is not mapped in [sinks.accounts]", tx.source, tx.source_account_id),
         };
     };
-    match sink.kind {
-        SinkKindConfig::Trupocket => {
-            let household_currency = Currency::from_code(&sink.currency).ok();
+    match &sink.kind {
+        SinkKind::Trupocket(tp) => {
+            let household_currency = Currency::from_code(&tp.currency).ok();
             if household_currency.is_some_and(|c| c != tx.amount.currency()) {
                 return Plan::Refuse(format!(
                     "amount in {} but the Trupocket household is in {}; bankpipe never converts currencies",
                     tx.amount.currency(),
-                    sink.currency
+                    tp.currency
                 ));
             }
             let category = maps.trupocket(tx.category.as_deref().unwrap_or("Uncategorized")).to_owned();
-            let household = sink.household_id.clone().unwrap_or_default();
-            match crate::trupocket::payload::transaction(tx, &marker(&tx.id, 0), &household, account, &category) {
+            match crate::trupocket::payload::transaction(tx, &marker(&tx.id, 0), &tp.household_id, account, &category) {
                 Ok(request) => Plan::Send(request),
                 Err(reason) => Plan::Refuse(reason),
             }
         }
-        SinkKindConfig::Mibudge => {
+        SinkKind::Mibudge(_) => {
             if tx.amount.amount().normalize().scale() > 2 {
                 return Plan::Refuse(format!("amount {} has more than 2 decimals", tx.amount));
             }
             Plan::Send(crate::mibudge::payload::transaction(tx, &marker(&tx.id, 0), account, zone, None))
         }
-        SinkKindConfig::File => Plan::Skip { account: String::new(), notice: "file sinks take no requests".into() },
+        SinkKind::File => Plan::Skip { account: String::new(), notice: "file sinks take no requests".into() },
     }
 }
 

@@ -29,7 +29,7 @@ pub(crate) mod payload;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use bankpipe_config::SinkConfig;
+use bankpipe_config::{MibudgeConfig, SinkConfig};
 use bankpipe_enrich::categorize::sink_maps::SinkCategoryMaps;
 use bankpipe_http::secrecy::ExposeSecret;
 use bankpipe_http::{Credentials, Endpoint, HttpClient, HttpError, HttpResponse, Method, SecretString, Url};
@@ -62,16 +62,21 @@ pub struct MibudgeSink<'a> {
 const MAX_PAGES: usize = 10_000;
 
 impl<'a> MibudgeSink<'a> {
-    /// Build from config; login and password are read from the variables
+    /// Build from config (`mb`, the keys of the `kind = "mibudge"` entry
+    /// `config`); login and password are read from the variables
     /// `login_env` and `password_env` name.
     ///
     /// # Errors
     /// [`SinkError::Config`] naming the missing key or variable.
     /// `zone` is the booking zone (`sync.timezone`) of `transaction_date`.
-    pub fn new(config: &SinkConfig, maps: &'a SinkCategoryMaps, zone: Tz) -> Result<Self, SinkError> {
+    pub fn new(
+        config: &SinkConfig,
+        mb: &MibudgeConfig,
+        maps: &'a SinkCategoryMaps,
+        zone: Tz,
+    ) -> Result<Self, SinkError> {
         let problem = |m: String| SinkError::Config { sink: config.name.clone(), message: m };
-        let secret = |key: &str, var: &Option<String>| -> Result<SecretString, SinkError> {
-            let var = var.as_deref().ok_or_else(|| problem(format!("{key} is required")))?;
+        let secret = |key: &str, var: &str| -> Result<SecretString, SinkError> {
             std::env::var(var)
                 .map(SecretString::from)
                 .map_err(|_| problem(format!("environment variable {var} (named by {key}) is not set")))
@@ -82,9 +87,9 @@ impl<'a> MibudgeSink<'a> {
             name: config.name.clone(),
             api: anonymous.clone(),
             anonymous,
-            login_field: config.login_field.clone(),
-            login: secret("login_env", &config.login_env)?,
-            password: secret("password_env", &config.password_env)?,
+            login_field: mb.login_field.clone(),
+            login: secret("login_env", &mb.login_env)?,
+            password: secret("password_env", &mb.password_env)?,
             mapping: config.accounts.clone(),
             maps,
             currencies: HashMap::new(),

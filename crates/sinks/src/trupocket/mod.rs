@@ -20,7 +20,7 @@ pub(crate) mod payload;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use bankpipe_config::SinkConfig;
+use bankpipe_config::{SinkConfig, TrupocketConfig};
 use bankpipe_enrich::categorize::sink_maps::SinkCategoryMaps;
 use bankpipe_http::{ApiErrorBody, Credentials, Endpoint, HttpClient, HttpError, Method, SecretString};
 use bankpipe_model::{Account, Currency, Transaction};
@@ -48,31 +48,33 @@ pub struct TrupocketSink<'a, S: DeliveryLedger + TransactionStore> {
 }
 
 impl<'a, S: DeliveryLedger + TransactionStore> TrupocketSink<'a, S> {
-    /// Build from config; the PAT is read from the variable `token_env` names.
+    /// Build from config (`tp`, the keys of the `kind = "trupocket"` entry
+    /// `config`); the PAT is read from the variable `token_env` names.
     ///
     /// # Errors
     /// [`SinkError::Config`] naming the missing key or variable.
     pub fn new(
         config: &SinkConfig,
+        tp: &TrupocketConfig,
         maps: &'a SinkCategoryMaps,
         store: &'a S,
         accounts: Vec<Account>,
     ) -> Result<Self, SinkError> {
         let problem = |m: String| SinkError::Config { sink: config.name.clone(), message: m };
-        let var = config.token_env.as_deref().ok_or_else(|| problem("token_env is required".into()))?;
+        let var = &tp.token_env;
         let token = std::env::var(var)
             .map_err(|_| problem(format!("environment variable {var} (named by token_env) is not set")))?;
         let endpoint = Endpoint::new(&config.base_url, Credentials::Bearer(SecretString::from(token)))
             .map_err(|e| problem(format!("base_url: {e}")))?;
-        let currency = Currency::from_code(&config.currency).map_err(|e| problem(format!("currency: {e}")))?;
+        let currency = Currency::from_code(&tp.currency).map_err(|e| problem(format!("currency: {e}")))?;
         Ok(TrupocketSink {
             name: config.name.clone(),
             endpoint,
-            household: config.household_id.clone().ok_or_else(|| problem("household_id is required".into()))?,
+            household: tp.household_id.clone(),
             mapping: config.accounts.clone(),
-            create_accounts: config.create_accounts,
-            create_categories: config.create_categories,
-            fallback_category: config.fallback_category.clone(),
+            create_accounts: tp.create_accounts,
+            create_categories: tp.create_categories,
+            fallback_category: tp.fallback_category.clone(),
             currency,
             maps,
             store,
