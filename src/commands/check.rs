@@ -97,7 +97,12 @@ async fn doctor<S: Store>(
     }
     println!("sinks:");
     for sink in config.sinks.iter().filter(|s| !s.is_file()) {
+        // The credentials, as `sync` reads them before a run.
+        let mut sink = sink.clone();
+        let resolved = sink.resolve_secrets();
+        let sink = &sink;
         let findings: Result<Vec<Finding>, SinkError> = match &sink.kind {
+            _ if resolved.is_err() => Ok(resolved.err().into_iter().map(|e| Finding::problem(e.to_string())).collect()),
             SinkKind::Trupocket(tp) => match TrupocketSink::new(sink, tp, &categorizer.sink_maps, store, vec![]) {
                 Ok(mut s) => s.check(sink_client).await,
                 Err(e) => Err(e),

@@ -21,7 +21,13 @@ pub use bankpipe_pipeline::sync::SyncSummary;
 
 pub fn run(args: &SyncArgs) -> Result<()> {
     let path = &args.config.config;
-    let config = setup::load_config(Some(path))?;
+    let mut config = setup::load_config(Some(path))?;
+    if !args.dry_run {
+        // The sinks' credentials, before anything is fetched (a dry run
+        // sends nothing and needs none).
+        setup::resolve_sink_secrets(&mut config, path)?;
+    }
+    let config = config;
     let categorizer = setup::categorizer(&config, Some(path))?;
     let sources = setup::select_sources(&config, path, &args.source)?;
     setup::runtime()?.block_on(async {

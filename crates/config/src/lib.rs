@@ -24,7 +24,7 @@ pub use links::{
     MAX_LINK_NAME,
 };
 pub use schema::*;
-pub use sinks::{MibudgeConfig, SinkConfig, SinkKind, TrupocketConfig};
+pub use sinks::{EnvSecret, MibudgeConfig, SinkConfig, SinkKind, TrupocketConfig};
 
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,11 @@ pub enum ConfigError {
     /// for the 0-based entry of a JSON array), `key` the column or field.
     #[error("{file}: {at}: {key} = {value:?}: {problem}")]
     Links { file: PathBuf, at: String, key: String, value: String, problem: String },
+    /// A credential's environment variable cannot be read (see
+    /// [`SinkConfig::resolve_secrets`]): `problem` is `not set`, `empty` or
+    /// `not valid Unicode`. Names the variable, never a value.
+    #[error("sink {sink:?}: environment variable {var} (named by {key}) is {problem}")]
+    Secret { sink: String, key: &'static str, var: String, problem: &'static str },
 }
 
 impl Config {
@@ -75,6 +80,16 @@ impl Config {
         config.expand_links(file)?;
         config.check_account_links(file)?;
         Ok(config)
+    }
+
+    /// Read every sink's credentials from the environment
+    /// ([`SinkConfig::resolve_secrets`]): called once before a run that
+    /// delivers, so a missing variable stops it before anything is fetched.
+    ///
+    /// # Errors
+    /// [`ConfigError::Secret`] for the first sink whose variable cannot be read.
+    pub fn resolve_sink_secrets(&mut self) -> Result<(), ConfigError> {
+        self.sinks.iter_mut().try_for_each(SinkConfig::resolve_secrets)
     }
 
     fn check_account_links(&self, file: &Path) -> Result<(), ConfigError> {

@@ -10,12 +10,21 @@
 //! value — not silently ignored, and not with serde's bare "unknown field".
 //! The key lists are the types' own field lists ([`struct_fields`]), so they
 //! cannot drift from the types.
+//!
+//! Credentials are named by environment variable ([`EnvSecret`]) and read
+//! once, before a run starts ([`SinkConfig::resolve_secrets`]): a variable
+//! that is not set is a configuration error naming the sink and the
+//! variable before anything is fetched or sent, and the live sinks never
+//! read the environment themselves.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use secrecy::SecretString;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, SeqAccess, Visitor};
 use serde::Deserialize;
+
+use crate::ConfigError;
 
 /// `[[sinks]]`: one sink. `kind` holds the keys of its kind; the others
 /// are common to the API sinks (a `file` sink takes only `name`, `kind` and
@@ -57,7 +66,7 @@ pub enum SinkKind {
 #[serde(deny_unknown_fields)]
 pub struct TrupocketConfig {
     /// Variable holding the PAT (`tp_` + 64 hex).
-    pub token_env: String,
+    pub token_env: EnvSecret,
     /// The household's id.
     pub household_id: String,
     /// Create accounts (chkg/svgs/cc) for unmapped source accounts.
@@ -81,13 +90,64 @@ pub struct TrupocketConfig {
 #[serde(deny_unknown_fields)]
 pub struct MibudgeConfig {
     /// Variable holding the login (email).
-    pub login_env: String,
+    pub login_env: EnvSecret,
     /// Variable holding the password.
-    pub password_env: String,
+    pub password_env: EnvSecret,
     /// The login field of `POST /api/token/` (`email`; older servers
     /// `username`). Default `email`.
     #[serde(default = "default_login_field")]
     pub login_field: String,
+}
+
+/// A credential, given in the file as the name of the environment variable
+/// that holds it (`token_env = "TRUPOCKET_PAT"`, DESIGN §10) and read from
+/// the environment once, before a run, by [`SinkConfig::resolve_secrets`].
+/// The value is a [`SecretString`]: `Debug` shows the variable's name only,
+/// never the value (nor whether it was read).
+#[derive(Clone, Deserialize)]
+#[serde(from = "String")]
+pub struct EnvSecret {
+    var: String,
+    value: Option<SecretString>,
+}
+
+impl From<String> for EnvSecret {
+    fn from(var: String) -> EnvSecret {
+        EnvSecret { var, value: None }
+    }
+}
+
+impl fmt::Debug for EnvSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("EnvSecret").field(&self.var).finish()
+    }
+}
+
+impl EnvSecret {
+    /// The environment variable's name, as written in the file.
+    pub fn var(&self) -> &str {
+        &self.var
+    }
+
+    /// The value read by [`SinkConfig::resolve_secrets`]; `None` before
+    /// (a live sink refuses to start without it).
+    pub fn value(&self) -> Option<&SecretString> {
+        self.value.as_ref()
+    }
+
+    /// Read the variable now; `key` names it in errors.
+    fn resolve(&mut self, sink: &str, key: &'static str) -> Result<(), ConfigError> {
+        let problem = match std::env::var(&self.var) {
+            Ok(v) if !v.trim().is_empty() => {
+                self.value = Some(SecretString::from(v));
+                return Ok(());
+            }
+            Ok(_) => "empty",
+            Err(std::env::VarError::NotPresent) => "not set",
+            Err(std::env::VarError::NotUnicode(_)) => "not valid Unicode",
+        };
+        Err(ConfigError::Secret { sink: sink.to_owned(), key, var: self.var.clone(), problem })
+    }
 }
 
 /// The keys every API sink has (all of [`SinkConfig`] but `kind`).
@@ -152,6 +212,25 @@ impl SinkKind {
 }
 
 impl SinkConfig {
+    /// Read the sink's credentials from the environment variables its
+    /// `*_env` keys name (Trupocket `token_env`; mibudge `login_env`,
+    /// `password_env`), once, before a run starts; a `file` sink has none.
+    ///
+    /// # Errors
+    /// [`ConfigError::Secret`] naming the sink, the key and the variable
+    /// (never a value) when a variable is not set, empty or not Unicode.
+    pub fn resolve_secrets(&mut self) -> Result<(), ConfigError> {
+        let name = &self.name;
+        match &mut self.kind {
+            SinkKind::Trupocket(tp) => tp.token_env.resolve(name, "token_env"),
+            SinkKind::Mibudge(mb) => {
+                mb.login_env.resolve(name, "login_env")?;
+                mb.password_env.resolve(name, "password_env")
+            }
+            SinkKind::File => Ok(()),
+        }
+    }
+
     /// `true` for a `kind = "file"` sink (which takes no deliveries).
     pub fn is_file(&self) -> bool {
         matches!(self.kind, SinkKind::File)

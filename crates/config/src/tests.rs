@@ -75,7 +75,7 @@ fn a_sink_takes_only_its_kinds_keys() {
     match (&c.sinks[0].kind, &c.sinks[1].kind) {
         (SinkKind::Trupocket(t), SinkKind::Mibudge(m)) => {
             assert_eq!((t.household_id.as_str(), t.currency.as_str(), t.create_categories), ("h", "USD", false));
-            assert_eq!((m.login_env.as_str(), m.login_field.as_str()), ("L", "email"));
+            assert_eq!((m.login_env.var(), m.login_field.as_str()), ("L", "email"));
         }
         other => panic!("{other:?}"),
     }
@@ -112,6 +112,44 @@ fn a_sink_takes_only_its_kinds_keys() {
     let e =
         Config::parse(&tp.replace("token_env=\"T\"", "token_env=\" \""), Path::new("k.toml")).unwrap_err().to_string();
     assert!(e.contains("sinks[0].token_env") && e.contains("names no variable"), "{e}");
+}
+
+/// Credentials are read once, by `resolve_sink_secrets`: a variable not set
+/// (or empty) is an error naming the sink, key and variable; the value is
+/// held as a secret that `Debug` never shows.
+#[test]
+fn sink_secrets_are_read_once_and_never_shown() {
+    let text = "[[sinks]]\nname=\"mb\"\nkind=\"mibudge\"\nbase_url=\"https://m.example\"\n\
+                login_env=\"BP_TEST_SECRET_LOGIN\"\npassword_env=\"BP_TEST_SECRET_PASSWORD\"\n";
+    let mut c = Config::parse(text, Path::new("s.toml")).unwrap();
+    assert!(
+        matches!(&c.sinks[0].kind, SinkKind::Mibudge(m) if m.password_env.value().is_none()),
+        "not read on loading"
+    );
+    std::env::set_var("BP_TEST_SECRET_LOGIN", "ann@example.com");
+    std::env::remove_var("BP_TEST_SECRET_PASSWORD");
+    let e = c.resolve_sink_secrets().unwrap_err();
+    assert!(matches!(e, ConfigError::Secret { .. }), "{e:?}");
+    let e = e.to_string();
+    assert!(
+        e.contains("sink \"mb\"")
+            && e.contains("BP_TEST_SECRET_PASSWORD")
+            && e.contains("password_env")
+            && e.contains("not set"),
+        "{e}"
+    );
+    std::env::set_var("BP_TEST_SECRET_PASSWORD", "");
+    assert!(c.resolve_sink_secrets().unwrap_err().to_string().contains("is empty"));
+    std::env::set_var("BP_TEST_SECRET_PASSWORD", "hunter2-secret");
+    c.resolve_sink_secrets().unwrap();
+    use secrecy::ExposeSecret;
+    let SinkKind::Mibudge(m) = &c.sinks[0].kind else { unreachable!() };
+    assert_eq!(m.password_env.value().map(|v| v.expose_secret().to_owned()).as_deref(), Some("hunter2-secret"));
+    let shown = format!("{c:?}");
+    assert!(
+        shown.contains("BP_TEST_SECRET_PASSWORD") && !shown.contains("hunter2") && !shown.contains("ann@"),
+        "{shown}"
+    );
 }
 
 #[test]

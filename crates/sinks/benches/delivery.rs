@@ -29,7 +29,8 @@ fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// The `[[sinks]]` entry of `kind` (`trupocket` or `mibudge`) at `base`, `accounts` mapped, as a file gives it.
+/// The `[[sinks]]` entry of `kind` (`trupocket` or `mibudge`) at `base`, `accounts` mapped, as a file gives it, its credentials
+/// read from the environment.
 fn sink(kind: &str, base: String, accounts: &[(String, String)], household: Option<String>) -> SinkConfig {
     let own = match household {
         Some(h) => format!("token_env = \"BENCH_TP\"\nhousehold_id = \"{h}\"\ncreate_categories = true\n"),
@@ -39,7 +40,9 @@ fn sink(kind: &str, base: String, accounts: &[(String, String)], household: Opti
     let text = format!(
         "[[sinks]]\nname = \"{kind}\"\nkind = \"{kind}\"\nbase_url = \"{base}\"\nmax_wait_secs = 5\n{own}[sinks.accounts]\n{mapped}"
     );
-    Config::parse(&text, std::path::Path::new("sinks.toml")).expect("a valid sink").sinks.remove(0)
+    let mut sink = Config::parse(&text, std::path::Path::new("sinks.toml")).expect("a valid sink").sinks.remove(0);
+    sink.resolve_secrets().expect("the credentials are set");
+    sink
 }
 
 /// The Trupocket keys of a `kind = "trupocket"` entry.

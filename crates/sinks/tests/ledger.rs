@@ -28,7 +28,8 @@ use bankpipe_sources::{NormalizeContext, PageError, SourceKind};
 use bankpipe_store::{RunKind, SqliteStore};
 use serde_json::Value;
 
-/// The `[[sinks]]` entry of `kind` (`trupocket` or `mibudge`) at `base`, `chk-001` mapped to `account`, as a file gives it.
+/// The `[[sinks]]` entry of `kind` (`trupocket` or `mibudge`) at `base`, `chk-001` mapped to `account`, as a file gives it, its credentials
+/// read from the environment.
 fn sink(kind: &str, base: String, account: &str, household: Option<String>) -> SinkConfig {
     let own = match household {
         Some(h) => format!("token_env = \"LEDGER_TP\"\nhousehold_id = \"{h}\"\ncreate_categories = true\n"),
@@ -38,7 +39,9 @@ fn sink(kind: &str, base: String, account: &str, household: Option<String>) -> S
     let text = format!(
         "[[sinks]]\nname = \"{kind}\"\nkind = \"{kind}\"\nbase_url = \"{base}\"\nmax_wait_secs = 5\n{own}[sinks.accounts]\n{mapped}"
     );
-    Config::parse(&text, std::path::Path::new("sinks.toml")).expect("a valid sink").sinks.remove(0)
+    let mut sink = Config::parse(&text, std::path::Path::new("sinks.toml")).expect("a valid sink").sinks.remove(0);
+    sink.resolve_secrets().expect("the credentials are set");
+    sink
 }
 
 /// The Trupocket keys of a `kind = "trupocket"` entry.
@@ -240,4 +243,51 @@ async fn a_category_created_meanwhile_by_another_worker_is_used() {
     let report = bankpipe_sinks::deliver_queued(&s.store, &mut trupocket, &s.client).await.unwrap();
     assert_eq!((report.delivered, report.failed), (s.txs.len() as u64, 0), "{report:?}");
     assert_eq!(tp.ledger().len(), s.txs.len());
+}
+
+/// The live plan (`Sink::plan` against the simulators) and the offline plan
+/// (`replay --sink-requests`, `sync --dry-run`) are one function: for the
+/// same transaction and facts they give the same request, byte for byte —
+/// and the same refusal for a currency the Trupocket household is not in.
+#[tokio::test(flavor = "multi_thread")]
+async fn live_and_offline_plans_give_the_same_request() {
+    let s = setup().await;
+    let zone = chrono_tz::UTC;
+    let tp = TrupocketSim::new(TrupocketConfig::default());
+    let household = tp.seed_household("Home");
+    let account = tp.seed_account(&household, "chkg", "Checking");
+    let tp_server = SimServer::start(tp.router(), 0).await.unwrap();
+    let tp_config = sink("trupocket", format!("{}/v1", tp_server.base_url()), &account, Some(household));
+    let mut trupocket =
+        TrupocketSink::new(&tp_config, tp_keys(&tp_config), &s.categorizer.sink_maps, &s.store, vec![]).unwrap();
+    trupocket.prepare(&s.client).await.unwrap();
+    let mb = MibudgeSim::new(MibudgeConfig::default());
+    let bank = mb.seed_bank_account("Checking", "USD");
+    let mb_server = SimServer::start(mb.router(), 0).await.unwrap();
+    let mb_config = sink("mibudge", mb_server.base_url(), &bank, None);
+    let mut mibudge = MibudgeSink::new(&mb_config, mb_keys(&mb_config), &s.categorizer.sink_maps, zone).unwrap();
+    mibudge.prepare(&s.client).await.unwrap();
+    let mut txs = s.txs.clone();
+    let mut euro = s.txs[0].clone();
+    euro.amount = Money::parse("-4.75", bankpipe_model::Currency::from_code("EUR").unwrap()).unwrap();
+    txs.push(euro);
+    let mut sent = 0;
+    for tx in &txs {
+        let m = marker(&tx.id, 0);
+        let live = trupocket.plan(&s.client, tx, &m).await.unwrap();
+        let offline = bankpipe_sinks::offline::plan(&tp_config, &s.categorizer.sink_maps, zone, tx);
+        assert_eq!(live, offline, "trupocket, {}", tx.id);
+        sent += usize::from(matches!(live, Plan::Send(_)));
+        if tx.amount.currency().code() == "USD" {
+            let live = mibudge.plan(&s.client, tx, &m).await.unwrap();
+            let offline = bankpipe_sinks::offline::plan(&mb_config, &s.categorizer.sink_maps, zone, tx);
+            assert_eq!(live, offline, "mibudge, {}", tx.id);
+            assert!(matches!(live, Plan::Send(_)), "{live:?}");
+        }
+    }
+    assert_eq!(sent, s.txs.len(), "every USD row sent, the EUR one refused by both");
+    assert!(matches!(
+        bankpipe_sinks::offline::plan(&tp_config, &s.categorizer.sink_maps, zone, txs.last().unwrap()),
+        Plan::Refuse(r) if r.contains("household is in USD")
+    ));
 }

@@ -63,11 +63,12 @@ const MAX_PAGES: usize = 10_000;
 
 impl<'a> MibudgeSink<'a> {
     /// Build from config (`mb`, the keys of the `kind = "mibudge"` entry
-    /// `config`); login and password are read from the variables
-    /// `login_env` and `password_env` name.
+    /// `config`, its login and password read beforehand by
+    /// `SinkConfig::resolve_secrets`).
     ///
     /// # Errors
-    /// [`SinkError::Config`] naming the missing key or variable.
+    /// [`SinkError::Config`]: a credential was not read, or an unusable
+    /// `base_url`.
     /// `zone` is the booking zone (`sync.timezone`) of `transaction_date`.
     pub fn new(
         config: &SinkConfig,
@@ -76,11 +77,6 @@ impl<'a> MibudgeSink<'a> {
         zone: Tz,
     ) -> Result<Self, SinkError> {
         let problem = |m: String| SinkError::Config { sink: config.name.clone(), message: m };
-        let secret = |key: &str, var: &str| -> Result<SecretString, SinkError> {
-            std::env::var(var)
-                .map(SecretString::from)
-                .map_err(|_| problem(format!("environment variable {var} (named by {key}) is not set")))
-        };
         let anonymous =
             Endpoint::new(&config.base_url, Credentials::None).map_err(|e| problem(format!("base_url: {e}")))?;
         Ok(MibudgeSink {
@@ -88,8 +84,8 @@ impl<'a> MibudgeSink<'a> {
             api: anonymous.clone(),
             anonymous,
             login_field: mb.login_field.clone(),
-            login: secret("login_env", &mb.login_env)?,
-            password: secret("password_env", &mb.password_env)?,
+            login: crate::sink::credential(&config.name, "login_env", &mb.login_env)?,
+            password: crate::sink::credential(&config.name, "password_env", &mb.password_env)?,
             mapping: config.accounts.clone(),
             maps,
             currencies: HashMap::new(),

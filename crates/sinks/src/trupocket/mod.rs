@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bankpipe_config::{SinkConfig, TrupocketConfig};
 use bankpipe_enrich::categorize::sink_maps::SinkCategoryMaps;
-use bankpipe_http::{ApiErrorBody, Credentials, Endpoint, HttpClient, HttpError, Method, SecretString};
+use bankpipe_http::{ApiErrorBody, Credentials, Endpoint, HttpClient, HttpError, Method};
 use bankpipe_model::{Account, Currency, Transaction};
 use bankpipe_store::{DeliveryLedger, TransactionStore};
 use chrono::NaiveDate;
@@ -49,10 +49,11 @@ pub struct TrupocketSink<'a, S: DeliveryLedger + TransactionStore> {
 
 impl<'a, S: DeliveryLedger + TransactionStore> TrupocketSink<'a, S> {
     /// Build from config (`tp`, the keys of the `kind = "trupocket"` entry
-    /// `config`); the PAT is read from the variable `token_env` names.
+    /// `config`, its PAT read beforehand by `SinkConfig::resolve_secrets`).
     ///
     /// # Errors
-    /// [`SinkError::Config`] naming the missing key or variable.
+    /// [`SinkError::Config`]: the PAT was not read, or an unusable
+    /// `base_url` or `currency`.
     pub fn new(
         config: &SinkConfig,
         tp: &TrupocketConfig,
@@ -61,10 +62,8 @@ impl<'a, S: DeliveryLedger + TransactionStore> TrupocketSink<'a, S> {
         accounts: Vec<Account>,
     ) -> Result<Self, SinkError> {
         let problem = |m: String| SinkError::Config { sink: config.name.clone(), message: m };
-        let var = &tp.token_env;
-        let token = std::env::var(var)
-            .map_err(|_| problem(format!("environment variable {var} (named by token_env) is not set")))?;
-        let endpoint = Endpoint::new(&config.base_url, Credentials::Bearer(SecretString::from(token)))
+        let token = crate::sink::credential(&config.name, "token_env", &tp.token_env)?;
+        let endpoint = Endpoint::new(&config.base_url, Credentials::Bearer(token))
             .map_err(|e| problem(format!("base_url: {e}")))?;
         let currency = Currency::from_code(&tp.currency).map_err(|e| problem(format!("currency: {e}")))?;
         Ok(TrupocketSink {
