@@ -26,6 +26,7 @@
 //! honours; some faults are HTML 500 pages, which it reads as text.
 
 pub(crate) mod payload;
+pub mod plan;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -230,46 +231,32 @@ impl Sink for MibudgeSink<'_> {
     }
 
     async fn plan(&mut self, client: &HttpClient, tx: &Transaction, marker: &str) -> Result<Plan, SinkError> {
-        let Some(account) = crate::sink::mapped_account(&self.mapping, &tx.source, &tx.source_account_id).cloned()
-        else {
-            return Ok(Plan::Skip {
-                account: format!("{}:{}", tx.source, tx.source_account_id),
-                notice: format!(
-                    "{}: source account {}:{} has no mibudge bank account in [sinks.accounts]; its transactions stay queued",
-                    self.name, tx.source, tx.source_account_id
-                ),
-            });
-        };
-        let currency = tx.amount.currency();
-        if !self.accepted.contains(currency.code()) {
-            return Ok(Plan::Refuse(format!(
-                "mibudge does not accept {currency} (its currencies: {})",
-                self.accepted.iter().cloned().collect::<Vec<_>>().join(" ")
-            )));
-        }
-        match self.currency_of(client, &account).await? {
-            Err(reason) => return Ok(Plan::Refuse(reason)),
-            Ok(Some(c)) if c != tx.amount.currency() => {
-                return Ok(Plan::Refuse(format!(
-                    "amount in {} but mibudge bank account {account} is in {c}; bankpipe never converts currencies",
-                    tx.amount.currency()
-                )))
+        let account = crate::sink::mapped_account(&self.mapping, &tx.source, &tx.source_account_id).cloned();
+        let notice = format!(
+            "{}: source account {}:{} has no mibudge bank account in [sinks.accounts]; its transactions stay queued",
+            self.name, tx.source, tx.source_account_id
+        );
+        let budget = account.as_ref().and_then(|account| {
+            let name = self.maps.mibudge(tx.category.as_deref()?)?;
+            self.budgets.get(&(account.clone(), name.to_owned())).cloned()
+        });
+        // The pure plan decides; the bank account's currency is read (once
+        // per run and account) only when it asks for it.
+        let mut account_currency = None;
+        loop {
+            let facts = plan::Facts {
+                account: account.as_deref().ok_or(notice.as_str()),
+                accepted: Some(&self.accepted),
+                account_currency: account_currency.as_ref(),
+                budget: budget.as_deref(),
+            };
+            match plan::plan(&facts, tx, marker, self.zone) {
+                Ok(plan) => return Ok(plan),
+                Err(plan::Needs::AccountCurrency(account)) => {
+                    account_currency = Some(self.currency_of(client, &account).await?);
+                }
             }
-            _ => {}
         }
-        if tx.amount.amount().normalize().scale() > 2 {
-            return Ok(Plan::Refuse(format!(
-                "amount {} has more than 2 decimals; mibudge stores amounts with 2 and bankpipe never rounds",
-                tx.amount
-            )));
-        }
-        let budget = tx
-            .category
-            .as_deref()
-            .and_then(|c| self.maps.mibudge(c))
-            .and_then(|name| self.budgets.get(&(account.clone(), name.to_owned())))
-            .cloned();
-        Ok(Plan::Send(payload::transaction(tx, marker, &account, self.zone, budget.as_deref())))
     }
 
     async fn send(&mut self, client: &HttpClient, request: &SinkRequest) -> Result<String, HttpError> {
