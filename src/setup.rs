@@ -31,6 +31,14 @@ pub fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
+/// Read every sink's credentials from the environment, once, before a run
+/// that delivers (`SinkConfig::resolve_secrets`): a variable that is not
+/// set is a [`ConfigProblem`] (exit 2) naming the file, the sink and the
+/// variable, before anything is fetched or sent.
+pub fn resolve_sink_secrets(config: &mut Config, path: &Path) -> Result<()> {
+    config.resolve_sink_secrets().map_err(|e| ConfigProblem(format!("{}: {e}", path.display())).into())
+}
+
 /// Build the categorizer from the configuration. A `categories.mcc_table`
 /// path is taken relative to the configuration file.
 pub fn categorizer(config: &Config, config_path: Option<&Path>) -> Result<Categorizer> {

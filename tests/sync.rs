@@ -186,6 +186,46 @@ async fn a_failing_source_keeps_its_watermarks_and_never_stops_the_others() {
     assert_eq!(after["runs"][0]["outcome"], "completed-with-failures");
 }
 
+/// A sink's credentials are read before the run starts: a variable that is
+/// not set (or empty) exits 2 naming the sink and the variable, before the
+/// source is fetched, the database created or a sink reached.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_variable_not_set_exits_2_before_anything_is_fetched_or_sent() {
+    use bankpipe_sim::mibudge::{MibudgeConfig, MibudgeSim};
+    let truv =
+        TruvSim::new(TruvConfig::default(), TruvData::from_recorded(&root().join("fixtures/truv/multipage")).unwrap());
+    let mibudge = MibudgeSim::new(MibudgeConfig::default());
+    let bank = mibudge.seed_bank_account("Checking", "USD");
+    let servers =
+        [SimServer::start(truv.router(), 0).await.unwrap(), SimServer::start(mibudge.router(), 0).await.unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let sink = support::mibudge_sink(&servers[1].base_url(), &format!("\"chk-001\" = \"{bank}\"\n"));
+    let config = write_config(dir.path(), Some(&servers[0].base_url()), None, None, &sink);
+    let sync = |password: Option<&'static str>| {
+        let mut env = SIM_ENV.to_vec();
+        env.push(("MB_LOGIN", "sim@example.com"));
+        env.extend(password.map(|p| ("MB_PASSWORD", p)));
+        bankpipe_async(args(&["sync", "--config", config.to_str().unwrap()]), env)
+    };
+    for (password, problem) in [(None, "is not set"), (Some(""), "is empty")] {
+        let o = sync(password).await;
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("sink \"mibudge\"")
+                && stderr.contains("MB_PASSWORD")
+                && stderr.contains("password_env")
+                && stderr.contains(problem),
+            "{stderr}"
+        );
+        assert_eq!((truv.requests(), mibudge.requests()), (0, 0), "nothing fetched or sent");
+        assert!(!dir.path().join("state.db").exists(), "no database created");
+    }
+    let o = sync(Some("sim-password")).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(truv.requests() > 0 && mibudge.requests() > 0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn configuration_problems_exit_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();

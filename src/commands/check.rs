@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::Result;
-use bankpipe_config::SinkKindConfig;
+use bankpipe_config::SinkKind;
 use bankpipe_http::{HttpClient, Policy};
 use bankpipe_sinks::mibudge::MibudgeSink;
 use bankpipe_sinks::trupocket::TrupocketSink;
@@ -96,17 +96,22 @@ async fn doctor<S: Store>(
         accounts.extend(seen.into_iter().map(|a| (source.name.clone(), a)));
     }
     println!("sinks:");
-    for sink in config.sinks.iter().filter(|s| s.kind != SinkKindConfig::File) {
-        let findings: Result<Vec<Finding>, SinkError> = match sink.kind {
-            SinkKindConfig::Trupocket => match TrupocketSink::new(sink, &categorizer.sink_maps, store, vec![]) {
+    for sink in config.sinks.iter().filter(|s| !s.is_file()) {
+        // The credentials, as `sync` reads them before a run.
+        let mut sink = sink.clone();
+        let resolved = sink.resolve_secrets();
+        let sink = &sink;
+        let findings: Result<Vec<Finding>, SinkError> = match &sink.kind {
+            _ if resolved.is_err() => Ok(resolved.err().into_iter().map(|e| Finding::problem(e.to_string())).collect()),
+            SinkKind::Trupocket(tp) => match TrupocketSink::new(sink, tp, &categorizer.sink_maps, store, vec![]) {
                 Ok(mut s) => s.check(sink_client).await,
                 Err(e) => Err(e),
             },
-            SinkKindConfig::Mibudge => match MibudgeSink::new(sink, &categorizer.sink_maps, zone) {
+            SinkKind::Mibudge(mb) => match MibudgeSink::new(sink, mb, &categorizer.sink_maps, zone) {
                 Ok(mut s) => s.check(sink_client).await,
                 Err(e) => Err(e),
             },
-            SinkKindConfig::File => Ok(vec![]),
+            SinkKind::File => Ok(vec![]),
         };
         match findings {
             Ok(list) => list.into_iter().for_each(|f| report(&sink.name, f)),

@@ -15,7 +15,7 @@ pub fn run(args: &StatusArgs) -> Result<()> {
         let mut report = with_store!(&store, s => s.status(args.runs).await?);
         // The last rate budget each sink's origin advertised (a hint until its reset).
         let mut budgets = Vec::new();
-        for sink in config.sinks.iter().filter(|s| s.kind != bankpipe_config::SinkKindConfig::File) {
+        for sink in config.sinks.iter().filter(|s| !s.is_file()) {
             let origin = bankpipe_pipeline::deliver::sink_origin(sink)?.to_string();
             if let Some(b) = with_store!(&store, s => s.rate_budget(&origin).await?) {
                 budgets.push((sink.name.clone(), b));

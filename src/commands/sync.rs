@@ -2,26 +2,29 @@
 //! `bankpipe_pipeline::sync`): takes the one-sync lock on SQLite (PostgreSQL
 //! workers cooperate through leases instead), runs the sync,
 //! prints the summary (and `--json`), writes `--metrics-file`. `--dry-run`
-//! plans against the store without writing or sending anything.
-
-use std::collections::BTreeSet;
+//! (`bankpipe_pipeline::dry_run`) plans against the store without writing
+//! or sending anything; this module prints its plan.
 
 use anyhow::Result;
-use bankpipe_http::{HttpClient, Policy};
-use bankpipe_sources::live::{LiveSource, Window};
+use bankpipe_sources::live::LiveSource;
 use bankpipe_store::{with_store, Store};
 use chrono::Utc;
 
 use crate::cli::SyncArgs;
 use crate::setup;
-use bankpipe_pipeline::ingest;
 use bankpipe_pipeline::Outcome;
 
 pub use bankpipe_pipeline::sync::SyncSummary;
 
 pub fn run(args: &SyncArgs) -> Result<()> {
     let path = &args.config.config;
-    let config = setup::load_config(Some(path))?;
+    let mut config = setup::load_config(Some(path))?;
+    if !args.dry_run {
+        // The sinks' credentials, before anything is fetched (a dry run
+        // sends nothing and needs none).
+        setup::resolve_sink_secrets(&mut config, path)?;
+    }
+    let config = config;
     let categorizer = setup::categorizer(&config, Some(path))?;
     let sources = setup::select_sources(&config, path, &args.source)?;
     setup::runtime()?.block_on(async {
@@ -45,11 +48,10 @@ pub fn run(args: &SyncArgs) -> Result<()> {
     })
 }
 
-/// `--dry-run`: fetch from the watermarks as a sync would, normalize and
-/// categorize in memory, and print the requests each sink would receive for
-/// the rows it does not have yet (JSON lines on stdout). Writes nothing to
-/// the store, sends nothing to a sink. Dedupe decisions of this fetch are
-/// not applied (they need the store).
+/// `--dry-run` (`bankpipe_pipeline::dry_run`): prints the requests each
+/// sink would receive for the rows it does not have yet (JSON lines on
+/// stdout) and a summary table (stderr). Writes nothing to the store,
+/// sends nothing to a sink.
 async fn dry_run<S: Store>(
     store: &S,
     config: &bankpipe_config::Config,
@@ -57,108 +59,26 @@ async fn dry_run<S: Store>(
     sources: &[LiveSource],
     full: bool,
 ) -> Result<()> {
-    let client = HttpClient::new(Policy::default())?;
-    let today = Utc::now().date_naive();
     let zone = setup::timezone(config)?;
-    // What the sync would fetch: the earliest start of each source's walks
-    // (the dry run cannot discover new accounts without writing them).
-    let mut rows: std::collections::BTreeMap<String, bankpipe_model::Transaction> = Default::default();
-    for source in sources {
-        let (_, walks) = ingest::plan_source(store, config, source, full, today).await?;
-        let from =
-            if walks.iter().any(|w| w.from.is_none()) { None } else { walks.iter().filter_map(|w| w.from).min() };
-        let before = rows.len();
-        source
-            .walk::<anyhow::Error, _>(&client, Window { from, to: None }, async |page| {
-                for mut tx in page.page.transactions {
-                    categorizer.categorize(&mut tx);
-                    rows.insert(tx.id.to_string(), tx);
-                }
-                Ok(())
-            })
-            .await?;
+    let today = Utc::now().date_naive();
+    let planned = bankpipe_pipeline::dry_run::dry_run(store, config, categorizer, sources, full, zone, today).await?;
+    for f in &planned.fetched {
         crate::diag::say(format_args!(
             "dry run: {} from {}: {} transactions fetched",
-            source.ctx.source,
-            from.map_or("the beginning".into(), |d| d.to_string()),
-            rows.len() - before
+            f.source,
+            f.from.map_or("the beginning".into(), |d| d.to_string()),
+            f.transactions
         ));
     }
-    // Per sink: the fetched rows it does not have yet, plus its waiting
-    // backlog (queued rows, e.g. of accounts waiting for a mapping).
-    let mut table: std::collections::BTreeMap<(String, String, &'static str), u64> = Default::default();
-    let mut planned = 0u64;
-    for sink in config.sinks.iter().filter(|s| s.kind != bankpipe_config::SinkKindConfig::File) {
-        let ids: Vec<String> = rows.keys().cloned().collect();
-        let settled: BTreeSet<String> = store.settled_deliveries(&sink.name, &ids).await?.into_iter().collect();
-        let mut plan: std::collections::BTreeMap<String, bankpipe_model::Transaction> = rows
-            .iter()
-            .filter(|(id, tx)| {
-                !settled.contains(*id)
-                    && !tx.memo_only
-                    && (tx.status == bankpipe_model::Status::Posted || sink.deliver_pending)
-            })
-            .map(|(id, tx)| (id.clone(), tx.clone()))
-            .collect();
-        let mut cursor = None;
-        loop {
-            let batch =
-                store.deliveries(&sink.name, bankpipe_store::DeliveryState::Pending, cursor.as_ref(), 500).await?;
-            let Some(last) = batch.last().map(|q| q.transaction.clone()) else { break };
-            for q in batch {
-                plan.entry(q.transaction.id.to_string()).or_insert(q.transaction);
-            }
-            cursor = Some(last);
-        }
-        // Delivered rows the fetch shows changed (status, amount, date): a
-        // sink that can delete rows gets a correction, the others a report.
-        for (id, tx) in rows.iter().filter(|(id, _)| settled.contains(*id)) {
-            let Some(d) = store.delivery(&sink.name, id).await? else { continue };
-            let now = bankpipe_store::sent_version(tx)?;
-            if d.state != bankpipe_store::DeliveryState::Delivered || d.sent_version.as_ref().is_none_or(|v| *v == now)
-            {
-                continue;
-            }
-            let action = if sink.kind == bankpipe_config::SinkKindConfig::Mibudge {
-                "correct (create, then delete the old row)"
-            } else {
-                "changed since delivery (reported only)"
-            };
-            *table
-                .entry((sink.name.clone(), format!("{}:{}", tx.source, tx.source_account_id), action))
-                .or_default() += 1;
-            println!(
-                "{}",
-                serde_json::json!({"sink": sink.name, "plan": {"transaction": id, "action": "correct",
-                    "replaces": d.remote_id, "from": d.sent_version, "to": now, "note": action}})
-            );
-            planned += 1;
-        }
-        for tx in plan.values() {
-            let p = bankpipe_sinks::offline::plan(sink, &categorizer.sink_maps, zone, tx);
-            let action = match &p {
-                bankpipe_sinks::Plan::Send(_) => "send",
-                bankpipe_sinks::Plan::Skip { .. } if sink.create_accounts => "create account, then send",
-                bankpipe_sinks::Plan::Skip { .. } => "wait for a mapping",
-                bankpipe_sinks::Plan::Refuse(_) => "refuse (failed)",
-                bankpipe_sinks::Plan::Covered(_) => "covered by another row",
-            };
-            *table
-                .entry((sink.name.clone(), format!("{}:{}", tx.source, tx.source_account_id), action))
-                .or_default() += 1;
-            println!(
-                "{{\"sink\":{},\"plan\":{}}}",
-                serde_json::to_string(&sink.name)?,
-                bankpipe_sinks::offline::line(tx, &p)
-            );
-            planned += 1;
-        }
+    for line in &planned.lines {
+        println!("{line}");
     }
-    for ((sink, account, action), n) in &table {
+    for ((sink, account, action), n) in &planned.table {
         crate::diag::say(format_args!("dry run: {sink:<12} {account:<40} {action:<28} {n:>6}"));
     }
     crate::diag::say(format_args!(
-        "dry run: {planned} planned sink requests printed; nothing was written or sent (`bankpipe check` verifies the mapped ids)"
+        "dry run: {} planned sink requests printed; nothing was written or sent (`bankpipe check` verifies the mapped ids)",
+        planned.planned()
     ));
     Ok(())
 }
@@ -209,7 +129,7 @@ async fn write_metrics<S: Store>(
             .collect(),
         ..Default::default()
     };
-    for sink in config.sinks.iter().filter(|s| s.kind != bankpipe_config::SinkKindConfig::File) {
+    for sink in config.sinks.iter().filter(|s| !s.is_file()) {
         let report = summary.deliveries.iter().find(|d| d.sink == sink.name);
         let backlog = status.deliveries.iter().find(|d| d.sink == sink.name);
         figures.sinks.push(crate::metrics::SinkFigures {

@@ -15,6 +15,7 @@
 
 mod links;
 mod schema;
+mod sinks;
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,7 @@ pub use links::{
     MAX_LINK_NAME,
 };
 pub use schema::*;
+pub use sinks::{EnvSecret, MibudgeConfig, SinkConfig, SinkKind, TrupocketConfig};
 
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,11 @@ pub enum ConfigError {
     /// for the 0-based entry of a JSON array), `key` the column or field.
     #[error("{file}: {at}: {key} = {value:?}: {problem}")]
     Links { file: PathBuf, at: String, key: String, value: String, problem: String },
+    /// A credential's environment variable cannot be read (see
+    /// [`SinkConfig::resolve_secrets`]): `problem` is `not set`, `empty` or
+    /// `not valid Unicode`. Names the variable, never a value.
+    #[error("sink {sink:?}: environment variable {var} (named by {key}) is {problem}")]
+    Secret { sink: String, key: &'static str, var: String, problem: &'static str },
 }
 
 impl Config {
@@ -73,6 +80,16 @@ impl Config {
         config.expand_links(file)?;
         config.check_account_links(file)?;
         Ok(config)
+    }
+
+    /// Read every sink's credentials from the environment
+    /// ([`SinkConfig::resolve_secrets`]): called once before a run that
+    /// delivers, so a missing variable stops it before anything is fetched.
+    ///
+    /// # Errors
+    /// [`ConfigError::Secret`] for the first sink whose variable cannot be read.
+    pub fn resolve_sink_secrets(&mut self) -> Result<(), ConfigError> {
+        self.sinks.iter_mut().try_for_each(SinkConfig::resolve_secrets)
     }
 
     fn check_account_links(&self, file: &Path) -> Result<(), ConfigError> {
@@ -173,21 +190,11 @@ impl Config {
             if !names.insert(s.name.as_str()) {
                 return Err(invalid(format!("sinks[{i}].name"), &s.name, "sink names must be unique"));
             }
-            let required: &[(&str, &Option<String>)] = match s.kind {
-                SinkKindConfig::Trupocket => &[("token_env", &s.token_env), ("household_id", &s.household_id)],
-                SinkKindConfig::Mibudge => &[("login_env", &s.login_env), ("password_env", &s.password_env)],
-                SinkKindConfig::File => &[],
-            };
-            if s.kind != SinkKindConfig::File {
+            if !s.is_file() {
                 check_url(&format!("sinks[{i}].base_url"), &s.base_url)
                     .map_err(|p| invalid(format!("sinks[{i}].base_url"), &s.base_url, &p))?;
             }
-            for (key, value) in required {
-                if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
-                    return Err(invalid(format!("sinks[{i}].{key}"), "", &format!("required for kind = {:?}", s.kind)));
-                }
-            }
-            if s.kind == SinkKindConfig::Trupocket && s.deliver_pending {
+            if matches!(s.kind, SinkKind::Trupocket(_)) && s.deliver_pending {
                 return Err(invalid(
                     format!("sinks[{i}].deliver_pending"),
                     "true",

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::SinkConfig;
+
 /// The whole file.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,8 +19,9 @@ pub struct Config {
     /// `[[sources]]`.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
-    /// `[[sinks]]`.
-    #[serde(default)]
+    /// `[[sinks]]`: each entry's keys are checked against its kind's
+    /// (see [`SinkConfig`]).
+    #[serde(default, deserialize_with = "crate::sinks::deserialize_list")]
     pub sinks: Vec<SinkConfig>,
     /// `[[rules]]`: categorization rules, first match wins.
     #[serde(default)]
@@ -275,76 +278,6 @@ impl SourceConfig {
             SourceKindConfig::Truv => 0,
         })
     }
-}
-
-/// Sink kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SinkKindConfig {
-    /// Trupocket REST API.
-    Trupocket,
-    /// mibudge REST API.
-    Mibudge,
-    /// Canonical JSONL/CSV files.
-    File,
-}
-
-/// `[[sinks]]`: one sink.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SinkConfig {
-    /// Unique name.
-    pub name: String,
-    /// `trupocket`, `mibudge` or `file`.
-    pub kind: SinkKindConfig,
-    /// API origin (or, for `file`, the output directory).
-    pub base_url: String,
-    /// Trupocket: variable holding the PAT.
-    #[serde(default)]
-    pub token_env: Option<String>,
-    /// mibudge: variable holding the login (email).
-    #[serde(default)]
-    pub login_env: Option<String>,
-    /// mibudge: variable holding the password.
-    #[serde(default)]
-    pub password_env: Option<String>,
-    /// Trupocket household id.
-    #[serde(default)]
-    pub household_id: Option<String>,
-    /// Longest wait for a rate-limit window, in seconds, before stopping with exit 75.
-    #[serde(default)]
-    pub max_wait_secs: Option<u64>,
-    /// Source account id → sink account id.
-    #[serde(default)]
-    pub accounts: BTreeMap<String, String>,
-    /// Trupocket: create accounts (chkg/svgs/cc) for unmapped source accounts.
-    #[serde(default)]
-    pub create_accounts: bool,
-    /// Trupocket: create missing categories (else use `fallback_category`).
-    #[serde(default)]
-    pub create_categories: bool,
-    /// Trupocket: category used when the mapped one does not exist and may not be created.
-    #[serde(default = "default_fallback_category")]
-    pub fallback_category: String,
-    /// Trupocket: the household's currency (amounts in other currencies are refused, never converted).
-    #[serde(default = "default_sink_currency")]
-    pub currency: String,
-    /// Deliver pending rows too (default: posted only).
-    #[serde(default)]
-    pub deliver_pending: bool,
-    /// mibudge: the login field of `POST /api/token/` (`email`; older servers `username`).
-    #[serde(default = "default_login_field")]
-    pub login_field: String,
-}
-
-fn default_fallback_category() -> String {
-    "Uncategorized".into()
-}
-fn default_sink_currency() -> String {
-    "USD".into()
-}
-fn default_login_field() -> String {
-    "email".into()
 }
 
 /// `[[rules]]`: a categorization rule. All given conditions must hold

@@ -65,6 +65,93 @@ fn trupocket_refuses_deliver_pending_and_says_why() {
     assert!(Config::parse(mb, Path::new("d.toml")).is_ok(), "mibudge can delete, so it can correct");
 }
 
+/// Each sink kind takes exactly its own keys: a key of another kind, or an
+/// unknown one, is refused naming the entry, the sink, the key and its value.
+#[test]
+fn a_sink_takes_only_its_kinds_keys() {
+    let mb = "[[sinks]]\nname=\"mb\"\nkind=\"mibudge\"\nbase_url=\"https://m.example\"\nlogin_env=\"L\"\npassword_env=\"P\"\n";
+    let tp = "[[sinks]]\nname=\"tp\"\nkind=\"trupocket\"\nbase_url=\"https://t.example/v1\"\ntoken_env=\"T\"\nhousehold_id=\"h\"\n";
+    let c = Config::parse(&format!("{tp}{mb}"), Path::new("k.toml")).unwrap();
+    match (&c.sinks[0].kind, &c.sinks[1].kind) {
+        (SinkKind::Trupocket(t), SinkKind::Mibudge(m)) => {
+            assert_eq!((t.household_id.as_str(), t.currency.as_str(), t.create_categories), ("h", "USD", false));
+            assert_eq!((m.login_env.var(), m.login_field.as_str()), ("L", "email"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = Config::parse(&format!("{tp}{mb}household_id = \"2BKH\"\n"), Path::new("k.toml")).unwrap_err().to_string();
+    assert!(
+        e.contains("k.toml")
+            && e.contains("sinks[1].household_id = \"2BKH\"")
+            && e.contains("sink \"mb\" is kind = \"mibudge\"")
+            && e.contains("belongs to a trupocket sink"),
+        "{e}"
+    );
+    let e = Config::parse(&format!("{tp}create_accounts = true\nlogin_field = \"username\"\n"), Path::new("k.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sinks[0].login_field = \"username\"") && e.contains("belongs to a mibudge sink"), "{e}");
+    let e = Config::parse(&format!("{mb}pasword_env = \"P2\"\n"), Path::new("k.toml")).unwrap_err().to_string();
+    assert!(
+        e.contains("sinks[0].pasword_env = \"P2\"") && e.contains("no such key") && e.contains("password_env"),
+        "{e}"
+    );
+    let file = "[[sinks]]\nname=\"out\"\nkind=\"file\"\nbase_url=\"out\"\n";
+    assert!(Config::parse(file, Path::new("k.toml")).unwrap().sinks[0].is_file());
+    let e = Config::parse(&format!("{file}[sinks.accounts]\n\"a\" = \"b\"\n"), Path::new("k.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sinks[0].accounts") && e.contains("is kind = \"file\""), "{e}");
+    let e =
+        Config::parse("[[sinks]]\nname=\"x\"\nkind=\"ynab\"\nbase_url=\"https://y.example\"\n", Path::new("k.toml"))
+            .unwrap_err()
+            .to_string();
+    assert!(e.contains("sinks[0].kind = \"ynab\"") && e.contains("trupocket, mibudge, file"), "{e}");
+    let e = Config::parse(&format!("{tp}create_categories = \"yes\"\n"), Path::new("k.toml")).unwrap_err().to_string();
+    assert!(e.contains("sinks[0].create_categories") && e.contains("sink \"tp\""), "{e}");
+    let e =
+        Config::parse(&tp.replace("token_env=\"T\"", "token_env=\" \""), Path::new("k.toml")).unwrap_err().to_string();
+    assert!(e.contains("sinks[0].token_env") && e.contains("names no variable"), "{e}");
+}
+
+/// Credentials are read once, by `resolve_sink_secrets`: a variable not set
+/// (or empty) is an error naming the sink, key and variable; the value is
+/// held as a secret that `Debug` never shows.
+#[test]
+fn sink_secrets_are_read_once_and_never_shown() {
+    let text = "[[sinks]]\nname=\"mb\"\nkind=\"mibudge\"\nbase_url=\"https://m.example\"\n\
+                login_env=\"BP_TEST_SECRET_LOGIN\"\npassword_env=\"BP_TEST_SECRET_PASSWORD\"\n";
+    let mut c = Config::parse(text, Path::new("s.toml")).unwrap();
+    assert!(
+        matches!(&c.sinks[0].kind, SinkKind::Mibudge(m) if m.password_env.value().is_none()),
+        "not read on loading"
+    );
+    std::env::set_var("BP_TEST_SECRET_LOGIN", "ann@example.com");
+    std::env::remove_var("BP_TEST_SECRET_PASSWORD");
+    let e = c.resolve_sink_secrets().unwrap_err();
+    assert!(matches!(e, ConfigError::Secret { .. }), "{e:?}");
+    let e = e.to_string();
+    assert!(
+        e.contains("sink \"mb\"")
+            && e.contains("BP_TEST_SECRET_PASSWORD")
+            && e.contains("password_env")
+            && e.contains("not set"),
+        "{e}"
+    );
+    std::env::set_var("BP_TEST_SECRET_PASSWORD", "");
+    assert!(c.resolve_sink_secrets().unwrap_err().to_string().contains("is empty"));
+    std::env::set_var("BP_TEST_SECRET_PASSWORD", "hunter2-secret");
+    c.resolve_sink_secrets().unwrap();
+    use secrecy::ExposeSecret;
+    let SinkKind::Mibudge(m) = &c.sinks[0].kind else { unreachable!() };
+    assert_eq!(m.password_env.value().map(|v| v.expose_secret().to_owned()).as_deref(), Some("hunter2-secret"));
+    let shown = format!("{c:?}");
+    assert!(
+        shown.contains("BP_TEST_SECRET_PASSWORD") && !shown.contains("hunter2") && !shown.contains("ann@"),
+        "{shown}"
+    );
+}
+
 #[test]
 fn account_links_name_known_sources() {
     let src = "[[sources]]\nname=\"f\"\nkind=\"firefly\"\nbase_url=\"https://ff.example\"\ntoken_env=\"T\"\n";
@@ -103,19 +190,33 @@ fn the_example_config_shows_every_key() {
     let example = include_str!("../../../config/bankpipe.example.toml");
     let mut tracer = Tracer::new(TracerConfig::default());
     tracer.trace_simple_type::<SourceKindConfig>().expect("traced");
-    tracer.trace_simple_type::<SinkKindConfig>().expect("traced");
-    tracer.trace_simple_type::<Config>().expect("the config types can be traced");
+    // `[[sinks]]` entries are read as tables and checked per kind, which a
+    // tracer cannot follow: each section type is traced on its own, and
+    // `Config`'s keys are its field list.
+    tracer.trace_simple_type::<StoreConfig>().expect("traced");
+    tracer.trace_simple_type::<SyncConfig>().expect("traced");
+    tracer.trace_simple_type::<SourceConfig>().expect("traced");
+    tracer.trace_simple_type::<crate::sinks::SinkCommon>().expect("traced");
+    tracer.trace_simple_type::<TrupocketConfig>().expect("traced");
+    tracer.trace_simple_type::<MibudgeConfig>().expect("traced");
+    tracer.trace_simple_type::<RuleConfig>().expect("traced");
+    tracer.trace_simple_type::<CategoriesConfig>().expect("traced");
+    tracer.trace_simple_type::<DedupeSettings>().expect("traced");
+    tracer.trace_simple_type::<AccountLinkConfig>().expect("traced");
     let registry = tracer.registry().expect("complete");
-    let mut missing = Vec::new();
+    let shown = |name: &str| {
+        [format!("{name} ="), format!("[{name}]"), format!("[[{name}]]"), format!(".{name}]")]
+            .iter()
+            .any(|needle| example.contains(needle.as_str()))
+    };
+    let mut missing: Vec<String> =
+        crate::sinks::struct_fields::<Config>().iter().filter(|f| !shown(f)).map(|f| format!("Config.{f}")).collect();
+    assert!(crate::sinks::struct_fields::<Config>().contains(&"sinks"), "Config's keys are listed");
     for (container, format) in &registry {
         let ContainerFormat::Struct(fields) = format else { continue };
         for field in fields {
-            let name = &field.name;
-            let shown = [format!("{name} ="), format!("[{name}]"), format!("[[{name}]]"), format!(".{name}]")]
-                .iter()
-                .any(|needle| example.contains(needle.as_str()));
-            if !shown {
-                missing.push(format!("{container}.{name}"));
+            if !shown(&field.name) {
+                missing.push(format!("{container}.{}", field.name));
             }
         }
     }

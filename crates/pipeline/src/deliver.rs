@@ -6,7 +6,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Result;
-use bankpipe_config::{SinkConfig, SinkKindConfig};
+use bankpipe_config::{SinkConfig, SinkKind};
 use bankpipe_enrich::Categorizer;
 use bankpipe_http::{HttpClient, Policy};
 use bankpipe_sinks::mibudge::MibudgeSink;
@@ -92,13 +92,13 @@ impl<'a, S: Store> SinkSession<'a, S> {
                 reset: Some(UNIX_EPOCH + Duration::from_secs(reset.max(0) as u64)),
             });
         }
-        let sink = match config.kind {
-            SinkKindConfig::Trupocket => {
+        let sink = match &config.kind {
+            SinkKind::Trupocket(tp) => {
                 let accounts = store.accounts().await?;
-                Some(AnySink::Trupocket(Box::new(TrupocketSink::new(config, maps, store, accounts)?)))
+                Some(AnySink::Trupocket(Box::new(TrupocketSink::new(config, tp, maps, store, accounts)?)))
             }
-            SinkKindConfig::Mibudge => Some(AnySink::Mibudge(Box::new(MibudgeSink::new(config, maps, zone)?))),
-            SinkKindConfig::File => None,
+            SinkKind::Mibudge(mb) => Some(AnySink::Mibudge(Box::new(MibudgeSink::new(config, mb, maps, zone)?))),
+            SinkKind::File => None,
         };
         Ok(SinkSession { config, client, origin, sink, prepared: false, shared: shared.is_some() })
     }
@@ -171,10 +171,10 @@ pub async fn queue_sink<S: Store>(
     zone: chrono_tz::Tz,
 ) -> Result<u64> {
     let maps = &categorizer.sink_maps;
-    let corrects = match sink.kind {
-        SinkKindConfig::Trupocket => TrupocketSink::new(sink, maps, store, Vec::new())?.corrects(),
-        SinkKindConfig::Mibudge => MibudgeSink::new(sink, maps, zone)?.corrects(),
-        SinkKindConfig::File => return Ok(0),
+    let corrects = match &sink.kind {
+        SinkKind::Trupocket(tp) => TrupocketSink::new(sink, tp, maps, store, Vec::new())?.corrects(),
+        SinkKind::Mibudge(mb) => MibudgeSink::new(sink, mb, maps, zone)?.corrects(),
+        SinkKind::File => return Ok(0),
     };
     Ok(store.enqueue_deliveries(&sink.name, sink.deliver_pending, corrects).await?)
 }

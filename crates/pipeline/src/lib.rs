@@ -16,11 +16,13 @@
 //! | [`export`] | the stored dataset as the canonical files |
 //! | [`golden`] | comparing output files with golden ones, row by row |
 //! | [`deliver`] | one delivery pass to one configured sink |
+//! | [`dry_run`] | `sync --dry-run`: what a sync would fetch and send, nothing written or sent |
 //! | [`rate`] | the PostgreSQL rate budget every worker shares, as the HTTP client's `SharedBudget` |
 //! | [`outcome`] | how a job ended and its exit code |
 
 pub mod backfill;
 pub mod deliver;
+pub mod dry_run;
 pub mod export;
 pub mod golden;
 pub mod ingest;

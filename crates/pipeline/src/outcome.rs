@@ -1,10 +1,18 @@
 //! How a job ended, and the exit code that stands for it (DESIGN §8).
 //!
-//! The errors that decide an outcome are typed ([`ConfigProblem`],
-//! [`CompletedWithFailures`], the store's `Locked`, an exhausted rate
-//! budget); [`Outcome::of`] finds the first of them in an error's chain, so
-//! the binary maps any error to its exit code in one place.
+//! Each error type a job can end with says which outcome it stands for
+//! ([`HasOutcome`]): [`ConfigProblem`] and a sink's or the store's
+//! configuration error exit 2, [`CompletedWithFailures`] 3, an exhausted
+//! rate budget or the store's `Locked` 75; the others defer to their cause.
+//! The impls match every variant (no wildcard), and a wrapper asks what it
+//! wraps, so a new variant or a new wrapping is decided where it is added,
+//! never silently exit 1. [`Outcome::of`] finds the first deciding cause in
+//! an `anyhow` chain, so the binary maps any error to its exit code in one
+//! place.
 
+use std::error::Error;
+
+use bankpipe_config::ConfigError;
 use bankpipe_http::HttpError;
 use bankpipe_sinks::SinkError;
 use bankpipe_sources::live::LiveError;
@@ -40,33 +48,120 @@ pub enum Outcome {
     Failed,
 }
 
-impl Outcome {
-    /// The outcome an error stands for: the first typed cause in its chain.
-    pub fn of(err: &anyhow::Error) -> Outcome {
-        for e in err.chain() {
-            if e.is::<CompletedWithFailures>() {
-                return Outcome::CompletedWithFailures;
-            }
-            if e.is::<ConfigProblem>() || matches!(e.downcast_ref::<SinkError>(), Some(SinkError::Config { .. })) {
-                return Outcome::ConfigError;
-            }
-            if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::MixedConfig(_))) {
-                return Outcome::ConfigError;
-            }
-            if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Locked(_))) {
-                return Outcome::Locked;
-            }
-            if matches!(e.downcast_ref::<HttpError>(), Some(HttpError::RateBudgetExhausted { .. }))
-                || matches!(e.downcast_ref::<LiveError>(), Some(LiveError::Http(HttpError::RateBudgetExhausted { .. })))
-                || matches!(
-                    e.downcast_ref::<SinkError>(),
-                    Some(SinkError::Http { source: HttpError::RateBudgetExhausted { .. }, .. })
-                )
-            {
-                return Outcome::RateLimited;
-            }
+/// An error that knows which outcome (exit code) it stands for.
+pub trait HasOutcome {
+    /// The outcome this error decides, or `None` when it decides none (its
+    /// cause may; if nothing in the chain decides, the job failed: exit 1).
+    fn outcome(&self) -> Option<Outcome>;
+}
+
+impl HasOutcome for ConfigProblem {
+    fn outcome(&self) -> Option<Outcome> {
+        Some(Outcome::ConfigError)
+    }
+}
+
+impl HasOutcome for CompletedWithFailures {
+    fn outcome(&self) -> Option<Outcome> {
+        Some(Outcome::CompletedWithFailures)
+    }
+}
+
+impl HasOutcome for ConfigError {
+    fn outcome(&self) -> Option<Outcome> {
+        match self {
+            ConfigError::Io { .. }
+            | ConfigError::Parse { .. }
+            | ConfigError::Invalid { .. }
+            | ConfigError::Links { .. }
+            | ConfigError::Secret { .. } => Some(Outcome::ConfigError),
         }
-        Outcome::Failed
+    }
+}
+
+impl HasOutcome for HttpError {
+    fn outcome(&self) -> Option<Outcome> {
+        match self {
+            HttpError::RateBudgetExhausted { .. } => Some(Outcome::RateLimited),
+            HttpError::CrossOrigin { .. }
+            | HttpError::SharedBudget { .. }
+            | HttpError::Ambiguous { .. }
+            | HttpError::BodyTooLarge { .. }
+            | HttpError::Status { .. }
+            | HttpError::Transport { .. }
+            | HttpError::Url(_)
+            | HttpError::Build(_) => None,
+        }
+    }
+}
+
+impl HasOutcome for StoreError {
+    fn outcome(&self) -> Option<Outcome> {
+        match self {
+            StoreError::Locked(_) => Some(Outcome::Locked),
+            // Workers of one round running different configurations.
+            StoreError::MixedConfig(_) => Some(Outcome::ConfigError),
+            StoreError::Database { .. }
+            | StoreError::NewerSchema { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::Money { .. }
+            | StoreError::Config(_)
+            | StoreError::LeaseLost { .. }
+            | StoreError::Callback(_) => None,
+        }
+    }
+}
+
+impl HasOutcome for LiveError {
+    fn outcome(&self) -> Option<Outcome> {
+        match self {
+            // Transparent: the HTTP error is not a cause of its own in the chain.
+            LiveError::Http(e) => e.outcome(),
+            LiveError::Page(_)
+            | LiveError::Config { .. }
+            | LiveError::Incomplete { .. }
+            | LiveError::TooManyPages { .. } => None,
+        }
+    }
+}
+
+impl HasOutcome for SinkError {
+    fn outcome(&self) -> Option<Outcome> {
+        match self {
+            SinkError::Config { .. } => Some(Outcome::ConfigError),
+            SinkError::Http { source, .. } => source.outcome(),
+            SinkError::Store { source, .. } => source.outcome(),
+            SinkError::Stopped { .. } | SinkError::Protocol { .. } => None,
+        }
+    }
+}
+
+/// The outcome `e` decides, when it is of a type that can decide one
+/// (`Some(None)`: it is, and decides none).
+fn decided_by<T: HasOutcome + Error + 'static>(e: &(dyn Error + 'static)) -> Option<Option<Outcome>> {
+    e.downcast_ref::<T>().map(T::outcome)
+}
+
+/// [`decided_by`] for one error type.
+type Decider = fn(&(dyn Error + 'static)) -> Option<Option<Outcome>>;
+
+/// Every error type that implements [`HasOutcome`]: a new one is added
+/// here (an `anyhow` chain holds `dyn Error`s, found by their type).
+const DECIDERS: [Decider; 7] = [
+    decided_by::<CompletedWithFailures>,
+    decided_by::<ConfigProblem>,
+    decided_by::<ConfigError>,
+    decided_by::<SinkError>,
+    decided_by::<StoreError>,
+    decided_by::<LiveError>,
+    decided_by::<HttpError>,
+];
+
+impl Outcome {
+    /// The outcome an error stands for: that of the first cause in its
+    /// chain that decides one ([`HasOutcome`]), else [`Outcome::Failed`].
+    pub fn of(err: &anyhow::Error) -> Outcome {
+        err.chain().find_map(|e| DECIDERS.iter().find_map(|decider| decider(e)).flatten()).unwrap_or(Outcome::Failed)
     }
 
     /// `ok`, `config-error`, `completed-with-failures`, `rate-limited`,
@@ -110,5 +205,34 @@ mod tests {
         let e = anyhow::Error::new(CompletedWithFailures("sink x".into()));
         assert_eq!((Outcome::of(&e).as_str(), Outcome::of(&e).exit_code()), ("completed-with-failures", 3));
         assert_eq!(Outcome::of(&anyhow::anyhow!("boom")), Outcome::Failed);
+    }
+
+    /// Wrapped errors decide through what they wrap, at any depth; an
+    /// error that decides nothing leaves it to its cause, else exit 1.
+    #[test]
+    fn wrappers_decide_through_what_they_wrap() {
+        let exhausted = || HttpError::RateBudgetExhausted {
+            origin: "https://api.trupocket.app".into(),
+            until: std::time::SystemTime::UNIX_EPOCH,
+            max_wait_secs: 60,
+        };
+        let code = |e: anyhow::Error| Outcome::of(&e.context("sync")).exit_code();
+        assert_eq!(code(LiveError::Http(exhausted()).into()), 75, "a transparent wrapper");
+        assert_eq!(code(SinkError::Http { sink: "tp".into(), source: exhausted() }.into()), 75);
+        assert_eq!(code(SinkError::Store { sink: "tp".into(), source: StoreError::Locked("db".into()) }.into()), 75);
+        assert_eq!(code(SinkError::Config { sink: "tp".into(), message: "base_url".into() }.into()), 2);
+        assert_eq!(code(StoreError::MixedConfig("another configuration".into()).into()), 2);
+        let secret = ConfigError::Secret {
+            sink: "mb".into(),
+            key: "password_env",
+            var: "MB_PASSWORD".into(),
+            problem: "not set",
+        };
+        assert_eq!(code(secret.into()), 2);
+        assert_eq!(code(SinkError::Protocol { sink: "mb".into(), message: "no results".into() }.into()), 1);
+        let lost = StoreError::LeaseLost { unit: "deliver:tp:a".into(), owner: "w1".into() };
+        assert_eq!(code(SinkError::Store { sink: "tp".into(), source: lost }.into()), 1);
+        let transport = HttpError::Transport { method: "GET".into(), url: "u".into(), cause: "reset".into() };
+        assert_eq!(code(SinkError::Http { sink: "tp".into(), source: transport }.into()), 1);
     }
 }

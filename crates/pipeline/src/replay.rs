@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use bankpipe_config::{Config, SinkConfig, SinkKindConfig, SourceKindConfig};
+use bankpipe_config::{Config, SinkConfig, SourceKindConfig};
 use bankpipe_enrich::Categorizer;
 use bankpipe_model::{Status, Transaction};
 use bankpipe_sinks::file::RowFormats;
@@ -170,7 +170,7 @@ impl SinkRequestFiles {
     fn create(dir: &Path, config: &Config, zone: chrono_tz::Tz) -> Result<SinkRequestFiles> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut files = Vec::new();
-        for sink in config.sinks.iter().filter(|s| s.kind != SinkKindConfig::File) {
+        for sink in config.sinks.iter().filter(|s| !s.is_file()) {
             let path = dir.join(format!("{}.jsonl", sink.name));
             let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
             files.push((sink.clone(), path, BufWriter::new(file)));

@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use anyhow::Result;
-use bankpipe_config::SinkKindConfig;
 use bankpipe_http::{HttpClient, Policy};
 use bankpipe_sinks::DeliveryReport;
 use bankpipe_sources::live::LiveSource;
@@ -174,7 +173,7 @@ pub fn round_units(config: &bankpipe_config::Config, sources: &[LiveSource]) -> 
     let mut units: Vec<UnitSpec> =
         sources.iter().map(|s| UnitSpec { unit: format!("fetch:{}", s.ctx.source), phase: Phase::Fetch }).collect();
     units.push(UnitSpec { unit: DEDUPE.to_owned(), phase: Phase::Dedupe });
-    for sink in config.sinks.iter().filter(|s| s.kind != SinkKindConfig::File) {
+    for sink in config.sinks.iter().filter(|s| !s.is_file()) {
         units.push(UnitSpec { unit: format!("queue:{}", sink.name), phase: Phase::Queue });
         let accounts: BTreeSet<&String> = sink.accounts.values().collect();
         for account in accounts {
@@ -224,7 +223,7 @@ impl Done {
             .sinks
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.kind == SinkKindConfig::File)
+            .filter(|(_, s)| s.is_file())
             .map(|(i, s)| (i, DeliveryReport { sink: s.name.clone(), ..DeliveryReport::default() }))
             .collect();
         Done {

@@ -12,7 +12,7 @@
 use bankpipe_store::prelude::*;
 use std::time::Instant;
 
-use bankpipe_config::{CategoriesConfig, SinkConfig, SinkKindConfig};
+use bankpipe_config::{CategoriesConfig, Config, SinkConfig, SinkKind};
 use bankpipe_enrich::Categorizer;
 use bankpipe_gen::{GenConfig, TruvGenerator};
 use bankpipe_http::{HttpClient, Policy};
@@ -29,23 +29,35 @@ fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn sink(kind: SinkKindConfig, base: String, accounts: &[(String, String)], household: Option<String>) -> SinkConfig {
-    SinkConfig {
-        name: format!("{kind:?}").to_lowercase(),
-        kind,
-        base_url: base,
-        token_env: Some("BENCH_TP".into()),
-        login_env: Some("BENCH_MB_LOGIN".into()),
-        password_env: Some("BENCH_MB_PASSWORD".into()),
-        household_id: household,
-        max_wait_secs: Some(5),
-        accounts: accounts.iter().cloned().collect(),
-        create_accounts: false,
-        create_categories: true,
-        fallback_category: "Uncategorized".into(),
-        currency: "USD".into(),
-        deliver_pending: false,
-        login_field: "email".into(),
+/// The `[[sinks]]` entry of `kind` (`trupocket` or `mibudge`) at `base`, `accounts` mapped, as a file gives it, its credentials
+/// read from the environment.
+fn sink(kind: &str, base: String, accounts: &[(String, String)], household: Option<String>) -> SinkConfig {
+    let own = match household {
+        Some(h) => format!("token_env = \"BENCH_TP\"\nhousehold_id = \"{h}\"\ncreate_categories = true\n"),
+        None => "login_env = \"BENCH_MB_LOGIN\"\npassword_env = \"BENCH_MB_PASSWORD\"\n".to_owned(),
+    };
+    let mapped: String = accounts.iter().map(|(from, to)| format!("\"{from}\" = \"{to}\"\n")).collect();
+    let text = format!(
+        "[[sinks]]\nname = \"{kind}\"\nkind = \"{kind}\"\nbase_url = \"{base}\"\nmax_wait_secs = 5\n{own}[sinks.accounts]\n{mapped}"
+    );
+    let mut sink = Config::parse(&text, std::path::Path::new("sinks.toml")).expect("a valid sink").sinks.remove(0);
+    sink.resolve_secrets().expect("the credentials are set");
+    sink
+}
+
+/// The Trupocket keys of a `kind = "trupocket"` entry.
+fn tp_keys(config: &SinkConfig) -> &bankpipe_config::TrupocketConfig {
+    match &config.kind {
+        SinkKind::Trupocket(tp) => tp,
+        other => panic!("not a trupocket sink: {other:?}"),
+    }
+}
+
+/// The mibudge keys of a `kind = "mibudge"` entry.
+fn mb_keys(config: &SinkConfig) -> &bankpipe_config::MibudgeConfig {
+    match &config.kind {
+        SinkKind::Mibudge(mb) => mb,
+        other => panic!("not a mibudge sink: {other:?}"),
     }
 }
 
@@ -85,15 +97,11 @@ async fn main() {
     let household = tp.seed_household("Home");
     let account = tp.seed_account(&household, "chkg", "Checking");
     let server = SimServer::start(tp.router(), 0).await.unwrap();
-    let config = sink(
-        SinkKindConfig::Trupocket,
-        format!("{}/v1", server.base_url()),
-        &[("acct-0000".into(), account)],
-        Some(household),
-    );
+    let config =
+        sink("trupocket", format!("{}/v1", server.base_url()), &[("acct-0000".into(), account)], Some(household));
     let client = HttpClient::new(Policy::default()).unwrap();
     let accounts = store.accounts().await.unwrap();
-    let mut s = TrupocketSink::new(&config, &categorizer.sink_maps, &store, accounts).unwrap();
+    let mut s = TrupocketSink::new(&config, tp_keys(&config), &categorizer.sink_maps, &store, accounts).unwrap();
     let unix = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let (started, first_window) = (Instant::now(), unix());
     let report = bankpipe_sinks::deliver(&store, &mut s, &client, false).await.unwrap();
@@ -118,8 +126,8 @@ async fn main() {
     let bank = mb.seed_bank_account("Checking", "USD");
     mb.seed_budget(&bank, "Groceries");
     let server = SimServer::start(mb.router(), 0).await.unwrap();
-    let config = sink(SinkKindConfig::Mibudge, server.base_url(), &[("acct-0000".into(), bank)], None);
-    let mut s = MibudgeSink::new(&config, &categorizer.sink_maps, chrono_tz::UTC).unwrap();
+    let config = sink("mibudge", server.base_url(), &[("acct-0000".into(), bank)], None);
+    let mut s = MibudgeSink::new(&config, mb_keys(&config), &categorizer.sink_maps, chrono_tz::UTC).unwrap();
     let started = Instant::now();
     let report = bankpipe_sinks::deliver(&store, &mut s, &client, false).await.unwrap();
     let secs = started.elapsed().as_secs_f64();

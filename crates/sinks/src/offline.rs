@@ -2,19 +2,25 @@
 //! decided from the configuration alone — no HTTP, no state. Used by
 //! `replay --sink-requests` (golden files for CI) and `sync --dry-run`.
 //!
-//! Offline, a sink account must be mapped in `[sinks.accounts]` (accounts
-//! bankpipe would create are shown as skipped), Trupocket categories are
-//! assumed to exist, and mibudge account currencies are unknown, so the
-//! currency check is the Trupocket household currency only.
+//! Each sink's own pure plan decides (`trupocket::plan::plan`,
+//! `mibudge::plan::plan`, the functions the live sinks call), so a golden
+//! request is the request a sync sends for the same facts. What cannot be
+//! known offline is given to it as a fact: a sink account must be mapped in
+//! `[sinks.accounts]` (accounts bankpipe would create are shown as skipped),
+//! Trupocket categories are assumed to exist and no transfer counterpart is
+//! known (each leg is its own row), mibudge's currencies and bank account
+//! currencies are not known (not checked) and budget ids neither (no
+//! split follow-up).
 
-use bankpipe_config::{SinkConfig, SinkKindConfig};
+use bankpipe_config::{SinkConfig, SinkKind};
 use bankpipe_enrich::categorize::sink_maps::SinkCategoryMaps;
-use bankpipe_model::{Currency, Transaction};
+use bankpipe_model::Transaction;
 use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::sink::{marker, Plan};
+use crate::{mibudge, trupocket};
 
 /// One line of a plan file.
 #[derive(Debug, Serialize)]
@@ -39,41 +45,36 @@ pub struct PlannedRequest<'a> {
 
 /// The plan of `sink` for a transaction that counts (callers filter
 /// deliverable rows: posted unless `deliver_pending`, never MEMO, duplicate
-/// or superseded).
+/// or superseded), with the offline facts of the module docs.
 ///
-/// `zone` is the booking zone (`sync.timezone`). Offline, mibudge budget
-/// ids are unknown, so no split follow-up is planned.
+/// `zone` is the booking zone (`sync.timezone`).
 pub fn plan(sink: &SinkConfig, maps: &SinkCategoryMaps, zone: Tz, tx: &Transaction) -> Plan {
-    let Some(account) = crate::sink::mapped_account(&sink.accounts, &tx.source, &tx.source_account_id) else {
-        return Plan::Skip {
-            account: format!("{}:{}", tx.source, tx.source_account_id),
-            notice: format!("source account {}:{} is not mapped in [sinks.accounts]", tx.source, tx.source_account_id),
-        };
-    };
-    match sink.kind {
-        SinkKindConfig::Trupocket => {
-            let household_currency = Currency::from_code(&sink.currency).ok();
-            if household_currency.is_some_and(|c| c != tx.amount.currency()) {
-                return Plan::Refuse(format!(
-                    "amount in {} but the Trupocket household is in {}; bankpipe never converts currencies",
-                    tx.amount.currency(),
-                    sink.currency
-                ));
-            }
-            let category = maps.trupocket(tx.category.as_deref().unwrap_or("Uncategorized")).to_owned();
-            let household = sink.household_id.clone().unwrap_or_default();
-            match crate::trupocket::payload::transaction(tx, &marker(&tx.id, 0), &household, account, &category) {
-                Ok(request) => Plan::Send(request),
-                Err(reason) => Plan::Refuse(reason),
-            }
+    let mapped = crate::sink::mapped_account(&sink.accounts, &tx.source, &tx.source_account_id);
+    let notice = format!("source account {}:{} is not mapped in [sinks.accounts]", tx.source, tx.source_account_id);
+    let account = mapped.map(String::as_str).ok_or(notice.as_str());
+    let marker = marker(&tx.id, 0);
+    match &sink.kind {
+        SinkKind::Trupocket(tp) => {
+            let settings = match trupocket::plan::Settings::of(tp, maps) {
+                Ok(s) => s,
+                Err(reason) => return Plan::Refuse(reason),
+            };
+            let facts = trupocket::plan::Facts {
+                account,
+                transfer: Some(&trupocket::plan::Transfer::None),
+                categories: trupocket::plan::Categories::AssumedToExist,
+            };
+            // Every fact is given: the plan asks for none.
+            trupocket::plan::plan(&settings, &facts, tx, &marker)
+                .unwrap_or_else(|needs| unreachable!("offline, every fact is given: {needs:?}"))
         }
-        SinkKindConfig::Mibudge => {
-            if tx.amount.amount().normalize().scale() > 2 {
-                return Plan::Refuse(format!("amount {} has more than 2 decimals", tx.amount));
-            }
-            Plan::Send(crate::mibudge::payload::transaction(tx, &marker(&tx.id, 0), account, zone, None))
+        SinkKind::Mibudge(_) => {
+            let facts =
+                mibudge::plan::Facts { account, accepted: None, account_currency: Some(&Ok(None)), budget: None };
+            mibudge::plan::plan(&facts, tx, &marker, zone)
+                .unwrap_or_else(|needs| unreachable!("offline, every fact is given: {needs:?}"))
         }
-        SinkKindConfig::File => Plan::Skip { account: String::new(), notice: "file sinks take no requests".into() },
+        SinkKind::File => Plan::Skip { account: String::new(), notice: "file sinks take no requests".into() },
     }
 }
 

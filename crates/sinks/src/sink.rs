@@ -61,6 +61,26 @@ pub fn mapped_account<'m>(
     mapping.get(&format!("{source}:{account}")).or_else(|| mapping.get(account))
 }
 
+/// The value of a credential the configuration read before the run
+/// ([`bankpipe_config::SinkConfig::resolve_secrets`]); a live sink never
+/// reads the environment itself.
+///
+/// # Errors
+/// [`SinkError::Config`] naming the key and variable when it was not read.
+pub(crate) fn credential(
+    sink: &str,
+    key: &str,
+    secret: &bankpipe_config::EnvSecret,
+) -> Result<bankpipe_http::SecretString, SinkError> {
+    secret.value().cloned().ok_or_else(|| SinkError::Config {
+        sink: sink.to_owned(),
+        message: format!(
+            "{key}: environment variable {} was not read before the run (SinkConfig::resolve_secrets)",
+            secret.var()
+        ),
+    })
+}
+
 /// One line of `bankpipe check`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {

@@ -12,7 +12,7 @@ use bankpipe_store::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bankpipe_config::{CategoriesConfig, SinkConfig, SinkKindConfig};
+use bankpipe_config::{CategoriesConfig, Config, SinkConfig, SinkKind};
 use bankpipe_enrich::Categorizer;
 use bankpipe_http::{HttpClient, Policy};
 use bankpipe_model::{Money, Status, Transaction};
@@ -28,23 +28,35 @@ use bankpipe_sources::{NormalizeContext, PageError, SourceKind};
 use bankpipe_store::{RunKind, SqliteStore};
 use serde_json::Value;
 
-fn sink(kind: SinkKindConfig, base: String, account: &str, household: Option<String>) -> SinkConfig {
-    SinkConfig {
-        name: format!("{kind:?}").to_lowercase(),
-        kind,
-        base_url: base,
-        token_env: Some("LEDGER_TP".into()),
-        login_env: Some("LEDGER_MB_LOGIN".into()),
-        password_env: Some("LEDGER_MB_PASSWORD".into()),
-        household_id: household,
-        max_wait_secs: Some(5),
-        accounts: BTreeMap::from([("chk-001".to_owned(), account.to_owned())]),
-        create_accounts: false,
-        create_categories: true,
-        fallback_category: "Uncategorized".into(),
-        currency: "USD".into(),
-        deliver_pending: false,
-        login_field: "email".into(),
+/// The `[[sinks]]` entry of `kind` (`trupocket` or `mibudge`) at `base`, `chk-001` mapped to `account`, as a file gives it, its credentials
+/// read from the environment.
+fn sink(kind: &str, base: String, account: &str, household: Option<String>) -> SinkConfig {
+    let own = match household {
+        Some(h) => format!("token_env = \"LEDGER_TP\"\nhousehold_id = \"{h}\"\ncreate_categories = true\n"),
+        None => "login_env = \"LEDGER_MB_LOGIN\"\npassword_env = \"LEDGER_MB_PASSWORD\"\n".to_owned(),
+    };
+    let mapped = format!("\"chk-001\" = \"{account}\"\n");
+    let text = format!(
+        "[[sinks]]\nname = \"{kind}\"\nkind = \"{kind}\"\nbase_url = \"{base}\"\nmax_wait_secs = 5\n{own}[sinks.accounts]\n{mapped}"
+    );
+    let mut sink = Config::parse(&text, std::path::Path::new("sinks.toml")).expect("a valid sink").sinks.remove(0);
+    sink.resolve_secrets().expect("the credentials are set");
+    sink
+}
+
+/// The Trupocket keys of a `kind = "trupocket"` entry.
+fn tp_keys(config: &SinkConfig) -> &bankpipe_config::TrupocketConfig {
+    match &config.kind {
+        SinkKind::Trupocket(tp) => tp,
+        other => panic!("not a trupocket sink: {other:?}"),
+    }
+}
+
+/// The mibudge keys of a `kind = "mibudge"` entry.
+fn mb_keys(config: &SinkConfig) -> &bankpipe_config::MibudgeConfig {
+    match &config.kind {
+        SinkKind::Mibudge(mb) => mb,
+        other => panic!("not a mibudge sink: {other:?}"),
     }
 }
 
@@ -118,9 +130,9 @@ async fn a_users_identical_row_is_never_adopted() {
     let household = tp.seed_household("Home");
     let account = tp.seed_account(&household, "chkg", "Checking");
     let tp_server = SimServer::start(tp.router(), 0).await.unwrap();
-    let config =
-        sink(SinkKindConfig::Trupocket, format!("{}/v1", tp_server.base_url()), &account, Some(household.clone()));
-    let mut trupocket = TrupocketSink::new(&config, &s.categorizer.sink_maps, &s.store, vec![]).unwrap();
+    let config = sink("trupocket", format!("{}/v1", tp_server.base_url()), &account, Some(household.clone()));
+    let mut trupocket =
+        TrupocketSink::new(&config, tp_keys(&config), &s.categorizer.sink_maps, &s.store, vec![]).unwrap();
     let body = left_in_flight(&s, &mut trupocket, &tx).await;
     tp.seed_transaction(&household, without_marker(body, "lunch, entered by hand"));
     let report = bankpipe_sinks::deliver(&s.store, &mut trupocket, &s.client, false).await.unwrap();
@@ -134,8 +146,8 @@ async fn a_users_identical_row_is_never_adopted() {
     let mb = MibudgeSim::new(MibudgeConfig { page_size: 2, ..MibudgeConfig::default() });
     let bank = mb.seed_bank_account("Checking", "USD");
     let mb_server = SimServer::start(mb.router(), 0).await.unwrap();
-    let config = sink(SinkKindConfig::Mibudge, mb_server.base_url(), &bank, None);
-    let mut mibudge = MibudgeSink::new(&config, &s.categorizer.sink_maps, chrono_tz::UTC).unwrap();
+    let config = sink("mibudge", mb_server.base_url(), &bank, None);
+    let mut mibudge = MibudgeSink::new(&config, mb_keys(&config), &s.categorizer.sink_maps, chrono_tz::UTC).unwrap();
     let body = left_in_flight(&s, &mut mibudge, &tx).await;
     mb.seed_transaction(without_marker(body, "entered by hand"));
     let report = bankpipe_sinks::deliver(&s.store, &mut mibudge, &s.client, false).await.unwrap();
@@ -156,8 +168,8 @@ async fn an_edit_between_the_lost_response_and_the_next_run_is_found_by_the_sent
     let mb = MibudgeSim::new(MibudgeConfig::default());
     let bank = mb.seed_bank_account("Checking", "USD");
     let server = SimServer::start(mb.router(), 0).await.unwrap();
-    let config = sink(SinkKindConfig::Mibudge, server.base_url(), &bank, None);
-    let mut mibudge = MibudgeSink::new(&config, &s.categorizer.sink_maps, chrono_tz::UTC).unwrap();
+    let config = sink("mibudge", server.base_url(), &bank, None);
+    let mut mibudge = MibudgeSink::new(&config, mb_keys(&config), &s.categorizer.sink_maps, chrono_tz::UTC).unwrap();
     // Sent and committed by the server; the answer was lost with the process.
     let body = left_in_flight(&s, &mut mibudge, &tx).await;
     let remote = mb.seed_transaction(body);
@@ -197,8 +209,9 @@ async fn an_unreadable_2xx_is_reconciled_never_sent_again() {
     let household = tp.seed_household("Home");
     let account = tp.seed_account(&household, "chkg", "Checking");
     let server = SimServer::start(tp.router(), 0).await.unwrap();
-    let config = sink(SinkKindConfig::Trupocket, format!("{}/v1", server.base_url()), &account, Some(household));
-    let mut trupocket = TrupocketSink::new(&config, &s.categorizer.sink_maps, &s.store, vec![]).unwrap();
+    let config = sink("trupocket", format!("{}/v1", server.base_url()), &account, Some(household));
+    let mut trupocket =
+        TrupocketSink::new(&config, tp_keys(&config), &s.categorizer.sink_maps, &s.store, vec![]).unwrap();
     let report = bankpipe_sinks::deliver(&s.store, &mut trupocket, &s.client, false).await.unwrap();
     assert_eq!((report.delivered, report.reconciled_found), (s.txs.len() as u64, s.txs.len() as u64));
     assert_eq!(tp.ledger().len(), s.txs.len(), "each sent once, found by its hashtag");
@@ -214,9 +227,9 @@ async fn a_category_created_meanwhile_by_another_worker_is_used() {
     let household = tp.seed_household("Home");
     let account = tp.seed_account(&household, "chkg", "Checking");
     let server = SimServer::start(tp.router(), 0).await.unwrap();
-    let config =
-        sink(SinkKindConfig::Trupocket, format!("{}/v1", server.base_url()), &account, Some(household.clone()));
-    let mut trupocket = TrupocketSink::new(&config, &s.categorizer.sink_maps, &s.store, vec![]).unwrap();
+    let config = sink("trupocket", format!("{}/v1", server.base_url()), &account, Some(household.clone()));
+    let mut trupocket =
+        TrupocketSink::new(&config, tp_keys(&config), &s.categorizer.sink_maps, &s.store, vec![]).unwrap();
     trupocket.prepare(&s.client).await.unwrap(); // reads an empty list
     let wanted: std::collections::BTreeSet<String> = s
         .txs
@@ -230,4 +243,51 @@ async fn a_category_created_meanwhile_by_another_worker_is_used() {
     let report = bankpipe_sinks::deliver_queued(&s.store, &mut trupocket, &s.client).await.unwrap();
     assert_eq!((report.delivered, report.failed), (s.txs.len() as u64, 0), "{report:?}");
     assert_eq!(tp.ledger().len(), s.txs.len());
+}
+
+/// The live plan (`Sink::plan` against the simulators) and the offline plan
+/// (`replay --sink-requests`, `sync --dry-run`) are one function: for the
+/// same transaction and facts they give the same request, byte for byte —
+/// and the same refusal for a currency the Trupocket household is not in.
+#[tokio::test(flavor = "multi_thread")]
+async fn live_and_offline_plans_give_the_same_request() {
+    let s = setup().await;
+    let zone = chrono_tz::UTC;
+    let tp = TrupocketSim::new(TrupocketConfig::default());
+    let household = tp.seed_household("Home");
+    let account = tp.seed_account(&household, "chkg", "Checking");
+    let tp_server = SimServer::start(tp.router(), 0).await.unwrap();
+    let tp_config = sink("trupocket", format!("{}/v1", tp_server.base_url()), &account, Some(household));
+    let mut trupocket =
+        TrupocketSink::new(&tp_config, tp_keys(&tp_config), &s.categorizer.sink_maps, &s.store, vec![]).unwrap();
+    trupocket.prepare(&s.client).await.unwrap();
+    let mb = MibudgeSim::new(MibudgeConfig::default());
+    let bank = mb.seed_bank_account("Checking", "USD");
+    let mb_server = SimServer::start(mb.router(), 0).await.unwrap();
+    let mb_config = sink("mibudge", mb_server.base_url(), &bank, None);
+    let mut mibudge = MibudgeSink::new(&mb_config, mb_keys(&mb_config), &s.categorizer.sink_maps, zone).unwrap();
+    mibudge.prepare(&s.client).await.unwrap();
+    let mut txs = s.txs.clone();
+    let mut euro = s.txs[0].clone();
+    euro.amount = Money::parse("-4.75", bankpipe_model::Currency::from_code("EUR").unwrap()).unwrap();
+    txs.push(euro);
+    let mut sent = 0;
+    for tx in &txs {
+        let m = marker(&tx.id, 0);
+        let live = trupocket.plan(&s.client, tx, &m).await.unwrap();
+        let offline = bankpipe_sinks::offline::plan(&tp_config, &s.categorizer.sink_maps, zone, tx);
+        assert_eq!(live, offline, "trupocket, {}", tx.id);
+        sent += usize::from(matches!(live, Plan::Send(_)));
+        if tx.amount.currency().code() == "USD" {
+            let live = mibudge.plan(&s.client, tx, &m).await.unwrap();
+            let offline = bankpipe_sinks::offline::plan(&mb_config, &s.categorizer.sink_maps, zone, tx);
+            assert_eq!(live, offline, "mibudge, {}", tx.id);
+            assert!(matches!(live, Plan::Send(_)), "{live:?}");
+        }
+    }
+    assert_eq!(sent, s.txs.len(), "every USD row sent, the EUR one refused by both");
+    assert!(matches!(
+        bankpipe_sinks::offline::plan(&tp_config, &s.categorizer.sink_maps, zone, txs.last().unwrap()),
+        Plan::Refuse(r) if r.contains("household is in USD")
+    ));
 }

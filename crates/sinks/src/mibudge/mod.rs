@@ -26,10 +26,11 @@
 //! honours; some faults are HTML 500 pages, which it reads as text.
 
 pub(crate) mod payload;
+pub mod plan;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use bankpipe_config::SinkConfig;
+use bankpipe_config::{MibudgeConfig, SinkConfig};
 use bankpipe_enrich::categorize::sink_maps::SinkCategoryMaps;
 use bankpipe_http::secrecy::ExposeSecret;
 use bankpipe_http::{Credentials, Endpoint, HttpClient, HttpError, HttpResponse, Method, SecretString, Url};
@@ -62,29 +63,30 @@ pub struct MibudgeSink<'a> {
 const MAX_PAGES: usize = 10_000;
 
 impl<'a> MibudgeSink<'a> {
-    /// Build from config; login and password are read from the variables
-    /// `login_env` and `password_env` name.
+    /// Build from config (`mb`, the keys of the `kind = "mibudge"` entry
+    /// `config`, its login and password read beforehand by
+    /// `SinkConfig::resolve_secrets`).
     ///
     /// # Errors
-    /// [`SinkError::Config`] naming the missing key or variable.
+    /// [`SinkError::Config`]: a credential was not read, or an unusable
+    /// `base_url`.
     /// `zone` is the booking zone (`sync.timezone`) of `transaction_date`.
-    pub fn new(config: &SinkConfig, maps: &'a SinkCategoryMaps, zone: Tz) -> Result<Self, SinkError> {
+    pub fn new(
+        config: &SinkConfig,
+        mb: &MibudgeConfig,
+        maps: &'a SinkCategoryMaps,
+        zone: Tz,
+    ) -> Result<Self, SinkError> {
         let problem = |m: String| SinkError::Config { sink: config.name.clone(), message: m };
-        let secret = |key: &str, var: &Option<String>| -> Result<SecretString, SinkError> {
-            let var = var.as_deref().ok_or_else(|| problem(format!("{key} is required")))?;
-            std::env::var(var)
-                .map(SecretString::from)
-                .map_err(|_| problem(format!("environment variable {var} (named by {key}) is not set")))
-        };
         let anonymous =
             Endpoint::new(&config.base_url, Credentials::None).map_err(|e| problem(format!("base_url: {e}")))?;
         Ok(MibudgeSink {
             name: config.name.clone(),
             api: anonymous.clone(),
             anonymous,
-            login_field: config.login_field.clone(),
-            login: secret("login_env", &config.login_env)?,
-            password: secret("password_env", &config.password_env)?,
+            login_field: mb.login_field.clone(),
+            login: crate::sink::credential(&config.name, "login_env", &mb.login_env)?,
+            password: crate::sink::credential(&config.name, "password_env", &mb.password_env)?,
             mapping: config.accounts.clone(),
             maps,
             currencies: HashMap::new(),
@@ -229,46 +231,32 @@ impl Sink for MibudgeSink<'_> {
     }
 
     async fn plan(&mut self, client: &HttpClient, tx: &Transaction, marker: &str) -> Result<Plan, SinkError> {
-        let Some(account) = crate::sink::mapped_account(&self.mapping, &tx.source, &tx.source_account_id).cloned()
-        else {
-            return Ok(Plan::Skip {
-                account: format!("{}:{}", tx.source, tx.source_account_id),
-                notice: format!(
-                    "{}: source account {}:{} has no mibudge bank account in [sinks.accounts]; its transactions stay queued",
-                    self.name, tx.source, tx.source_account_id
-                ),
-            });
-        };
-        let currency = tx.amount.currency();
-        if !self.accepted.contains(currency.code()) {
-            return Ok(Plan::Refuse(format!(
-                "mibudge does not accept {currency} (its currencies: {})",
-                self.accepted.iter().cloned().collect::<Vec<_>>().join(" ")
-            )));
-        }
-        match self.currency_of(client, &account).await? {
-            Err(reason) => return Ok(Plan::Refuse(reason)),
-            Ok(Some(c)) if c != tx.amount.currency() => {
-                return Ok(Plan::Refuse(format!(
-                    "amount in {} but mibudge bank account {account} is in {c}; bankpipe never converts currencies",
-                    tx.amount.currency()
-                )))
+        let account = crate::sink::mapped_account(&self.mapping, &tx.source, &tx.source_account_id).cloned();
+        let notice = format!(
+            "{}: source account {}:{} has no mibudge bank account in [sinks.accounts]; its transactions stay queued",
+            self.name, tx.source, tx.source_account_id
+        );
+        let budget = account.as_ref().and_then(|account| {
+            let name = self.maps.mibudge(tx.category.as_deref()?)?;
+            self.budgets.get(&(account.clone(), name.to_owned())).cloned()
+        });
+        // The pure plan decides; the bank account's currency is read (once
+        // per run and account) only when it asks for it.
+        let mut account_currency = None;
+        loop {
+            let facts = plan::Facts {
+                account: account.as_deref().ok_or(notice.as_str()),
+                accepted: Some(&self.accepted),
+                account_currency: account_currency.as_ref(),
+                budget: budget.as_deref(),
+            };
+            match plan::plan(&facts, tx, marker, self.zone) {
+                Ok(plan) => return Ok(plan),
+                Err(plan::Needs::AccountCurrency(account)) => {
+                    account_currency = Some(self.currency_of(client, &account).await?);
+                }
             }
-            _ => {}
         }
-        if tx.amount.amount().normalize().scale() > 2 {
-            return Ok(Plan::Refuse(format!(
-                "amount {} has more than 2 decimals; mibudge stores amounts with 2 and bankpipe never rounds",
-                tx.amount
-            )));
-        }
-        let budget = tx
-            .category
-            .as_deref()
-            .and_then(|c| self.maps.mibudge(c))
-            .and_then(|name| self.budgets.get(&(account.clone(), name.to_owned())))
-            .cloned();
-        Ok(Plan::Send(payload::transaction(tx, marker, &account, self.zone, budget.as_deref())))
     }
 
     async fn send(&mut self, client: &HttpClient, request: &SinkRequest) -> Result<String, HttpError> {

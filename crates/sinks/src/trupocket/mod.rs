@@ -17,12 +17,13 @@
 //! converted. `plan-limit-exceeded` stops the sink for the run.
 
 pub(crate) mod payload;
+pub mod plan;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use bankpipe_config::SinkConfig;
+use bankpipe_config::{SinkConfig, TrupocketConfig};
 use bankpipe_enrich::categorize::sink_maps::SinkCategoryMaps;
-use bankpipe_http::{ApiErrorBody, Credentials, Endpoint, HttpClient, HttpError, Method, SecretString};
+use bankpipe_http::{ApiErrorBody, Credentials, Endpoint, HttpClient, HttpError, Method};
 use bankpipe_model::{Account, Currency, Transaction};
 use bankpipe_store::{DeliveryLedger, TransactionStore};
 use chrono::NaiveDate;
@@ -48,31 +49,32 @@ pub struct TrupocketSink<'a, S: DeliveryLedger + TransactionStore> {
 }
 
 impl<'a, S: DeliveryLedger + TransactionStore> TrupocketSink<'a, S> {
-    /// Build from config; the PAT is read from the variable `token_env` names.
+    /// Build from config (`tp`, the keys of the `kind = "trupocket"` entry
+    /// `config`, its PAT read beforehand by `SinkConfig::resolve_secrets`).
     ///
     /// # Errors
-    /// [`SinkError::Config`] naming the missing key or variable.
+    /// [`SinkError::Config`]: the PAT was not read, or an unusable
+    /// `base_url` or `currency`.
     pub fn new(
         config: &SinkConfig,
+        tp: &TrupocketConfig,
         maps: &'a SinkCategoryMaps,
         store: &'a S,
         accounts: Vec<Account>,
     ) -> Result<Self, SinkError> {
         let problem = |m: String| SinkError::Config { sink: config.name.clone(), message: m };
-        let var = config.token_env.as_deref().ok_or_else(|| problem("token_env is required".into()))?;
-        let token = std::env::var(var)
-            .map_err(|_| problem(format!("environment variable {var} (named by token_env) is not set")))?;
-        let endpoint = Endpoint::new(&config.base_url, Credentials::Bearer(SecretString::from(token)))
+        let token = crate::sink::credential(&config.name, "token_env", &tp.token_env)?;
+        let endpoint = Endpoint::new(&config.base_url, Credentials::Bearer(token))
             .map_err(|e| problem(format!("base_url: {e}")))?;
-        let currency = Currency::from_code(&config.currency).map_err(|e| problem(format!("currency: {e}")))?;
+        let currency = Currency::from_code(&tp.currency).map_err(|e| problem(format!("currency: {e}")))?;
         Ok(TrupocketSink {
             name: config.name.clone(),
             endpoint,
-            household: config.household_id.clone().ok_or_else(|| problem("household_id is required".into()))?,
+            household: tp.household_id.clone(),
             mapping: config.accounts.clone(),
-            create_accounts: config.create_accounts,
-            create_categories: config.create_categories,
-            fallback_category: config.fallback_category.clone(),
+            create_accounts: tp.create_accounts,
+            create_categories: tp.create_categories,
+            fallback_category: tp.fallback_category.clone(),
             currency,
             maps,
             store,
@@ -161,42 +163,72 @@ impl<'a, S: DeliveryLedger + TransactionStore> TrupocketSink<'a, S> {
         Ok(())
     }
 
-    /// The category name to post: mapped, existing or created, else the fallback.
-    async fn category_for(
-        &mut self,
-        client: &HttpClient,
-        tx: &Transaction,
-    ) -> Result<Result<String, String>, SinkError> {
-        let canonical = tx.category.as_deref().unwrap_or("Uncategorized");
-        let wanted = self.maps.trupocket(canonical).to_owned();
-        if self.categories.contains(&wanted) {
-            return Ok(Ok(wanted));
-        }
-        if self.create_categories {
-            let created =
-                self.post(client, &self.path("categories"), &json!({"name": wanted, "budgetAmount": 0})).await;
-            if let Err(e) = created {
-                // Another worker (or the user) may have created it since
-                // the list was read: refused as a duplicate, it is there.
-                // The list decides, not the error's wording.
-                if !e.status().is_some_and(|s| (400..500).contains(&s)) {
-                    return Err(self.http(e));
-                }
-                self.refresh_categories(client).await?;
-                if !self.categories.contains(&wanted) {
-                    return Err(self.http(e));
-                }
+    /// Create the category `name` (the plan found it missing and
+    /// `create_categories` is true) and list it.
+    async fn create_category(&mut self, client: &HttpClient, name: &str) -> Result<(), SinkError> {
+        let created = self.post(client, &self.path("categories"), &json!({"name": name, "budgetAmount": 0})).await;
+        if let Err(e) = created {
+            // Another worker (or the user) may have created it since
+            // the list was read: refused as a duplicate, it is there.
+            // The list decides, not the error's wording.
+            if !e.status().is_some_and(|s| (400..500).contains(&s)) {
+                return Err(self.http(e));
             }
-            self.categories.insert(wanted.clone());
-            return Ok(Ok(wanted));
+            self.refresh_categories(client).await?;
+            if !self.categories.contains(name) {
+                return Err(self.http(e));
+            }
         }
-        if self.categories.contains(&self.fallback_category) {
-            return Ok(Ok(self.fallback_category.clone()));
+        self.categories.insert(name.to_owned());
+        Ok(())
+    }
+
+    /// The other leg of a transfer `tx`, as far as this household is
+    /// concerned: in an account it maps, same currency, opposite sign
+    /// (read from the store; for a credit leg, with its debit leg's delivery).
+    async fn transfer_of(&self, tx: &Transaction) -> Result<plan::Transfer, SinkError> {
+        let store_err = |e| SinkError::Store { sink: self.name.clone(), source: e };
+        let Some(other) = self.store.counterpart(tx).await.map_err(store_err)? else {
+            return Ok(plan::Transfer::None);
+        };
+        let other_account = match &other {
+            o if o.amount.currency() == tx.amount.currency() && o.amount.is_negative() != tx.amount.is_negative() => {
+                crate::sink::mapped_account(&self.mapping, &o.source, &o.source_account_id).cloned()
+            }
+            _ => None,
+        };
+        let Some(other_account) = other_account else { return Ok(plan::Transfer::None) };
+        let other_id = other.id.to_string();
+        if tx.amount.is_negative() {
+            return Ok(plan::Transfer::Debit { credit: other_id, to: other_account });
         }
-        Ok(Err(format!(
-            "category {wanted:?} does not exist in Trupocket, create_categories is false and the fallback {:?} does not exist either",
-            self.fallback_category
-        )))
+        let debit = self.store.delivery(&self.name, &other_id).await.map_err(store_err)?;
+        // Covered only by a transfer row that names this leg.
+        let names_this = |d: &bankpipe_store::DeliveryRow| {
+            d.request
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<SinkRequest>(r).ok())
+                .is_some_and(|r| r.covers.as_deref() == Some(tx.id.to_string().as_str()))
+        };
+        let delivered = match debit {
+            Some(d) if d.state == bankpipe_store::DeliveryState::Delivered && names_this(&d) => {
+                plan::DebitLeg::AsTransfer { remote_id: d.remote_id }
+            }
+            Some(d) if d.state == bankpipe_store::DeliveryState::Delivered => plan::DebitLeg::AsItsOwnRow,
+            _ => plan::DebitLeg::NotYet,
+        };
+        Ok(plan::Transfer::Credit { debit: other_id, delivered })
+    }
+
+    /// What the configuration fixes for the plan.
+    fn settings(&self) -> plan::Settings<'_> {
+        plan::Settings {
+            household: &self.household,
+            currency: self.currency,
+            create_categories: self.create_categories,
+            fallback_category: &self.fallback_category,
+            maps: self.maps,
+        }
     }
 }
 
@@ -215,84 +247,25 @@ impl<S: DeliveryLedger + TransactionStore> Sink for TrupocketSink<'_, S> {
         // currency, whose rows it can deliver.
         let creatable = tx.amount.currency() == self.currency;
         let account = self.account_for(client, tx, creatable).await?;
-        if account.is_some() && tx.amount.currency() != self.currency {
-            return Ok(Plan::Refuse(format!(
-                "amount in {} but the Trupocket household is in {}; bankpipe never converts currencies",
-                tx.amount.currency(),
-                self.currency
-            )));
-        }
-        let Some(account) = account else {
-            return Ok(Plan::Skip {
-                account: format!("{}:{}", tx.source, tx.source_account_id),
-                notice: format!(
-                    "{}: source account {}:{} has no Trupocket account in [sinks.accounts] (and create_accounts is false); its transactions stay queued",
-                    self.name, tx.source, tx.source_account_id
-                ),
-            });
-        };
-        // A transfer whose other leg this household also maps: one
-        // `cashflow: transfer` row, sent by the debit leg; the credit leg is
-        // settled with it.
-        let other = if tx.kind == bankpipe_model::Kind::Transfer {
-            self.store.counterpart(tx).await.map_err(|e| SinkError::Store { sink: self.name.clone(), source: e })?
-        } else {
-            None
-        };
-        let other_account = match &other {
-            Some(o)
-                if o.amount.currency() == tx.amount.currency() && o.amount.is_negative() != tx.amount.is_negative() =>
-            {
-                crate::sink::mapped_account(&self.mapping, &o.source, &o.source_account_id).cloned()
-            }
-            _ => None,
-        };
-        if let (Some(other), Some(other_account)) = (&other, &other_account) {
-            let other_id = other.id.to_string();
-            if tx.amount.is_negative() {
-                // The debit leg sends the transfer, settling the credit leg.
-                let category = match self.category_for(client, tx).await? {
-                    Ok(c) => c,
-                    Err(reason) => return Ok(Plan::Refuse(reason)),
-                };
-                let request =
-                    payload::transfer(tx, &other_id, marker, &self.household, &account, other_account, &category);
-                return Ok(request.map_or_else(Plan::Refuse, Plan::Send));
-            }
-            let debit = self
-                .store
-                .delivery(&self.name, &other_id)
-                .await
-                .map_err(|e| SinkError::Store { sink: self.name.clone(), source: e })?;
-            // Covered only by a transfer row that names this leg; a debit leg
-            // delivered earlier as a plain expense covers nothing, and this
-            // leg goes out as its own income row below.
-            let names_this = |d: &bankpipe_store::DeliveryRow| {
-                d.request
-                    .as_deref()
-                    .and_then(|r| serde_json::from_str::<SinkRequest>(r).ok())
-                    .is_some_and(|r| r.covers.as_deref() == Some(tx.id.to_string().as_str()))
+        let notice = format!(
+            "{}: source account {}:{} has no Trupocket account in [sinks.accounts] (and create_accounts is false); its transactions stay queued",
+            self.name, tx.source, tx.source_account_id
+        );
+        // The pure plan decides; the facts it asks for are read here (a
+        // transfer's other leg from the store, a category created on the
+        // sink), each at most once, then it decides again.
+        let mut transfer = None;
+        loop {
+            let facts = plan::Facts {
+                account: account.as_deref().ok_or(notice.as_str()),
+                transfer: transfer.as_ref(),
+                categories: plan::Categories::Listed(&self.categories),
             };
-            match debit {
-                Some(d) if d.state == bankpipe_store::DeliveryState::Delivered && names_this(&d) => {
-                    return Ok(Plan::Covered(format!(
-                        "delivered within the transfer row of its debit leg {other_id}{}",
-                        d.remote_id.map(|r| format!(" (sink row {r})")).unwrap_or_default()
-                    )))
-                }
-                Some(d) if d.state == bankpipe_store::DeliveryState::Delivered => {}
-                // Waits for its debit leg, which settles it when delivered
-                // (no notice: nothing for the user to do).
-                _ => return Ok(Plan::Skip { account: format!("transfer:{other_id}"), notice: String::new() }),
+            match plan::plan(&self.settings(), &facts, tx, marker) {
+                Ok(plan) => return Ok(plan),
+                Err(plan::Needs::Transfer) => transfer = Some(self.transfer_of(tx).await?),
+                Err(plan::Needs::Category(name)) => self.create_category(client, &name).await?,
             }
-        }
-        let category = match self.category_for(client, tx).await? {
-            Ok(c) => c,
-            Err(reason) => return Ok(Plan::Refuse(reason)),
-        };
-        match payload::transaction(tx, marker, &self.household, &account, &category) {
-            Ok(request) => Ok(Plan::Send(request)),
-            Err(reason) => Ok(Plan::Refuse(reason)),
         }
     }
 
