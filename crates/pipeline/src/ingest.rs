@@ -2,7 +2,7 @@
 //! date window, categorize and write each page to the store as it arrives,
 //! then pair pending → posted and cross-source duplicates.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -148,11 +148,16 @@ impl PageSource for LiveFeed<'_> {
     }
 }
 
+/// Pages fetched and normalized ahead of the one being written.
+const PAGES_AHEAD: usize = 2;
+
 /// Walk one source over `window`, writing every page (one store transaction
-/// per page) before fetching the next.
+/// per page, in page order) while the next ones are fetched (at most
+/// [`PAGES_AHEAD`] waiting).
 ///
 /// # Errors
-/// The first HTTP, page or store error; pages written before it stay written.
+/// The first store error, else the first HTTP or page error; pages written
+/// before it stay written (on a fetch error, every page read before it).
 pub async fn ingest_window<S: TransactionStore>(
     store: &S,
     run: RunId,
@@ -174,8 +179,23 @@ pub async fn ingest_window<S: TransactionStore>(
     // the source's daily totals are resolved against (DESIGN §3).
     let mut walk = Walk { source: source.name().clone(), ..Walk::default() };
     let mut listed: BTreeSet<String> = BTreeSet::new();
-    let stats = source
-        .walk(window, async |mut page| {
+    // The next pages are fetched and normalized while this one is written:
+    // the walk hands pages to a bounded channel (at most PAGES_AHEAD
+    // waiting, so memory stays bounded) and the writer takes them in order.
+    // A page is written whole or not at all (one store transaction), and
+    // the caller moves watermarks only after this returns, every page
+    // written. When writing fails the channel closes and the walk stops.
+    let (sender, receiver) = tokio::sync::mpsc::channel::<NormalizedPage>(PAGES_AHEAD);
+    let fetch = async {
+        let sender = sender;
+        source
+            .walk(window, async |page| sender.send(page).await.map_err(|_| anyhow::anyhow!("the page writer stopped")))
+            .await
+    };
+    let write = async {
+        let mut receiver = receiver;
+        let mut written: HashMap<String, Account> = HashMap::new();
+        while let Some(mut page) = receiver.recv().await {
             for tx in &mut page.transactions {
                 categorizer.categorize(tx);
                 out.accounts.insert(tx.source_account_id.clone());
@@ -197,13 +217,28 @@ pub async fn ingest_window<S: TransactionStore>(
                 walk.accounts.entry(tx.source_account_id.clone()).or_default().insert(tx.amount.currency());
             }
             walk.reported.append(&mut page.reported_totals);
-            let counts = store.write_page(run, &page.accounts, &page.transactions, &page.quarantine).await?;
+            // A Truv page lists every account of the link: a copy this walk
+            // already wrote, unchanged, would merge into its own row as a
+            // no-op, so only new or changed copies go to the store (in
+            // page order, each compared with the copy before it).
+            let mut changed: Vec<Account> = Vec::new();
+            for a in &page.accounts {
+                if written.get(&a.source_account_id) != Some(a) {
+                    written.insert(a.source_account_id.clone(), a.clone());
+                    changed.push(a.clone());
+                }
+            }
+            let counts = store.write_page(run, &changed, &page.transactions, &page.quarantine).await?;
             out.add(counts);
             out.warnings.extend(page.warnings);
             conflicts.advance(page.transactions);
-            Ok(())
-        })
-        .await?;
+        }
+        anyhow::Ok(())
+    };
+    let (fetched, written) = tokio::join!(fetch, write);
+    // A write error first: it is why the walk stopped, if it did.
+    written?;
+    let stats = fetched?;
     // Accounts seen only on transactions (in no account list) still get a
     // row: bare, with their currency when it is a single one. The store
     // merges it with any fuller row (its empty fields never overwrite).

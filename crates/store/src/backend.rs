@@ -27,6 +27,33 @@ pub(crate) const TX_UPDATE: &str = " ON CONFLICT (id) DO UPDATE SET status = exc
     seen_pending = (transactions.seen_pending OR excluded.seen_pending) \
     WHERE transactions.updated_at IS NULL OR excluded.updated_at IS NULL OR excluded.updated_at >= transactions.updated_at";
 
+/// Conflict clause of an account upsert: a field the page leaves empty
+/// keeps its stored value, an older `updated_at` changes nothing, and a
+/// copy that would change no column is not written at all (no new row
+/// version, no dirty page).
+pub(crate) const ACCOUNT_UPSERT: &str = " ON CONFLICT (source, source_account_id) DO UPDATE SET \
+    account_type = COALESCE(excluded.account_type, accounts.account_type), \
+    subtype = COALESCE(excluded.subtype, accounts.subtype), name = COALESCE(excluded.name, accounts.name), \
+    mask = COALESCE(excluded.mask, accounts.mask), currency = COALESCE(excluded.currency, accounts.currency), \
+    balance_minor = COALESCE(excluded.balance_minor, accounts.balance_minor), \
+    available_minor = COALESCE(excluded.available_minor, accounts.available_minor), \
+    credit_limit_minor = COALESCE(excluded.credit_limit_minor, accounts.credit_limit_minor), \
+    opening_minor = COALESCE(excluded.opening_minor, accounts.opening_minor), \
+    opening_date = COALESCE(excluded.opening_date, accounts.opening_date), \
+    updated_at = COALESCE(excluded.updated_at, accounts.updated_at) \
+    WHERE (accounts.updated_at IS NULL OR excluded.updated_at IS NULL OR excluded.updated_at >= accounts.updated_at) \
+    AND (excluded.account_type IS DISTINCT FROM accounts.account_type AND excluded.account_type IS NOT NULL \
+    OR excluded.subtype IS DISTINCT FROM accounts.subtype AND excluded.subtype IS NOT NULL \
+    OR excluded.name IS DISTINCT FROM accounts.name AND excluded.name IS NOT NULL \
+    OR excluded.mask IS DISTINCT FROM accounts.mask AND excluded.mask IS NOT NULL \
+    OR excluded.currency IS DISTINCT FROM accounts.currency AND excluded.currency IS NOT NULL \
+    OR excluded.balance_minor IS DISTINCT FROM accounts.balance_minor AND excluded.balance_minor IS NOT NULL \
+    OR excluded.available_minor IS DISTINCT FROM accounts.available_minor AND excluded.available_minor IS NOT NULL \
+    OR excluded.credit_limit_minor IS DISTINCT FROM accounts.credit_limit_minor AND excluded.credit_limit_minor IS NOT NULL \
+    OR excluded.opening_minor IS DISTINCT FROM accounts.opening_minor AND excluded.opening_minor IS NOT NULL \
+    OR excluded.opening_date IS DISTINCT FROM accounts.opening_date AND excluded.opening_date IS NOT NULL \
+    OR excluded.updated_at IS DISTINCT FROM accounts.updated_at AND excluded.updated_at IS NOT NULL)";
+
 /// Columns read back into a [`TxRow`](crate::rows::TxRow).
 pub(crate) const TX_SELECT: &str =
     "SELECT id, source, source_account_id, source_transaction_id, status, booking_date, \
@@ -69,7 +96,7 @@ macro_rules! store_impl {
         use chrono::{NaiveDate, Utc};
         use sqlx::{QueryBuilder, Row};
 
-        use crate::backend::{Stored, CHUNK, TX_SELECT};
+        use crate::backend::{Stored, ACCOUNT_UPSERT, CHUNK, TX_SELECT};
         use crate::rows::{instant, TxRow};
         use crate::types::*;
         use crate::StoreError;
@@ -473,12 +500,26 @@ macro_rules! store_impl {
                     q.push(")");
                     counts.unsuperseded += q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected();
                 }
-                for a in accounts {
+                // One multi-row upsert per run of distinct accounts (an
+                // account listed twice starts a new statement, so each copy
+                // merges in page order, as one statement per account did).
+                // A copy that would change nothing is not written again (a
+                // Truv page lists every account of the link).
+                let mut rest = accounts;
+                while !rest.is_empty() {
+                    let mut keys = std::collections::HashSet::new();
+                    let n = rest
+                        .iter()
+                        .take(CHUNK)
+                        .take_while(|a| keys.insert((&a.source, &a.source_account_id)))
+                        .count();
+                    let (batch, tail) = rest.split_at(n);
+                    rest = tail;
                     let mut q = QueryBuilder::<$Db>::new(
                         "INSERT INTO accounts (source, source_account_id, account_type, subtype, name, mask, currency, \
                          balance_minor, available_minor, credit_limit_minor, opening_minor, opening_date, updated_at) ",
                     );
-                    q.push_values(std::iter::once(a), |mut b, a| {
+                    q.push_values(batch, |mut b, a| {
                         b.push_bind(a.source.to_string())
                             .push_bind(a.source_account_id.clone())
                             .push_bind(a.account_type.clone())
@@ -493,19 +534,7 @@ macro_rules! store_impl {
                             .push_bind(a.opening_balance_date.map(|d| d.to_string()))
                             .push_bind(a.updated_at.map(instant));
                     });
-                    q.push(
-                        " ON CONFLICT (source, source_account_id) DO UPDATE SET \
-                         account_type = COALESCE(excluded.account_type, accounts.account_type), \
-                         subtype = COALESCE(excluded.subtype, accounts.subtype), name = COALESCE(excluded.name, accounts.name), \
-                         mask = COALESCE(excluded.mask, accounts.mask), currency = COALESCE(excluded.currency, accounts.currency), \
-                         balance_minor = COALESCE(excluded.balance_minor, accounts.balance_minor), \
-                         available_minor = COALESCE(excluded.available_minor, accounts.available_minor), \
-                         credit_limit_minor = COALESCE(excluded.credit_limit_minor, accounts.credit_limit_minor), \
-                         opening_minor = COALESCE(excluded.opening_minor, accounts.opening_minor), \
-                         opening_date = COALESCE(excluded.opening_date, accounts.opening_date), \
-                         updated_at = COALESCE(excluded.updated_at, accounts.updated_at) \
-                         WHERE accounts.updated_at IS NULL OR excluded.updated_at IS NULL OR excluded.updated_at >= accounts.updated_at",
-                    );
+                    q.push(ACCOUNT_UPSERT);
                     q.build().execute(&mut *db).await.map_err(&fail)?;
                 }
                 // A record quarantined by an earlier run (re-read in an overlap
@@ -595,6 +624,9 @@ macro_rules! store_impl {
             }
 
             async fn apply_dedupe(&self, run: RunId, links: &[DedupeLink]) -> Result<u64, StoreError> {
+                if links.is_empty() {
+                    return Ok(0);
+                }
                 let fail = self.fail("recording dedupe decisions");
                 let mut db = self.write_tx().await?;
                 let mut applied = 0;

@@ -91,6 +91,38 @@ async fn upsert_is_idempotent_and_newest_wins<S: Store>(s: &S) {
 }
 both_backends!(upsert_is_idempotent_and_newest_wins_on_both, upsert_is_idempotent_and_newest_wins);
 
+/// Account copies merge in page order, one copy at a time, even when a page
+/// lists an account twice: an empty field keeps the stored value, an older
+/// `updated_at` changes nothing, a later copy wins.
+async fn account_copies_merge_in_page_order<S: Store>(s: &S) {
+    let run = s.begin_run(RunKind::Sync).await.unwrap();
+    let at = |t: &str| Some(t.parse().unwrap());
+    let mut first = Account::bare("truv".into(), "a-1".into());
+    first.name = Some("Checking".into());
+    first.mask = Some("1234".into());
+    first.updated_at = at("2024-03-01T00:00:00Z");
+    let mut newer = Account::bare("truv".into(), "a-1".into());
+    newer.name = Some("Everyday checking".into());
+    newer.updated_at = at("2024-03-02T00:00:00Z");
+    let mut older = Account::bare("truv".into(), "a-1".into());
+    older.name = Some("stale".into());
+    older.updated_at = at("2024-02-01T00:00:00Z");
+    let other = Account::bare("truv".into(), "a-2".into());
+    let page =
+        [first.clone(), other.clone(), newer.clone(), older, first.clone(), Account::bare("truv".into(), "a-1".into())];
+    s.write_page(run, &page, &[], &[]).await.unwrap();
+    let stored = s.accounts().await.unwrap();
+    let a1 = stored.iter().find(|a| a.source_account_id == "a-1").unwrap();
+    assert_eq!(a1.name.as_deref(), Some("Everyday checking"), "the newest copy wins, an older one changes nothing");
+    assert_eq!(a1.mask.as_deref(), Some("1234"), "a field a copy leaves empty keeps its value");
+    assert_eq!(a1.updated_at, newer.updated_at);
+    assert!(stored.iter().any(|a| a.source_account_id == "a-2"));
+    // The same copies again change nothing.
+    s.write_page(run, &page, &[], &[]).await.unwrap();
+    assert_eq!(s.accounts().await.unwrap(), stored);
+}
+both_backends!(account_copies_merge_in_page_order_on_both, account_copies_merge_in_page_order);
+
 async fn transactions_round_trip_exactly<S: Store>(s: &S) {
     let (mut txs, accounts, quarantine) = fixture(SourceKind::Firefly, "fixtures/firefly/groups");
     let (truv, more_accounts, _) = fixture(SourceKind::Truv, "fixtures/truv/currencies");
