@@ -236,6 +236,22 @@ impl SinkConfig {
         matches!(self.kind, SinkKind::File)
     }
 
+    /// The Trupocket keys, for a `kind = "trupocket"` sink.
+    pub fn trupocket(&self) -> Option<&TrupocketConfig> {
+        match &self.kind {
+            SinkKind::Trupocket(tp) => Some(tp),
+            _ => None,
+        }
+    }
+
+    /// The mibudge keys, for a `kind = "mibudge"` sink.
+    pub fn mibudge(&self) -> Option<&MibudgeConfig> {
+        match &self.kind {
+            SinkKind::Mibudge(mb) => Some(mb),
+            _ => None,
+        }
+    }
+
     /// The entry `sinks[index]` from its TOML table: its keys checked
     /// against its kind's, then typed.
     ///

@@ -125,19 +125,7 @@ pub async fn backfill<S: Store>(
         .flat_map(|s| plan.iter().map(move |w| UnitSpec { unit: window_unit(&s.ctx.source, *w), phase: Phase::Fetch }))
         .collect();
     units.push(UnitSpec { unit: DEDUPE.to_owned(), phase: Phase::Dedupe });
-    if let Err(e) = leases::reap_dead_neighbours(store, None, &worker).await {
-        tracing::warn!("looking for dead workers failed: {e}");
-    }
-    let joined = store.join_round(&worker, "backfill", &units, timing.lease_ms()).await?;
-    let run = store.begin_worker_run(RunKind::Backfill, &worker.id).await?;
-    tracing::info!(
-        worker = %worker.id,
-        round = joined.round,
-        "{} backfill round {} ({} units)",
-        if joined.created { "started" } else { "joined" },
-        joined.round,
-        units.len()
-    );
+    let (joined, run) = round::join(store, &worker, RunKind::Backfill, &units, &timing).await?;
     let mut totals: Vec<SourceOutcome> = sources
         .iter()
         .map(|s| SourceOutcome {
@@ -231,10 +219,7 @@ pub async fn backfill<S: Store>(
     };
     let record = ingest::run_record(&result, &totals, superseded, duplicates);
     let (outcome, error) = (record.outcome.clone(), record.message.clone());
-    store.finish_run(run, &record).await?;
-    if let Err(e) = store.finish_worker(&worker.id, &outcome).await {
-        tracing::warn!(worker = %worker.id, "recording the worker's end failed: {e}");
-    }
+    round::finish(store, &worker, run, &record).await?;
     let summary = SyncSummary {
         run,
         outcome,

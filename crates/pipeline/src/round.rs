@@ -6,8 +6,8 @@
 use std::future::Future;
 
 use anyhow::Result;
-use bankpipe_store::leases::{Claimed, Fence, Phase, WorkerInfo};
-use bankpipe_store::{Store, StoreError};
+use bankpipe_store::leases::{Claimed, Fence, Joined, Phase, UnitSpec, WorkerInfo};
+use bankpipe_store::{RunId, RunKind, RunSummary, Store, StoreError};
 
 use crate::leases::{self, LeaseTiming, LeaseWatch};
 
@@ -35,6 +35,56 @@ pub(crate) fn ended_by(err: &anyhow::Error, claimed: &Claimed) -> Option<Ended> 
         return Some(Ended::Retry(format!("{err:#}")));
     }
     None
+}
+
+/// Join the live round of `kind` (or start one with `units`) and record
+/// this worker's run. Workers of this host that died (kill -9) are recorded
+/// gone first, so a round only they worked on is not joined but started
+/// afresh.
+///
+/// # Errors
+/// A live round runs another configuration (`StoreError::MixedConfig`),
+/// or the store is down.
+pub(crate) async fn join<S: Store>(
+    store: &S,
+    worker: &WorkerInfo,
+    kind: RunKind,
+    units: &[UnitSpec],
+    timing: &LeaseTiming,
+) -> Result<(Joined, RunId), StoreError> {
+    if let Err(e) = leases::reap_dead_neighbours(store, None, worker).await {
+        tracing::warn!("looking for dead workers failed: {e}");
+    }
+    let joined = store.join_round(worker, kind.as_str(), units, timing.lease_ms()).await?;
+    let run = store.begin_worker_run(kind, &worker.id).await?;
+    tracing::info!(
+        worker = %worker.id,
+        round = joined.round,
+        "{} {} round {} ({} units)",
+        if joined.created { "started" } else { "joined" },
+        kind.as_str(),
+        joined.round,
+        units.len()
+    );
+    Ok((joined, run))
+}
+
+/// Record the end of this worker's run (`record`) and of the worker.
+///
+/// # Errors
+/// The run could not be recorded (a worker's end that could not is only
+/// logged: its heartbeat ages and it counts as gone).
+pub(crate) async fn finish<S: Store>(
+    store: &S,
+    worker: &WorkerInfo,
+    run: RunId,
+    record: &RunSummary,
+) -> Result<(), StoreError> {
+    store.finish_run(run, record).await?;
+    if let Err(e) = store.finish_worker(&worker.id, &record.outcome).await {
+        tracing::warn!(worker = %worker.id, "recording the worker's end failed: {e}");
+    }
+    Ok(())
 }
 
 /// Run `work` beside the worker's heartbeat (which renews the lease of the

@@ -92,21 +92,7 @@ pub async fn sync<S: Store>(
     ]);
     let worker = leases::worker_info(hash);
     let units = round_units(config, sources);
-    // Workers of this host that died (kill -9) are recorded gone first, so
-    // a round only they worked on is not joined but started afresh.
-    if let Err(e) = leases::reap_dead_neighbours(store, None, &worker).await {
-        tracing::warn!("looking for dead workers failed: {e}");
-    }
-    let joined = store.join_round(&worker, "sync", &units, timing.lease_ms()).await?;
-    let run = store.begin_worker_run(RunKind::Sync, &worker.id).await?;
-    tracing::info!(
-        worker = %worker.id,
-        round = joined.round,
-        "{} round {} ({} units)",
-        if joined.created { "started" } else { "joined" },
-        joined.round,
-        units.len()
-    );
+    let (joined, run) = round::join(store, &worker, RunKind::Sync, &units, &timing).await?;
     let ctx =
         Ctx { store, config, categorizer, sources, full, zone, run, round: joined.round, worker: &worker, timing };
     let watch = LeaseWatch::default();
@@ -143,10 +129,7 @@ pub async fn sync<S: Store>(
     let (superseded, duplicates) = result.as_ref().map_or((0, 0), |&(s, d)| (s, d));
     let record = ingest::run_record(&result, &outcomes, superseded, duplicates);
     let (outcome, error) = (record.outcome.clone(), record.message.clone());
-    store.finish_run(run, &record).await?;
-    if let Err(e) = store.finish_worker(&worker.id, &outcome).await {
-        tracing::warn!(worker = %worker.id, "recording the worker's end failed: {e}");
-    }
+    round::finish(store, &worker, run, &record).await?;
     let summary = SyncSummary {
         run,
         outcome,

@@ -12,7 +12,7 @@
 use bankpipe_store::prelude::*;
 use std::time::Instant;
 
-use bankpipe_config::{CategoriesConfig, Config, SinkConfig, SinkKind};
+use bankpipe_config::{CategoriesConfig, Config, SinkConfig};
 use bankpipe_enrich::Categorizer;
 use bankpipe_gen::{GenConfig, TruvGenerator};
 use bankpipe_http::{HttpClient, Policy};
@@ -47,18 +47,12 @@ fn sink(kind: &str, base: String, accounts: &[(String, String)], household: Opti
 
 /// The Trupocket keys of a `kind = "trupocket"` entry.
 fn tp_keys(config: &SinkConfig) -> &bankpipe_config::TrupocketConfig {
-    match &config.kind {
-        SinkKind::Trupocket(tp) => tp,
-        other => panic!("not a trupocket sink: {other:?}"),
-    }
+    config.trupocket().expect("a trupocket sink")
 }
 
 /// The mibudge keys of a `kind = "mibudge"` entry.
 fn mb_keys(config: &SinkConfig) -> &bankpipe_config::MibudgeConfig {
-    match &config.kind {
-        SinkKind::Mibudge(mb) => mb,
-        other => panic!("not a mibudge sink: {other:?}"),
-    }
+    config.mibudge().expect("a mibudge sink")
 }
 
 #[tokio::main]

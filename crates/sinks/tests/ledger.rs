@@ -12,7 +12,7 @@ use bankpipe_store::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bankpipe_config::{CategoriesConfig, Config, SinkConfig, SinkKind};
+use bankpipe_config::{CategoriesConfig, Config, SinkConfig};
 use bankpipe_enrich::Categorizer;
 use bankpipe_http::{HttpClient, Policy};
 use bankpipe_model::{Money, Status, Transaction};
@@ -46,18 +46,12 @@ fn sink(kind: &str, base: String, account: &str, household: Option<String>) -> S
 
 /// The Trupocket keys of a `kind = "trupocket"` entry.
 fn tp_keys(config: &SinkConfig) -> &bankpipe_config::TrupocketConfig {
-    match &config.kind {
-        SinkKind::Trupocket(tp) => tp,
-        other => panic!("not a trupocket sink: {other:?}"),
-    }
+    config.trupocket().expect("a trupocket sink")
 }
 
 /// The mibudge keys of a `kind = "mibudge"` entry.
 fn mb_keys(config: &SinkConfig) -> &bankpipe_config::MibudgeConfig {
-    match &config.kind {
-        SinkKind::Mibudge(mb) => mb,
-        other => panic!("not a mibudge sink: {other:?}"),
-    }
+    config.mibudge().expect("a mibudge sink")
 }
 
 /// The posted, counted transactions of the multipage fixture's account chk-001.
