@@ -1,5 +1,5 @@
 //! `bankpipe replay`: recorded pages in, canonical files out, no network —
-//! a sync over recordings into a scratch database, then an export (see
+//! a sync over recordings into an in-memory store, then an export (see
 //! `bankpipe_pipeline::replay`); with `--expect`, a golden check.
 
 use anyhow::Result;
@@ -62,8 +62,8 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     )
 }
 
-/// Bind the directories, replay them into a scratch SQLite database in the
-/// temporary directory (removed afterwards) and write every output file.
+/// Bind the directories, replay them into an in-memory store and write
+/// every output file.
 pub fn replay(args: &ReplayArgs) -> Result<FilesSummary> {
     let config = setup::load_config(args.config.as_deref())?;
     let categorizer = setup::categorizer(&config, args.config.as_deref())?;
@@ -78,10 +78,8 @@ pub fn replay(args: &ReplayArgs) -> Result<FilesSummary> {
         explain: args.explain,
         sink_requests: args.sink_requests.clone(),
     };
-    // Removed when dropped, after the store (the block's last use).
-    let scratch = setup::Scratch::new("replay");
-    setup::runtime()?.block_on(async {
-        let store = bankpipe_store::SqliteStore::open_scratch(&scratch.url()).await?;
-        bankpipe_pipeline::replay::replay(&store, &config, &categorizer, zone, &feeds, &output).await
-    })
+    // A replay's state ends with the process: it lives in memory (the
+    // same semantics as a database, see `bankpipe_store::MemoryStore`).
+    let store = bankpipe_store::MemoryStore::new("replay");
+    setup::runtime()?.block_on(bankpipe_pipeline::replay::replay(&store, &config, &categorizer, zone, &feeds, &output))
 }

@@ -94,6 +94,16 @@ impl SourceOutcome {
     }
 }
 
+/// Keep in `map` the later of its date for `account` and `date`.
+fn latest(map: &mut BTreeMap<String, NaiveDate>, account: &str, date: NaiveDate) {
+    match map.get_mut(account) {
+        Some(held) => *held = (*held).max(date),
+        None => {
+            map.insert(account.to_owned(), date);
+        }
+    }
+}
+
 /// What a walk read: pages, records, and walks made (a live walk repeats a
 /// pass that came up short).
 #[derive(Clone, Copy, Debug, Default)]
@@ -198,12 +208,15 @@ pub async fn ingest_window<S: TransactionStore>(
         while let Some(mut page) = receiver.recv().await {
             for tx in &mut page.transactions {
                 categorizer.categorize(tx);
-                out.accounts.insert(tx.source_account_id.clone());
-                let seen = out.latest_seen.entry(tx.source_account_id.clone()).or_insert(tx.booking_date);
-                *seen = (*seen).max(tx.booking_date);
+                // A page has few accounts and many rows: an account's id is
+                // copied only the first time it is seen.
+                let account = &tx.source_account_id;
+                if !out.accounts.contains(account) {
+                    out.accounts.insert(account.clone());
+                }
+                latest(&mut out.latest_seen, account, tx.booking_date);
                 if tx.status == Status::Posted {
-                    let latest = out.latest_posted.entry(tx.source_account_id.clone()).or_insert(tx.booking_date);
-                    *latest = (*latest).max(tx.booking_date);
+                    latest(&mut out.latest_posted, account, tx.booking_date);
                 }
             }
             // Both copies are categorized by then: alike for alike content.
@@ -214,7 +227,14 @@ pub async fn ingest_window<S: TransactionStore>(
                 listed.insert(a.source_account_id.clone());
             }
             for tx in &page.transactions {
-                walk.accounts.entry(tx.source_account_id.clone()).or_default().insert(tx.amount.currency());
+                match walk.accounts.get_mut(&tx.source_account_id) {
+                    Some(currencies) => {
+                        currencies.insert(tx.amount.currency());
+                    }
+                    None => {
+                        walk.accounts.insert(tx.source_account_id.clone(), [tx.amount.currency()].into());
+                    }
+                }
             }
             walk.reported.append(&mut page.reported_totals);
             // A Truv page lists every account of the link: a copy this walk

@@ -9,8 +9,9 @@
 //! cross-source), the sources' daily totals stored and reconciled, and
 //! [`export`] writes the files. So a replay of recorded pages and a sync of
 //! the same pages followed by `bankpipe export` give the same files, byte
-//! for byte (`tests/replay_equivalence.rs` holds that). The store is a
-//! scratch database the caller provides (the binary: a temporary SQLite file).
+//! for byte (`tests/replay_equivalence.rs` holds that). The store is an
+//! empty one the caller provides (the binary: a `MemoryStore`; any store
+//! with the SQL semantics gives the same files).
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -91,8 +92,8 @@ pub fn bind(
     Ok(feeds)
 }
 
-/// Replay `feeds` into `store` (a scratch database: replay records a run
-/// there like a sync) and write the files of `output`. Returns the summary
+/// Replay `feeds` into `store` (empty, and dropped afterwards: replay
+/// records a run there like a sync) and write the files of `output`. Returns the summary
 /// also written as `summary.json`.
 ///
 /// # Errors

@@ -1,7 +1,9 @@
 //! bankpipe's state (DESIGN §7): a [`Store`] trait with two
 //! implementations — [`SqliteStore`], the embedded default (one file, WAL,
 //! busy timeout, `BEGIN IMMEDIATE` for read-then-write transactions), and
-//! [`PgStore`], for several workers sharing one PostgreSQL database.
+//! [`PgStore`], for several workers sharing one PostgreSQL database. A
+//! third, [`MemoryStore`], holds the run log and the canonical dataset of
+//! one process in memory (replay) with the same semantics.
 //!
 //! Migrations per backend are embedded in the binary and applied on open; a
 //! database migrated by a newer bankpipe is refused with a clear message.
@@ -15,6 +17,7 @@ mod error;
 pub mod leases;
 mod leases_sql;
 pub mod lock;
+mod memory;
 mod migrations;
 mod postgres;
 pub mod rows;
@@ -30,6 +33,7 @@ use chrono::NaiveDate;
 pub use error::StoreError;
 pub use leases::WorkLeases;
 pub use lock::SyncLock;
+pub use memory::MemoryStore;
 pub use postgres::PgStore;
 pub use shared_rates::SharedRateBudgets;
 pub use sqlite::SqliteStore;

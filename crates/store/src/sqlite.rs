@@ -104,22 +104,6 @@ impl SqliteStore {
     /// [`StoreError`] naming the file: a missing or read-only directory, a
     /// file that is not a database, a newer schema.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_with(url, true).await
-    }
-
-    /// Open a scratch database for one process's throwaway work (`bankpipe
-    /// replay`): no durability — the rollback journal in memory, no fsync —
-    /// since the file is deleted afterwards and a crash loses nothing that
-    /// matters. Never use it for state that must survive (watermarks, the
-    /// delivery ledger).
-    ///
-    /// # Errors
-    /// As [`SqliteStore::open`].
-    pub async fn open_scratch(url: &str) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_with(url, false).await
-    }
-
-    async fn open_with(url: &str, durable: bool) -> Result<SqliteStore, StoreError> {
         let path = PathBuf::from(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:"));
         let name = path.display().to_string();
         let fail = |operation: &'static str| {
@@ -138,15 +122,12 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(fail("parsing the URL"))?
             .create_if_missing(true)
-            .journal_mode(if durable { SqliteJournalMode::Wal } else { SqliteJournalMode::Memory })
-            .synchronous(if durable { SqliteSynchronous::Normal } else { SqliteSynchronous::Off })
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let options = if durable {
-            options.pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT).pragma("journal_size_limit", WAL_SIZE_LIMIT)
-        } else {
-            options
-        };
+            .foreign_keys(true)
+            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT)
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT);
         let pool =
             SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await.map_err(fail("opening"))?;
         // Touch the schema: a file that is not a database fails here, by name.

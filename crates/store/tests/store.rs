@@ -52,6 +52,22 @@ async fn postgres(test: &str) -> Option<PgStore> {
     Some(PgStore::open_in_schema(&url, Some(&schema)).await.expect("PostgreSQL from BANKPIPE_TEST_DATABASE_URL"))
 }
 
+/// `both_backends!` and the in-memory store replay uses (same semantics,
+/// no delivery ledger).
+macro_rules! every_store {
+    ($name:ident, $body:ident) => {
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $name() {
+            $body(&bankpipe_store::MemoryStore::new(stringify!($name))).await;
+            let (_dir, s) = sqlite().await;
+            $body(&s).await;
+            if let Some(p) = postgres(stringify!($name)).await {
+                $body(&p).await;
+            }
+        }
+    };
+}
+
 macro_rules! both_backends {
     ($name:ident, $body:ident) => {
         #[tokio::test(flavor = "multi_thread")]
@@ -65,7 +81,7 @@ macro_rules! both_backends {
     };
 }
 
-async fn upsert_is_idempotent_and_newest_wins<S: Store>(s: &S) {
+async fn upsert_is_idempotent_and_newest_wins<S: RunLog + TransactionStore>(s: &S) {
     let (txs, accounts, quarantine) = fixture(SourceKind::Truv, "fixtures/truv/multipage");
     let run = s.begin_run(RunKind::Sync).await.unwrap();
     let c = s.write_page(run, &accounts, &txs, &quarantine).await.unwrap();
@@ -89,12 +105,12 @@ async fn upsert_is_idempotent_and_newest_wins<S: Store>(s: &S) {
     assert_eq!(s.write_page(run, &[], &[stale], &[]).await.unwrap().unchanged, 1);
     assert_eq!(s.transaction(&t4.id.to_string()).await.unwrap().unwrap().description, "TRATTORIA ROMA (edited)");
 }
-both_backends!(upsert_is_idempotent_and_newest_wins_on_both, upsert_is_idempotent_and_newest_wins);
+every_store!(upsert_is_idempotent_and_newest_wins_on_every_store, upsert_is_idempotent_and_newest_wins);
 
 /// Account copies merge in page order, one copy at a time, even when a page
 /// lists an account twice: an empty field keeps the stored value, an older
 /// `updated_at` changes nothing, a later copy wins.
-async fn account_copies_merge_in_page_order<S: Store>(s: &S) {
+async fn account_copies_merge_in_page_order<S: RunLog + TransactionStore>(s: &S) {
     let run = s.begin_run(RunKind::Sync).await.unwrap();
     let at = |t: &str| Some(t.parse().unwrap());
     let mut first = Account::bare("truv".into(), "a-1".into());
@@ -121,9 +137,9 @@ async fn account_copies_merge_in_page_order<S: Store>(s: &S) {
     s.write_page(run, &page, &[], &[]).await.unwrap();
     assert_eq!(s.accounts().await.unwrap(), stored);
 }
-both_backends!(account_copies_merge_in_page_order_on_both, account_copies_merge_in_page_order);
+every_store!(account_copies_merge_in_page_order_on_every_store, account_copies_merge_in_page_order);
 
-async fn transactions_round_trip_exactly<S: Store>(s: &S) {
+async fn transactions_round_trip_exactly<S: RunLog + TransactionStore>(s: &S) {
     let (mut txs, accounts, quarantine) = fixture(SourceKind::Firefly, "fixtures/firefly/groups");
     let (truv, more_accounts, _) = fixture(SourceKind::Truv, "fixtures/truv/currencies");
     txs.extend(truv);
@@ -159,9 +175,9 @@ async fn transactions_round_trip_exactly<S: Store>(s: &S) {
     assert_eq!(seen.len(), txs.len());
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "ordered by booking date, id");
 }
-both_backends!(transactions_round_trip_exactly_on_both, transactions_round_trip_exactly);
+every_store!(transactions_round_trip_exactly_on_every_store, transactions_round_trip_exactly);
 
-async fn many_rows_stream_in_order<S: Store>(s: &S) {
+async fn many_rows_stream_in_order<S: RunLog + TransactionStore>(s: &S) {
     let (txs, _, _) = fixture(SourceKind::Truv, "fixtures/truv/multipage");
     let template = txs[0].clone();
     let rows: Vec<Transaction> = (0..12_000)
@@ -190,12 +206,12 @@ async fn many_rows_stream_in_order<S: Store>(s: &S) {
     .unwrap();
     assert_eq!(n, 12_000);
 }
-both_backends!(many_rows_stream_in_order_on_both, many_rows_stream_in_order);
+every_store!(many_rows_stream_in_order_on_every_store, many_rows_stream_in_order);
 
 /// Pages of odd sizes (multi-row statements of several sizes, padded id
 /// lists) mixing new rows, changed rows, stale edits, unchanged rows and
 /// repeated sightings: every row counted once, the right version stored.
-async fn odd_sized_pages_count_every_kind_of_row<S: Store>(s: &S) {
+async fn odd_sized_pages_count_every_kind_of_row<S: RunLog + TransactionStore>(s: &S) {
     let (txs, _, _) = fixture(SourceKind::Truv, "fixtures/truv/multipage");
     let template = txs.iter().find(|t| t.status == Status::Posted).unwrap();
     let at = |t: &str| Some(t.parse().unwrap());
@@ -244,9 +260,9 @@ async fn odd_sized_pages_count_every_kind_of_row<S: Store>(s: &S) {
     let c = s.write_page(run, &[], &page, &[]).await.unwrap();
     assert_eq!((c.inserted, c.updated, c.unchanged), (0, 0, page.len() as u64), "a re-read changes nothing");
 }
-both_backends!(odd_sized_pages_count_every_kind_of_row_on_both, odd_sized_pages_count_every_kind_of_row);
+every_store!(odd_sized_pages_count_every_kind_of_row_on_every_store, odd_sized_pages_count_every_kind_of_row);
 
-async fn watermarks_never_move_backwards<S: Store>(s: &S) {
+async fn watermarks_never_move_backwards<S: RunLog + TransactionStore>(s: &S) {
     let run = s.begin_run(RunKind::Sync).await.unwrap();
     s.advance_watermarks(run, "truv", &[("a".into(), d("2024-03-10")), ("b".into(), d("2024-03-01"))]).await.unwrap();
     s.advance_watermarks(run, "truv", &[("a".into(), d("2024-02-01")), ("b".into(), d("2024-03-05"))]).await.unwrap();
@@ -255,9 +271,9 @@ async fn watermarks_never_move_backwards<S: Store>(s: &S) {
     assert_eq!(dates, [("a".into(), d("2024-03-10")), ("b".into(), d("2024-03-05"))]);
     assert!(s.watermarks("firefly").await.unwrap().is_empty());
 }
-both_backends!(watermarks_never_move_backwards_on_both, watermarks_never_move_backwards);
+every_store!(watermarks_never_move_backwards_on_every_store, watermarks_never_move_backwards);
 
-async fn dedupe_decisions_persist_once<S: Store>(s: &S) {
+async fn dedupe_decisions_persist_once<S: RunLog + TransactionStore>(s: &S) {
     let (txs, _, _) = fixture(SourceKind::Truv, "fixtures/truv/multipage");
     let run = s.begin_run(RunKind::Sync).await.unwrap();
     s.write_page(run, &[], &txs, &[]).await.unwrap();
@@ -280,9 +296,9 @@ async fn dedupe_decisions_persist_once<S: Store>(s: &S) {
     s.write_page(run, &[], &txs, &[]).await.unwrap();
     assert!(s.transaction(&id("t-006")).await.unwrap().unwrap().superseded_by.is_some());
 }
-both_backends!(dedupe_decisions_persist_once_on_both, dedupe_decisions_persist_once);
+every_store!(dedupe_decisions_persist_once_on_every_store, dedupe_decisions_persist_once);
 
-async fn runs_checkpoints_and_status<S: Store>(s: &S) {
+async fn runs_checkpoints_and_status<S: RunLog + TransactionStore>(s: &S) {
     let run = s.begin_run(RunKind::Backfill).await.unwrap();
     assert!(!s.backfill_window_done("truv", d("2024-01-01"), d("2024-01-31")).await.unwrap());
     s.complete_backfill_window(run, "truv", d("2024-01-01"), d("2024-01-31"), 42).await.unwrap();
@@ -295,7 +311,7 @@ async fn runs_checkpoints_and_status<S: Store>(s: &S) {
     assert_eq!(status.runs.len(), 1);
     assert_eq!((status.runs[0].outcome.as_str(), status.runs[0].counts[0], status.runs[0].counts[1]), ("ok", 3, 11));
 }
-both_backends!(runs_checkpoints_and_status_on_both, runs_checkpoints_and_status);
+every_store!(runs_checkpoints_and_status_on_every_store, runs_checkpoints_and_status);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_sync_lock_per_database() {
@@ -617,6 +633,83 @@ both_backends!(
     a_superseded_row_posting_under_its_own_id_is_unsuperseded_on_both,
     a_superseded_row_posting_under_its_own_id_is_unsuperseded
 );
+
+/// Instants are kept to the microsecond (RFC 3339 text with 6 fraction
+/// digits in the SQL stores): read back truncated, and a copy that differs
+/// only below the microsecond is a re-read with nothing new.
+async fn instants_are_kept_to_the_microsecond<S: RunLog + TransactionStore>(s: &S) {
+    let (txs, _, _) = fixture(SourceKind::Truv, "fixtures/truv/multipage");
+    let template = txs.iter().find(|t| t.status == Status::Posted && !t.memo_only).unwrap();
+    let at = |t: &str| Some(t.parse::<chrono::DateTime<chrono::Utc>>().unwrap());
+    let mut t = row(template, "truv", "ns-1", Status::Posted, -100, "2024-03-02");
+    t.updated_at = at("2024-03-02T10:00:00.123456789Z");
+    t.posted_at = at("2024-03-02T09:00:00.000000999Z");
+    let run = s.begin_run(RunKind::Sync).await.unwrap();
+    assert_eq!(s.write_page(run, &[], std::slice::from_ref(&t), &[]).await.unwrap().inserted, 1);
+    let back = s.transaction(&t.id.to_string()).await.unwrap().unwrap();
+    assert_eq!((back.updated_at, back.posted_at), (at("2024-03-02T10:00:00.123456Z"), at("2024-03-02T09:00:00Z")));
+    let mut again = t.clone();
+    again.updated_at = at("2024-03-02T10:00:00.123456001Z");
+    let c = s.write_page(run, &[], &[again], &[]).await.unwrap();
+    assert_eq!((c.updated, c.unchanged), (0, 1));
+}
+every_store!(instants_are_kept_to_the_microsecond_on_every_store, instants_are_kept_to_the_microsecond);
+
+/// Source daily totals (DESIGN §3): stored, a later figure replacing an
+/// earlier one (and its last result), reconciled against the counted rows
+/// (posted, not MEMO, not superseded or a duplicate) of the accounts in
+/// scope; every mismatch returned with the computed figures and shown by
+/// `status`.
+async fn source_totals_reconcile_against_counted_rows<S: RunLog + TransactionStore>(s: &S) {
+    use bankpipe_model::{Money, ReconcileTarget, SourceDailyTotal};
+    let (txs, _, _) = fixture(SourceKind::Truv, "fixtures/truv/multipage");
+    let template = txs.iter().find(|t| t.status == Status::Posted && !t.memo_only).unwrap();
+    let (account, currency) = (template.source_account_id.clone(), template.amount.currency());
+    let run = s.begin_run(RunKind::Sync).await.unwrap();
+    let kept = row(template, "truv", "p-1", Status::Posted, -1000, "2024-03-02");
+    let dup = row(template, "truv", "p-2", Status::Posted, -1000, "2024-03-02");
+    let page = [
+        kept.clone(),
+        row(template, "truv", "p-3", Status::Posted, -250, "2024-03-02"),
+        row(template, "truv", "p-4", Status::Pending, -999, "2024-03-02"),
+        dup.clone(),
+        row(template, "truv", "p-5", Status::Posted, -1, "2024-03-03"),
+    ];
+    s.write_page(run, &[], &page, &[]).await.unwrap();
+    let link = DedupeLink {
+        transaction_id: dup.id.to_string(),
+        kind: LinkKind::Duplicate,
+        target_id: kept.id.to_string(),
+        reason: "t".into(),
+    };
+    assert_eq!(s.apply_dedupe(run, &[link]).await.unwrap(), 1);
+    let target = |date: &str, minor: i64, count: u64| ReconcileTarget {
+        source: "truv".into(),
+        account: account.clone(),
+        date: d(date),
+        currency,
+        reported: SourceDailyTotal { net_total: Money::from_minor_units(minor, currency), transaction_count: count },
+        scope: vec![account.clone()],
+        origin: "test".into(),
+    };
+    s.save_source_totals(run, &[target("2024-03-02", -1250, 2), target("2024-03-03", -2, 1)]).await.unwrap();
+    assert_eq!(s.status(1).await.unwrap().source_totals.unreconciled, 2);
+    let mismatches = s.reconcile_source_totals(None).await.unwrap();
+    assert_eq!(mismatches.len(), 1, "{mismatches:?}");
+    assert_eq!(mismatches[0].target, target("2024-03-03", -2, 1));
+    assert_eq!((mismatches[0].computed_net, mismatches[0].computed_count), (Money::from_minor_units(-1, currency), 1));
+    let totals = s.status(1).await.unwrap().source_totals;
+    assert_eq!((totals.matching, totals.mismatching, totals.unreconciled), (1, 1, 0));
+    assert_eq!(totals.mismatches, mismatches);
+    // A corrected figure replaces the old one and its result.
+    s.save_source_totals(run, &[target("2024-03-03", -1, 1)]).await.unwrap();
+    let totals = s.status(1).await.unwrap().source_totals;
+    assert_eq!((totals.matching, totals.mismatching, totals.unreconciled), (1, 0, 1));
+    assert_eq!(s.source_totals(Some(d("2024-03-03"))).await.unwrap(), [target("2024-03-03", -1, 1)]);
+    assert!(s.reconcile_source_totals(Some(d("2024-03-03"))).await.unwrap().is_empty());
+    assert_eq!(s.status(1).await.unwrap().source_totals.matching, 2);
+}
+every_store!(source_totals_reconcile_against_counted_rows_on_every_store, source_totals_reconcile_against_counted_rows);
 
 /// A database written by the previous bankpipe (migrations 1–4) with what
 /// that version could leave behind: two deliveries recorded for one sink
