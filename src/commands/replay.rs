@@ -81,5 +81,16 @@ pub fn replay(args: &ReplayArgs) -> Result<FilesSummary> {
     // A replay's state ends with the process: it lives in memory (the
     // same semantics as a database, see `bankpipe_store::MemoryStore`).
     let store = bankpipe_store::MemoryStore::new("replay");
-    setup::runtime()?.block_on(bankpipe_pipeline::replay::replay(&store, &config, &categorizer, zone, &feeds, &output))
+    let summary = setup::runtime()?.block_on(bankpipe_pipeline::replay::replay(
+        &store,
+        &config,
+        &categorizer,
+        zone,
+        &feeds,
+        &output,
+    ));
+    // Every file is written and the process is about to exit: freeing the
+    // rows one by one would only delay it (≈ 30 ms per 200,000 rows).
+    std::mem::forget(store);
+    summary
 }

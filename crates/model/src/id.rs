@@ -50,8 +50,15 @@ impl CanonicalId {
 }
 
 impl fmt::Display for CanonicalId {
+    /// 32 lower-case hex digits, as `{:032x}` prints the value, without the
+    /// formatting machinery (ids are printed twice per exported row).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (i, digit) in out.iter_mut().enumerate() {
+            *digit = HEX[((self.0 >> (124 - 4 * i)) & 0xf) as usize];
+        }
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -103,4 +110,12 @@ mod tests {
         assert_eq!(id.to_string(), PINNED);
     }
     const PINNED: &str = "c89334c11a0c31f387efab0b950d9bd5";
+
+    #[test]
+    fn prints_as_32_hex_digits() {
+        for v in [0, 1, 0xabc, u128::MAX, 1 << 127, 0x0123_4567_89ab_cdef_0fed_cba9_8765_4321] {
+            assert_eq!(CanonicalId(v).to_string(), format!("{v:032x}"));
+            assert_eq!(CanonicalId::parse(&CanonicalId(v).to_string()), Some(CanonicalId(v)));
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! date window, categorize and write each page to the store as it arrives,
 //! then pair pending → posted and cross-source duplicates.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -499,11 +499,13 @@ pub async fn dedupe<S: TransactionStore>(
         .unwrap_or(NaiveDate::MIN);
     let (mut superseded, mut duplicates) = (0, 0);
     for group in account_groups(touched, &links) {
-        let candidates = store.dedupe_candidates(&group, since).await?;
+        let mut candidates = store.dedupe_candidates(&group, since).await?;
         let mut decisions = supersede_pending(&candidates, &cfg);
-        let gone: BTreeSet<&str> = decisions.iter().map(|l| l.transaction_id.as_str()).collect();
-        let remaining: Vec<_> = candidates.iter().filter(|c| !gone.contains(c.id.as_str())).cloned().collect();
-        decisions.extend(cross_source(&remaining, &links, &cfg));
+        // Superseded rows take no further part: cross-source pairs the rest.
+        let gone: HashSet<&str> = decisions.iter().map(|l| l.transaction_id.as_str()).collect();
+        candidates.retain(|c| !gone.contains(c.id.as_str()));
+        drop(gone);
+        decisions.extend(cross_source(&candidates, &links, &cfg));
         let (sup, dup): (Vec<_>, Vec<_>) = decisions.into_iter().partition(|l| l.kind == LinkKind::Superseded);
         superseded += store.apply_dedupe(run, &sup).await?;
         duplicates += store.apply_dedupe(run, &dup).await?;

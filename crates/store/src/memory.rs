@@ -53,7 +53,7 @@ impl Stored {
     /// # Errors
     /// [`StoreError::Money`] when the amount exceeds `i64` minor units (as
     /// the SQL stores refuse it).
-    fn of(mut tx: Transaction) -> Result<Stored, StoreError> {
+    fn of(mut tx: Transaction) -> Result<Box<Stored>, StoreError> {
         let minor = tx
             .amount
             .to_minor_units()
@@ -65,7 +65,7 @@ impl Stored {
         tx.source_status = source_word(tx.source_status);
         tx.source_type = source_word(tx.source_type);
         let seen_pending = tx.status == Status::Pending;
-        Ok(Stored { tx, minor, seen_pending })
+        Ok(Box::new(Stored { tx, minor, seen_pending }))
     }
 }
 
@@ -163,7 +163,9 @@ type QuarantineKey = (String, String, String, String, Option<String>);
 #[derive(Default)]
 struct Inner {
     runs: Vec<RunRow>,
-    rows: HashMap<CanonicalId, Stored>,
+    /// Boxed: the table's growth moves pointers, not ~0.5 KB rows, and
+    /// holds no slack of whole rows (the peak memory of a replay).
+    rows: HashMap<CanonicalId, Box<Stored>>,
     /// (source, source account) → ids, for dedupe candidates.
     by_account: HashMap<(String, String), Vec<CanonicalId>>,
     /// `dedupe_links`: (transaction id, kind) → (target id, reason).
@@ -469,12 +471,12 @@ impl crate::TransactionStore for MemoryStore {
     ) -> Result<PageCounts, StoreError> {
         // Within a page the newest sighting of an id wins (later on ties),
         // as in the SQL stores (instants compare as stored: to the microsecond).
-        let mut latest: Vec<Stored> = Vec::with_capacity(transactions.len());
+        let mut latest: Vec<Box<Stored>> = Vec::with_capacity(transactions.len());
         for tx in transactions {
             latest.push(Stored::of(tx.clone())?);
         }
         latest.sort_by_key(|s| s.tx.id); // stable: equal ids stay in page order
-        let mut winners: Vec<Stored> = Vec::with_capacity(latest.len());
+        let mut winners: Vec<Box<Stored>> = Vec::with_capacity(latest.len());
         for s in latest {
             match winners.last_mut() {
                 Some(held) if held.tx.id == s.tx.id => {
@@ -565,16 +567,17 @@ impl crate::TransactionStore for MemoryStore {
         let inner = self.lock();
         let mut out = Vec::new();
         for key in accounts {
-            let mut rows: Vec<&Stored> = inner
+            let mut rows: Vec<(NaiveDate, CanonicalId, &Stored)> = inner
                 .by_account
                 .get(key)
                 .into_iter()
                 .flatten()
-                .filter_map(|id| inner.rows.get(id))
+                .filter_map(|id| inner.rows.get(id).map(|s| &**s))
                 .filter(|s| s.tx.booking_date >= since && s.tx.superseded_by.is_none() && s.tx.duplicate_of.is_none())
+                .map(|s| (s.tx.booking_date, s.tx.id, s))
                 .collect();
-            rows.sort_by_key(|s| (s.tx.booking_date, s.tx.id));
-            for s in rows {
+            rows.sort_unstable_by_key(|&(date, id, _)| (date, id));
+            for (_, _, s) in rows {
                 let t = &s.tx;
                 let id = t.id.to_string();
                 out.push(Candidate {
@@ -668,11 +671,14 @@ impl crate::TransactionStore for MemoryStore {
         F: FnMut(Transaction) -> Result<(), StoreError> + Send,
     {
         let inner = self.lock();
-        let mut order: Vec<&Transaction> = inner.rows.values().map(|s| &s.tx).collect();
-        // The ids' text is fixed-width hex: the same order as SQL's text order.
-        order.sort_unstable_by_key(|t| (t.booking_date, t.id));
+        // The ids' text is fixed-width hex: the same order as SQL's text
+        // order. The keys sit beside the pointers, so sorting does not
+        // chase a pointer per comparison.
+        let mut order: Vec<(NaiveDate, CanonicalId, &Transaction)> =
+            inner.rows.values().map(|s| (s.tx.booking_date, s.tx.id, &s.tx)).collect();
+        order.sort_unstable_by_key(|&(date, id, _)| (date, id));
         let mut n = 0;
-        for t in order {
+        for (_, _, t) in order {
             n += 1;
             f(t.clone())?;
         }
@@ -710,6 +716,9 @@ impl crate::TransactionStore for MemoryStore {
     async fn reconcile_source_totals(&self, since: Option<NaiveDate>) -> Result<Vec<TotalMismatch>, StoreError> {
         let mut guard = self.lock();
         let inner = &mut *guard;
+        if inner.totals.is_empty() {
+            return Ok(Vec::new());
+        }
         let sums = inner.counted_sums(since);
         let mut results = Vec::new();
         let mut mismatches = Vec::new();
