@@ -243,6 +243,12 @@ async fn configuration_problems_exit_2_naming_the_key() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("/nonexistent-dir/x") && stderr.contains("does not exist"), "{stderr}");
+    // A database URL of no supported kind is a configuration problem.
+    std::fs::write(&bad_dir, "[store]\ndatabase_url = \"mysql://u@127.0.0.1/db\"\n[[sources]]\nname=\"f\"\nkind=\"firefly\"\nbase_url=\"http://127.0.0.1:9\"\ntoken_env=\"F_TOKEN\"\n").unwrap();
+    let o = bankpipe_async(args(&["sync", "--config", bad_dir.to_str().unwrap()]), SIM_ENV.to_vec()).await;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("database_url") && stderr.contains("mysql"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

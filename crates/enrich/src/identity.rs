@@ -14,16 +14,17 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use bankpipe_model::{CanonicalId, Transaction};
 use chrono::{DateTime, Utc};
 
 /// Finds same-`updated_at` conflicts page by page, holding two pages: the
-/// previous page (moved in after it is written, never copied) and the index
-/// of the page being checked.
+/// previous page (shared with its writer, never copied) and the index of
+/// the page being checked.
 #[derive(Default)]
 pub struct PageConflicts {
-    previous: Vec<Transaction>,
+    previous: Arc<Vec<Transaction>>,
     previous_index: HashMap<CanonicalId, usize>,
     index: HashMap<CanonicalId, usize>,
 }
@@ -58,8 +59,8 @@ impl PageConflicts {
 
     /// Keep `page` — the one last passed to [`PageConflicts::check`] — as
     /// the previous page for the next check.
-    pub fn advance(&mut self, page: Vec<Transaction>) {
-        self.previous = page;
+    pub fn advance(&mut self, page: impl Into<Arc<Vec<Transaction>>>) {
+        self.previous = page.into();
         std::mem::swap(&mut self.previous_index, &mut self.index);
     }
 }

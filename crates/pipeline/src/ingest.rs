@@ -14,7 +14,7 @@ use bankpipe_http::HttpClient;
 use bankpipe_model::{Account, Status};
 use bankpipe_sources::live::{LiveSource, Window};
 use bankpipe_sources::{NormalizedPage, SourceKind};
-use bankpipe_store::{PageCounts, RunId, RunLog, TransactionStore};
+use bankpipe_store::{PageCounts, PageWrite, RunId, RunLog, TransactionStore};
 use chrono::NaiveDate;
 use serde::Serialize;
 
@@ -158,12 +158,17 @@ impl PageSource for LiveFeed<'_> {
     }
 }
 
-/// Pages fetched and normalized ahead of the one being written.
-const PAGES_AHEAD: usize = 2;
+/// Pages fetched and normalized ahead of the ones being written.
+const PAGES_AHEAD: usize = 8;
 
-/// Walk one source over `window`, writing every page (one store transaction
-/// per page, in page order) while the next ones are fetched (at most
-/// [`PAGES_AHEAD`] waiting).
+/// Pages written in one store transaction, at most: those waiting when the
+/// writer is free (none wait while the store keeps up).
+const WRITE_BATCH_PAGES: usize = 8;
+
+/// Walk one source over `window`, writing every page in page order while
+/// the next ones are fetched (at most [`PAGES_AHEAD`] waiting); the pages
+/// waiting when the writer is free are written together, in one store
+/// transaction (at most [`WRITE_BATCH_PAGES`]).
 ///
 /// # Errors
 /// The first store error, else the first HTTP or page error; pages written
@@ -192,9 +197,9 @@ pub async fn ingest_window<S: TransactionStore>(
     // The next pages are fetched and normalized while this one is written:
     // the walk hands pages to a bounded channel (at most PAGES_AHEAD
     // waiting, so memory stays bounded) and the writer takes them in order.
-    // A page is written whole or not at all (one store transaction), and
-    // the caller moves watermarks only after this returns, every page
-    // written. When writing fails the channel closes and the walk stops.
+    // A page is written whole or not at all (in one store transaction with
+    // the pages waiting beside it), and the caller moves watermarks only
+    // after this returns, every page written. When writing fails the channel closes and the walk stops.
     let (sender, receiver) = tokio::sync::mpsc::channel::<NormalizedPage>(PAGES_AHEAD);
     let fetch = async {
         let sender = sender;
@@ -205,53 +210,71 @@ pub async fn ingest_window<S: TransactionStore>(
     let write = async {
         let mut receiver = receiver;
         let mut written: HashMap<String, Account> = HashMap::new();
-        while let Some(mut page) = receiver.recv().await {
-            for tx in &mut page.transactions {
-                categorizer.categorize(tx);
-                // A page has few accounts and many rows: an account's id is
-                // copied only the first time it is seen.
-                let account = &tx.source_account_id;
-                if !out.accounts.contains(account) {
-                    out.accounts.insert(account.clone());
-                }
-                latest(&mut out.latest_seen, account, tx.booking_date);
-                if tx.status == Status::Posted {
-                    latest(&mut out.latest_posted, account, tx.booking_date);
+        while let Some(first) = receiver.recv().await {
+            // The pages already waiting join this one: one store
+            // transaction (one commit) for all of them.
+            let mut pages = vec![first];
+            while pages.len() < WRITE_BATCH_PAGES {
+                match receiver.try_recv() {
+                    Ok(page) => pages.push(page),
+                    Err(_) => break,
                 }
             }
-            // Both copies are categorized by then: alike for alike content.
-            out.warnings.extend(conflicts.check(&page.transactions));
-            for a in &page.accounts {
-                out.accounts.insert(a.source_account_id.clone());
-                walk.accounts.entry(a.source_account_id.clone()).or_default().extend(a.currency);
-                listed.insert(a.source_account_id.clone());
-            }
-            for tx in &page.transactions {
-                match walk.accounts.get_mut(&tx.source_account_id) {
-                    Some(currencies) => {
-                        currencies.insert(tx.amount.currency());
+            let mut prepared = Vec::with_capacity(pages.len());
+            for mut page in pages {
+                for tx in &mut page.transactions {
+                    categorizer.categorize(tx);
+                    // A page has few accounts and many rows: an account's id is
+                    // copied only the first time it is seen.
+                    let account = &tx.source_account_id;
+                    if !out.accounts.contains(account) {
+                        out.accounts.insert(account.clone());
                     }
-                    None => {
-                        walk.accounts.insert(tx.source_account_id.clone(), [tx.amount.currency()].into());
+                    latest(&mut out.latest_seen, account, tx.booking_date);
+                    if tx.status == Status::Posted {
+                        latest(&mut out.latest_posted, account, tx.booking_date);
                     }
                 }
-            }
-            walk.reported.append(&mut page.reported_totals);
-            // A Truv page lists every account of the link: a copy this walk
-            // already wrote, unchanged, would merge into its own row as a
-            // no-op, so only new or changed copies go to the store (in
-            // page order, each compared with the copy before it).
-            let mut changed: Vec<Account> = Vec::new();
-            for a in &page.accounts {
-                if written.get(&a.source_account_id) != Some(a) {
-                    written.insert(a.source_account_id.clone(), a.clone());
-                    changed.push(a.clone());
+                // Both copies are categorized by then: alike for alike content.
+                out.warnings.extend(conflicts.check(&page.transactions));
+                for a in &page.accounts {
+                    out.accounts.insert(a.source_account_id.clone());
+                    walk.accounts.entry(a.source_account_id.clone()).or_default().extend(a.currency);
+                    listed.insert(a.source_account_id.clone());
                 }
+                for tx in &page.transactions {
+                    match walk.accounts.get_mut(&tx.source_account_id) {
+                        Some(currencies) => {
+                            currencies.insert(tx.amount.currency());
+                        }
+                        None => {
+                            walk.accounts.insert(tx.source_account_id.clone(), [tx.amount.currency()].into());
+                        }
+                    }
+                }
+                walk.reported.append(&mut page.reported_totals);
+                // A Truv page lists every account of the link: a copy this walk
+                // already wrote, unchanged, would merge into its own row as a
+                // no-op, so only new or changed copies go to the store (in
+                // page order, each compared with the copy before it).
+                let mut changed: Vec<Account> = Vec::new();
+                for a in &page.accounts {
+                    if written.get(&a.source_account_id) != Some(a) {
+                        written.insert(a.source_account_id.clone(), a.clone());
+                        changed.push(a.clone());
+                    }
+                }
+                out.warnings.extend(page.warnings);
+                // The next page of the batch is checked against this one.
+                let transactions = Arc::new(page.transactions);
+                conflicts.advance(Arc::clone(&transactions));
+                prepared.push((changed, transactions, page.quarantine));
             }
-            let counts = store.write_page(run, &changed, &page.transactions, &page.quarantine).await?;
-            out.add(counts);
-            out.warnings.extend(page.warnings);
-            conflicts.advance(page.transactions);
+            let writes: Vec<PageWrite<'_>> = prepared
+                .iter()
+                .map(|(accounts, transactions, quarantine)| PageWrite { accounts, transactions, quarantine })
+                .collect();
+            out.add(store.write_pages(run, &writes).await?);
         }
         anyhow::Ok(())
     };

@@ -101,11 +101,12 @@ impl HasOutcome for StoreError {
             StoreError::Locked(_) => Some(Outcome::Locked),
             // Workers of one round running different configurations.
             StoreError::MixedConfig(_) => Some(Outcome::ConfigError),
+            // An unusable `database_url` (not sqlite:// or postgres://).
+            StoreError::Config(_) => Some(Outcome::ConfigError),
             StoreError::Database { .. }
             | StoreError::NewerSchema { .. }
             | StoreError::Corrupt { .. }
             | StoreError::Money { .. }
-            | StoreError::Config(_)
             | StoreError::LeaseLost { .. }
             | StoreError::Callback(_) => None,
         }
@@ -117,10 +118,10 @@ impl HasOutcome for LiveError {
         match self {
             // Transparent: the HTTP error is not a cause of its own in the chain.
             LiveError::Http(e) => e.outcome(),
-            LiveError::Page(_)
-            | LiveError::Config { .. }
-            | LiveError::Incomplete { .. }
-            | LiveError::TooManyPages { .. } => None,
+            // A source entry that cannot be used (a missing key or
+            // credential variable, an unusable base_url).
+            LiveError::Config { .. } => Some(Outcome::ConfigError),
+            LiveError::Page(_) | LiveError::Incomplete { .. } | LiveError::TooManyPages { .. } => None,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Store upsert throughput: generated Truv transactions written in pages of
 //! 1,000 (one database transaction per page), then written again (the
-//! idempotent re-read path), on SQLite and — when BANKPIPE_TEST_DATABASE_URL
-//! is set — PostgreSQL.
+//! idempotent re-read path); then, into a fresh database, 8 pages per
+//! transaction (`write_pages`, as ingest batches the pages waiting). On
+//! SQLite and — when BANKPIPE_TEST_DATABASE_URL is set — PostgreSQL.
 //!
 //! `cargo bench -p bankpipe-store --bench upsert` (UPSERT_N, default 100000).
 
@@ -10,7 +11,7 @@ use std::time::Instant;
 use bankpipe_gen::{GenConfig, TruvGenerator};
 use bankpipe_model::Transaction;
 use bankpipe_sources::{truv, NormalizeContext};
-use bankpipe_store::{PgStore, RunKind, SqliteStore, Store};
+use bankpipe_store::{PageWrite, PgStore, RunKind, SqliteStore, Store};
 
 fn transactions(n: u64) -> Vec<Vec<Transaction>> {
     let ctx = NormalizeContext::new("truv");
@@ -38,6 +39,23 @@ async fn measure<S: Store>(name: &str, store: &S, pages: &[Vec<Transaction>]) {
     }
 }
 
+/// First write of `pages` into the empty `store`, 8 pages per transaction.
+async fn measure_batched<S: Store>(name: &str, store: &S, pages: &[Vec<Transaction>]) {
+    let n: usize = pages.iter().map(Vec::len).sum();
+    let run = store.begin_run(RunKind::Backfill).await.unwrap();
+    let started = Instant::now();
+    let mut inserted = 0;
+    for batch in pages.chunks(8) {
+        let writes: Vec<PageWrite<'_>> =
+            batch.iter().map(|p| PageWrite { accounts: &[], transactions: p, quarantine: &[] }).collect();
+        inserted += store.write_pages(run, &writes).await.unwrap().inserted;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    assert!(inserted > 0);
+    let label = "first write, 8 pages/tx";
+    println!("upsert {name:<10} {label:<20} {n} transactions in {secs:.2} s = {:.0} transactions/s", n as f64 / secs);
+}
+
 #[tokio::main]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -48,11 +66,15 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(&format!("sqlite://{}", dir.path().join("bench.db").display())).await.unwrap();
     measure("sqlite", &sqlite, &pages).await;
+    let sqlite = SqliteStore::open(&format!("sqlite://{}", dir.path().join("batched.db").display())).await.unwrap();
+    measure_batched("sqlite", &sqlite, &pages).await;
     match std::env::var("BANKPIPE_TEST_DATABASE_URL") {
         Ok(url) => {
             let schema = format!("bench_{}", std::process::id());
             let pg = PgStore::open_in_schema(&url, Some(&schema)).await.unwrap();
             measure("postgres", &pg, &pages).await;
+            let pg = PgStore::open_in_schema(&url, Some(&format!("{schema}_batched"))).await.unwrap();
+            measure_batched("postgres", &pg, &pages).await;
         }
         Err(_) => println!("upsert postgres: skipped (BANKPIPE_TEST_DATABASE_URL is not set)"),
     }

@@ -176,6 +176,169 @@ macro_rules! store_impl {
             fn tx_from_row(&self, r: &DbRow) -> Result<Transaction, StoreError> {
                 read_tx(r).map_err(self.fail("reading a transaction"))?.into_tx(&self.name)
             }
+
+            /// One page of [`crate::TransactionStore::write_page`], inside the
+            /// caller's write transaction `db` (committed by the caller).
+            async fn write_page_in(
+                &self,
+                db: &mut sqlx::Transaction<'static, $Db>,
+                run: RunId,
+                accounts: &[Account],
+                transactions: &[Transaction],
+                quarantine: &[QuarantineRecord],
+            ) -> Result<PageCounts, StoreError> {
+                // Within a page the newest sighting of an id wins (later on
+                // ties): the sort is stable, so a run of equal ids is in page
+                // order. Rows are then written in id order.
+                // (Indexes are sorted, not the rows: a row is a large struct.)
+                let rows = transactions.iter().map(TxRow::from_tx).collect::<Result<Vec<_>, _>>()?;
+                let mut order: Vec<usize> = (0..rows.len()).collect();
+                order.sort_by(|&a, &b| rows[a].id.cmp(&rows[b].id));
+                let mut winners: Vec<usize> = Vec::with_capacity(order.len());
+                for i in order {
+                    match winners.last_mut() {
+                        Some(held) if rows[*held].id == rows[i].id => {
+                            if rows[*held].updated_at <= rows[i].updated_at {
+                                *held = i;
+                            }
+                        }
+                        _ => winners.push(i),
+                    }
+                }
+                let mut rows: Vec<Option<TxRow>> = rows.into_iter().map(Some).collect();
+                let latest: Vec<TxRow> = winners.into_iter().filter_map(|i| rows[i].take()).collect();
+                drop(rows);
+                let fail = self.fail("writing a page");
+                let db: &mut <$Db as sqlx::Database>::Connection = &mut *db;
+                let mut counts = PageCounts { unchanged: (transactions.len() - latest.len()) as u64, ..PageCounts::default() };
+                let ids: Vec<&str> = latest.iter().map(|r| r.id.as_str()).collect();
+                let stored: HashMap<String, Stored> =
+                    Self::stored_versions(&mut *db, &ids).await.map_err(&fail)?.into_iter().collect();
+                drop(ids);
+                let (mut inserts, mut updates) = (Vec::new(), Vec::new());
+                // DESIGN §4.6: a superseded pending row that posts under its
+                // own id was its own settlement: un-superseded, deliverable.
+                // Only a stored row can be superseded (an insert never sets
+                // `superseded_by`), and the write lock (SQLite) or the sync
+                // lock (PostgreSQL) keeps the stored rows as read here.
+                let mut posted: Vec<String> = Vec::new();
+                for row in latest {
+                    match stored.get(&row.id) {
+                        None => {
+                            counts.inserted += 1;
+                            inserts.push(row);
+                        }
+                        Some(s) if s.fingerprint == row.fingerprint => counts.unchanged += 1,
+                        Some(s) if s.updated_at.is_some() && row.updated_at.is_some() && row.updated_at < s.updated_at => {
+                            counts.unchanged += 1
+                        }
+                        Some(s) => {
+                            counts.updated += 1;
+                            if s.superseded && row.status == "posted" {
+                                posted.push(row.id.clone());
+                            }
+                            updates.push(row);
+                        }
+                    }
+                }
+                Self::upsert_transactions(&mut *db, run, inserts, updates).await.map_err(&fail)?;
+                for chunk in posted.chunks(CHUNK * 4) {
+                    let mut q = QueryBuilder::<$Db>::new(
+                        "DELETE FROM dedupe_links WHERE kind = 'superseded' AND transaction_id IN (SELECT id FROM transactions \
+                         WHERE status = 'posted' AND superseded_by IS NOT NULL AND id IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.clone());
+                    }
+                    q.push("))");
+                    q.build().execute(&mut *db).await.map_err(&fail)?;
+                    let mut q = QueryBuilder::<$Db>::new(
+                        "UPDATE transactions SET superseded_by = NULL WHERE status = 'posted' AND superseded_by IS NOT NULL AND id IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.clone());
+                    }
+                    q.push(")");
+                    counts.unsuperseded += q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected();
+                }
+                // One multi-row upsert per run of distinct accounts (an
+                // account listed twice starts a new statement, so each copy
+                // merges in page order, as one statement per account did).
+                // A copy that would change nothing is not written again (a
+                // Truv page lists every account of the link).
+                let mut rest = accounts;
+                while !rest.is_empty() {
+                    let mut keys = std::collections::HashSet::new();
+                    let n = rest
+                        .iter()
+                        .take(CHUNK)
+                        .take_while(|a| keys.insert((&a.source, &a.source_account_id)))
+                        .count();
+                    let (batch, tail) = rest.split_at(n);
+                    rest = tail;
+                    let mut q = QueryBuilder::<$Db>::new(
+                        "INSERT INTO accounts (source, source_account_id, account_type, subtype, name, mask, currency, \
+                         balance_minor, available_minor, credit_limit_minor, opening_minor, opening_date, updated_at) ",
+                    );
+                    q.push_values(batch, |mut b, a| {
+                        b.push_bind(a.source.to_string())
+                            .push_bind(a.source_account_id.clone())
+                            .push_bind(a.account_type.clone())
+                            .push_bind(a.subtype.clone())
+                            .push_bind(a.name.clone())
+                            .push_bind(a.mask.clone())
+                            .push_bind(a.currency.map(|c| c.code().to_owned()))
+                            .push_bind(minor(&a.balance))
+                            .push_bind(minor(&a.available_balance))
+                            .push_bind(minor(&a.credit_limit))
+                            .push_bind(minor(&a.opening_balance))
+                            .push_bind(a.opening_balance_date.map(|d| d.to_string()))
+                            .push_bind(a.updated_at.map(instant));
+                    });
+                    q.push(ACCOUNT_UPSERT);
+                    q.build().execute(&mut *db).await.map_err(&fail)?;
+                }
+                // A record quarantined by an earlier run (re-read in an overlap
+                // window) is not stored again; repeats within this run are. The
+                // record is recognised by its source id when it has one, else by
+                // what was wrong with it.
+                let mut fresh = Vec::with_capacity(quarantine.len());
+                for r in quarantine {
+                    let mut q = QueryBuilder::<$Db>::new("SELECT COUNT(*) FROM quarantine WHERE source = ");
+                    q.push_bind(r.source.clone())
+                        .push(" AND field = ").push_bind(r.field.clone())
+                        .push(" AND value = ").push_bind(r.value.clone())
+                        .push(" AND reason = ").push_bind(r.reason.clone())
+                        .push(" AND run_id <> ").push_bind(run);
+                    match &r.record_id {
+                        Some(id) => q.push(" AND record_id = ").push_bind(id.clone()),
+                        None => q.push(" AND record_id IS NULL"),
+                    };
+                    let seen: i64 = q.build().fetch_one(&mut *db).await.and_then(|row| row.try_get(0)).map_err(&fail)?;
+                    if seen == 0 {
+                        fresh.push(r);
+                    }
+                }
+                for chunk in fresh.chunks(CHUNK) {
+                    let mut q =
+                        QueryBuilder::<$Db>::new("INSERT INTO quarantine (run_id, source, file, pointer, field, value, reason, record_id) ");
+                    q.push_values(chunk, |mut b, r| {
+                        b.push_bind(run)
+                            .push_bind(r.source.clone())
+                            .push_bind(r.file.clone())
+                            .push_bind(r.pointer.clone())
+                            .push_bind(r.field.clone())
+                            .push_bind(r.value.clone())
+                            .push_bind(r.reason.clone())
+                            .push_bind(r.record_id.clone());
+                    });
+                    q.build().execute(&mut *db).await.map_err(&fail)?;
+                }
+                counts.quarantined = quarantine.len() as u64;
+                Ok(counts)
+            }
         }
 
         impl crate::RunLog for $Store {
@@ -424,157 +587,19 @@ macro_rules! store_impl {
                 transactions: &[Transaction],
                 quarantine: &[QuarantineRecord],
             ) -> Result<PageCounts, StoreError> {
-                // Within a page the newest sighting of an id wins (later on
-                // ties): the sort is stable, so a run of equal ids is in page
-                // order. Rows are then written in id order.
-                // (Indexes are sorted, not the rows: a row is a large struct.)
-                let rows = transactions.iter().map(TxRow::from_tx).collect::<Result<Vec<_>, _>>()?;
-                let mut order: Vec<usize> = (0..rows.len()).collect();
-                order.sort_by(|&a, &b| rows[a].id.cmp(&rows[b].id));
-                let mut winners: Vec<usize> = Vec::with_capacity(order.len());
-                for i in order {
-                    match winners.last_mut() {
-                        Some(held) if rows[*held].id == rows[i].id => {
-                            if rows[*held].updated_at <= rows[i].updated_at {
-                                *held = i;
-                            }
-                        }
-                        _ => winners.push(i),
-                    }
-                }
-                let mut rows: Vec<Option<TxRow>> = rows.into_iter().map(Some).collect();
-                let latest: Vec<TxRow> = winners.into_iter().filter_map(|i| rows[i].take()).collect();
-                drop(rows);
-                let fail = self.fail("writing a page");
                 let mut db = self.write_tx().await?;
-                let mut counts = PageCounts { unchanged: (transactions.len() - latest.len()) as u64, ..PageCounts::default() };
-                let ids: Vec<&str> = latest.iter().map(|r| r.id.as_str()).collect();
-                let stored: HashMap<String, Stored> =
-                    Self::stored_versions(&mut db, &ids).await.map_err(&fail)?.into_iter().collect();
-                drop(ids);
-                let (mut inserts, mut updates) = (Vec::new(), Vec::new());
-                // DESIGN §4.6: a superseded pending row that posts under its
-                // own id was its own settlement: un-superseded, deliverable.
-                // Only a stored row can be superseded (an insert never sets
-                // `superseded_by`), and the write lock (SQLite) or the sync
-                // lock (PostgreSQL) keeps the stored rows as read here.
-                let mut posted: Vec<String> = Vec::new();
-                for row in latest {
-                    match stored.get(&row.id) {
-                        None => {
-                            counts.inserted += 1;
-                            inserts.push(row);
-                        }
-                        Some(s) if s.fingerprint == row.fingerprint => counts.unchanged += 1,
-                        Some(s) if s.updated_at.is_some() && row.updated_at.is_some() && row.updated_at < s.updated_at => {
-                            counts.unchanged += 1
-                        }
-                        Some(s) => {
-                            counts.updated += 1;
-                            if s.superseded && row.status == "posted" {
-                                posted.push(row.id.clone());
-                            }
-                            updates.push(row);
-                        }
-                    }
+                let counts = self.write_page_in(&mut db, run, accounts, transactions, quarantine).await?;
+                db.commit().await.map_err(self.fail("writing a page"))?;
+                Ok(counts)
+            }
+
+            async fn write_pages(&self, run: RunId, pages: &[crate::PageWrite<'_>]) -> Result<PageCounts, StoreError> {
+                let mut db = self.write_tx().await?;
+                let mut counts = PageCounts::default();
+                for p in pages {
+                    counts.add(self.write_page_in(&mut db, run, p.accounts, p.transactions, p.quarantine).await?);
                 }
-                Self::upsert_transactions(&mut db, run, inserts, updates).await.map_err(&fail)?;
-                for chunk in posted.chunks(CHUNK * 4) {
-                    let mut q = QueryBuilder::<$Db>::new(
-                        "DELETE FROM dedupe_links WHERE kind = 'superseded' AND transaction_id IN (SELECT id FROM transactions \
-                         WHERE status = 'posted' AND superseded_by IS NOT NULL AND id IN (",
-                    );
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(id.clone());
-                    }
-                    q.push("))");
-                    q.build().execute(&mut *db).await.map_err(&fail)?;
-                    let mut q = QueryBuilder::<$Db>::new(
-                        "UPDATE transactions SET superseded_by = NULL WHERE status = 'posted' AND superseded_by IS NOT NULL AND id IN (",
-                    );
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(id.clone());
-                    }
-                    q.push(")");
-                    counts.unsuperseded += q.build().execute(&mut *db).await.map_err(&fail)?.rows_affected();
-                }
-                // One multi-row upsert per run of distinct accounts (an
-                // account listed twice starts a new statement, so each copy
-                // merges in page order, as one statement per account did).
-                // A copy that would change nothing is not written again (a
-                // Truv page lists every account of the link).
-                let mut rest = accounts;
-                while !rest.is_empty() {
-                    let mut keys = std::collections::HashSet::new();
-                    let n = rest
-                        .iter()
-                        .take(CHUNK)
-                        .take_while(|a| keys.insert((&a.source, &a.source_account_id)))
-                        .count();
-                    let (batch, tail) = rest.split_at(n);
-                    rest = tail;
-                    let mut q = QueryBuilder::<$Db>::new(
-                        "INSERT INTO accounts (source, source_account_id, account_type, subtype, name, mask, currency, \
-                         balance_minor, available_minor, credit_limit_minor, opening_minor, opening_date, updated_at) ",
-                    );
-                    q.push_values(batch, |mut b, a| {
-                        b.push_bind(a.source.to_string())
-                            .push_bind(a.source_account_id.clone())
-                            .push_bind(a.account_type.clone())
-                            .push_bind(a.subtype.clone())
-                            .push_bind(a.name.clone())
-                            .push_bind(a.mask.clone())
-                            .push_bind(a.currency.map(|c| c.code().to_owned()))
-                            .push_bind(minor(&a.balance))
-                            .push_bind(minor(&a.available_balance))
-                            .push_bind(minor(&a.credit_limit))
-                            .push_bind(minor(&a.opening_balance))
-                            .push_bind(a.opening_balance_date.map(|d| d.to_string()))
-                            .push_bind(a.updated_at.map(instant));
-                    });
-                    q.push(ACCOUNT_UPSERT);
-                    q.build().execute(&mut *db).await.map_err(&fail)?;
-                }
-                // A record quarantined by an earlier run (re-read in an overlap
-                // window) is not stored again; repeats within this run are. The
-                // record is recognised by its source id when it has one, else by
-                // what was wrong with it.
-                let mut fresh = Vec::with_capacity(quarantine.len());
-                for r in quarantine {
-                    let mut q = QueryBuilder::<$Db>::new("SELECT COUNT(*) FROM quarantine WHERE source = ");
-                    q.push_bind(r.source.clone())
-                        .push(" AND field = ").push_bind(r.field.clone())
-                        .push(" AND value = ").push_bind(r.value.clone())
-                        .push(" AND reason = ").push_bind(r.reason.clone())
-                        .push(" AND run_id <> ").push_bind(run);
-                    match &r.record_id {
-                        Some(id) => q.push(" AND record_id = ").push_bind(id.clone()),
-                        None => q.push(" AND record_id IS NULL"),
-                    };
-                    let seen: i64 = q.build().fetch_one(&mut *db).await.and_then(|row| row.try_get(0)).map_err(&fail)?;
-                    if seen == 0 {
-                        fresh.push(r);
-                    }
-                }
-                for chunk in fresh.chunks(CHUNK) {
-                    let mut q =
-                        QueryBuilder::<$Db>::new("INSERT INTO quarantine (run_id, source, file, pointer, field, value, reason, record_id) ");
-                    q.push_values(chunk, |mut b, r| {
-                        b.push_bind(run)
-                            .push_bind(r.source.clone())
-                            .push_bind(r.file.clone())
-                            .push_bind(r.pointer.clone())
-                            .push_bind(r.field.clone())
-                            .push_bind(r.value.clone())
-                            .push_bind(r.reason.clone())
-                            .push_bind(r.record_id.clone());
-                    });
-                    q.build().execute(&mut *db).await.map_err(&fail)?;
-                }
-                counts.quarantined = quarantine.len() as u64;
-                db.commit().await.map_err(&fail)?;
+                db.commit().await.map_err(self.fail("writing pages"))?;
                 Ok(counts)
             }
 

@@ -132,6 +132,17 @@ pub trait TransactionStore: Send + Sync {
         quarantine: &[QuarantineRecord],
     ) -> impl Future<Output = Result<PageCounts, StoreError>> + Send;
 
+    /// Write several pages in one store transaction, each exactly as
+    /// [`TransactionStore::write_page`] writes it, in order (a later page's
+    /// rows meet an earlier page's as stored); returns the summed counts.
+    /// All pages are written or none. Ingest uses it for the pages that
+    /// wait while one is written: one commit instead of one per page.
+    fn write_pages(
+        &self,
+        run: RunId,
+        pages: &[PageWrite<'_>],
+    ) -> impl Future<Output = Result<PageCounts, StoreError>> + Send;
+
     /// Rows that dedupe may pair: of the given `(source, account)`s, booked on
     /// or after `since`, not already superseded or a duplicate.
     fn dedupe_candidates(

@@ -559,6 +559,21 @@ impl crate::TransactionStore for MemoryStore {
         Ok(counts)
     }
 
+    async fn write_pages(&self, run: RunId, pages: &[PageWrite<'_>]) -> Result<PageCounts, StoreError> {
+        // All or none: the only refusal (an amount beyond i64 minor units)
+        // is found before anything is written.
+        for tx in pages.iter().flat_map(|p| p.transactions) {
+            tx.amount
+                .to_minor_units()
+                .map_err(|e| StoreError::Money { id: tx.id.to_string(), cause: e.to_string() })?;
+        }
+        let mut counts = PageCounts::default();
+        for p in pages {
+            counts.add(self.write_page(run, p.accounts, p.transactions, p.quarantine).await?);
+        }
+        Ok(counts)
+    }
+
     async fn dedupe_candidates(
         &self,
         accounts: &[(String, String)],

@@ -53,6 +53,17 @@ impl PageCounts {
     }
 }
 
+/// One normalized page to write ([`crate::TransactionStore::write_pages`]).
+#[derive(Clone, Copy, Debug)]
+pub struct PageWrite<'a> {
+    /// Accounts listed on the page (new or changed copies).
+    pub accounts: &'a [bankpipe_model::Account],
+    /// The page's transactions.
+    pub transactions: &'a [bankpipe_model::Transaction],
+    /// The page's rejected records.
+    pub quarantine: &'a [bankpipe_model::QuarantineRecord],
+}
+
 /// A run's outcome and counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunSummary {

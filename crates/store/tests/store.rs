@@ -655,6 +655,40 @@ async fn instants_are_kept_to_the_microsecond<S: RunLog + TransactionStore>(s: &
 }
 every_store!(instants_are_kept_to_the_microsecond_on_every_store, instants_are_kept_to_the_microsecond);
 
+/// Several pages in one store transaction: each written as `write_page`
+/// writes it, in order (a later page's newer copy updates an earlier
+/// page's row), the counts summed; and all or none — a page the store must
+/// refuse leaves the pages before it unwritten.
+async fn pages_written_together_as_one<S: RunLog + TransactionStore>(s: &S) {
+    use bankpipe_store::PageWrite;
+    let (txs, _, _) = fixture(SourceKind::Truv, "fixtures/truv/multipage");
+    let template = txs.iter().find(|t| t.status == Status::Posted && !t.memo_only).unwrap();
+    let at = |t: &str| Some(t.parse::<chrono::DateTime<chrono::Utc>>().unwrap());
+    let page = |transactions| PageWrite { accounts: &[], transactions, quarantine: &[] };
+    let mut a = row(template, "truv", "wp-1", Status::Posted, -100, "2024-03-02");
+    a.updated_at = at("2024-03-02T10:00:00Z");
+    let b = row(template, "truv", "wp-2", Status::Posted, -200, "2024-03-02");
+    let mut edited = a.clone();
+    edited.description = "edited".into();
+    edited.updated_at = at("2024-03-03T10:00:00Z");
+    let run = s.begin_run(RunKind::Sync).await.unwrap();
+    let first = [a.clone(), b.clone()];
+    let second = [edited.clone(), b.clone()];
+    let c = s.write_pages(run, &[page(&first), page(&second)]).await.unwrap();
+    assert_eq!((c.inserted, c.updated, c.unchanged), (2, 1, 1));
+    assert_eq!(s.transaction(&a.id.to_string()).await.unwrap().unwrap().description, "edited");
+
+    let fresh = [row(template, "truv", "wp-3", Status::Posted, -300, "2024-03-02")];
+    let mut huge = row(template, "truv", "wp-4", Status::Posted, -1, "2024-03-02");
+    let beyond = rust_decimal::Decimal::from(i64::MAX) * rust_decimal::Decimal::from(1000);
+    huge.amount = bankpipe_model::Money::new(beyond, huge.amount.currency()).unwrap();
+    let refused = [huge];
+    let err = s.write_pages(run, &[page(&fresh), page(&refused)]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Money { .. }), "{err}");
+    assert!(s.transaction(&fresh[0].id.to_string()).await.unwrap().is_none(), "the page before it is not written");
+}
+every_store!(pages_written_together_as_one_on_every_store, pages_written_together_as_one);
+
 /// Source daily totals (DESIGN §3): stored, a later figure replacing an
 /// earlier one (and its last result), reconciled against the counted rows
 /// (posted, not MEMO, not superseded or a duplicate) of the accounts in
