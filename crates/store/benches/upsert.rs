@@ -75,6 +75,10 @@ async fn main() {
             measure("postgres", &pg, &pages).await;
             let pg = PgStore::open_in_schema(&url, Some(&format!("{schema}_batched"))).await.unwrap();
             measure_batched("postgres", &pg, &pages).await;
+            let db = sqlx::PgPool::connect(&url).await.unwrap();
+            for s in [schema.clone(), format!("{schema}_batched")] {
+                sqlx::query(&format!("DROP SCHEMA {s} CASCADE")).execute(&db).await.unwrap();
+            }
         }
         Err(_) => println!("upsert postgres: skipped (BANKPIPE_TEST_DATABASE_URL is not set)"),
     }
