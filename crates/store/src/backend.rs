@@ -911,25 +911,14 @@ macro_rules! store_impl {
                 let mut mismatches = Vec::new();
                 let mut results = Vec::with_capacity(targets.len());
                 for t in targets {
-                    let (mut minor, mut count) = (0i64, 0i64);
-                    for account in &t.scope {
-                        let key = (t.source.to_string(), account.clone(), t.date.to_string(), t.currency.code().to_owned());
-                        if let Some((m, c)) = sums.get(&key) {
-                            // Amounts are bounded at 10^12 minor units, so a day
-                            // cannot reach i64::MAX; should it, fail loudly.
-                            let overflow = || StoreError::Money {
-                                id: format!("daily total {} {} {} {}", t.source, t.account, t.date, t.currency.code()),
-                                cause: "the sum of the day's amounts exceeds 64-bit minor units".into(),
-                            };
-                            minor = minor.checked_add(*m).ok_or_else(overflow)?;
-                            count = count.checked_add(*c).ok_or_else(overflow)?;
-                        }
-                    }
-                    let computed_net = Money::from_minor_units(minor, t.currency);
-                    let matches = computed_net == t.reported.net_total && u64::try_from(count).ok() == Some(t.reported.transaction_count);
+                    let (date, currency) = (t.date.to_string(), t.currency.code().to_owned());
+                    let (computed_net, computed_count, matches) = crate::types::reconcile(&t, |account| {
+                        sums.get(&(t.source.to_string(), account.to_owned(), date.clone(), currency.clone())).copied()
+                    })?;
+                    let count = i64::try_from(computed_count).unwrap_or(i64::MAX);
                     results.push((t.clone(), computed_net.amount().to_string(), count, if matches { "match" } else { "mismatch" }));
                     if !matches {
-                        mismatches.push(TotalMismatch { target: t, computed_net, computed_count: count.max(0) as u64 });
+                        mismatches.push(TotalMismatch { target: t, computed_net, computed_count });
                     }
                 }
                 let mut db = self.write_tx().await?;

@@ -742,20 +742,8 @@ impl crate::TransactionStore for MemoryStore {
             if since.is_some_and(|d| t.date < d) {
                 continue;
             }
-            let (mut minor, mut count) = (0i64, 0i64);
-            for account in &t.scope {
-                if let Some((m, c)) = sums.get(&(&*t.source, account.as_str(), t.date, t.currency)) {
-                    let overflow = || StoreError::Money {
-                        id: format!("daily total {} {} {} {}", t.source, t.account, t.date, t.currency.code()),
-                        cause: "the sum of the day's amounts exceeds 64-bit minor units".into(),
-                    };
-                    minor = minor.checked_add(*m).ok_or_else(overflow)?;
-                    count = count.checked_add(*c).ok_or_else(overflow)?;
-                }
-            }
-            let computed_net = Money::from_minor_units(minor, t.currency);
-            let computed_count = count.max(0) as u64;
-            let matches = computed_net == t.reported.net_total && computed_count == t.reported.transaction_count;
+            let (computed_net, computed_count, matches) =
+                crate::types::reconcile(t, |account| sums.get(&(&*t.source, account, t.date, t.currency)).copied())?;
             results.push((key.clone(), (computed_net, computed_count, if matches { "match" } else { "mismatch" })));
             if !matches {
                 mismatches.push(TotalMismatch { target: t.clone(), computed_net, computed_count });

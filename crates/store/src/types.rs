@@ -179,6 +179,37 @@ impl std::fmt::Display for TotalMismatch {
     }
 }
 
+/// Reconcile one source daily total (DESIGN §3) against the counted rows
+/// stored: `sum_of(account)` gives, for one account of `t.scope`, the sum
+/// (ISO 4217 minor units) and number of its counted rows on `t`'s date in
+/// `t`'s currency, when it has any. Returns the computed net, the computed
+/// count and whether both equal the source's figure.
+///
+/// # Errors
+/// [`crate::StoreError::Money`] when the sum exceeds 64-bit minor units
+/// (amounts are bounded at 10^12 minor units, so a day cannot reach it;
+/// should it, this fails loudly instead of wrapping).
+pub(crate) fn reconcile(
+    t: &ReconcileTarget,
+    mut sum_of: impl FnMut(&str) -> Option<(i64, i64)>,
+) -> Result<(Money, u64, bool), crate::StoreError> {
+    let (mut minor, mut count) = (0i64, 0i64);
+    for account in &t.scope {
+        if let Some((m, c)) = sum_of(account) {
+            let overflow = || crate::StoreError::Money {
+                id: format!("daily total {} {} {} {}", t.source, t.account, t.date, t.currency.code()),
+                cause: "the sum of the day's amounts exceeds 64-bit minor units".into(),
+            };
+            minor = minor.checked_add(m).ok_or_else(overflow)?;
+            count = count.checked_add(c).ok_or_else(overflow)?;
+        }
+    }
+    let computed_net = Money::from_minor_units(minor, t.currency);
+    let computed_count = u64::try_from(count).unwrap_or(0);
+    let matches = computed_net == t.reported.net_total && computed_count == t.reported.transaction_count;
+    Ok((computed_net, computed_count, matches))
+}
+
 /// One sink's delivery ledger in numbers (`bankpipe status`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SinkBacklog {
