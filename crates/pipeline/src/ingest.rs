@@ -11,7 +11,7 @@ use bankpipe_enrich::dedupe::{cross_source, supersede_pending, AccountRef, Dedup
 use bankpipe_enrich::identity::PageConflicts;
 use bankpipe_enrich::{resolve_targets, Categorizer, Walk};
 use bankpipe_http::HttpClient;
-use bankpipe_model::{Account, Status};
+use bankpipe_model::{Account, QuarantineRecord, Status, Transaction};
 use bankpipe_sources::live::{LiveSource, Window};
 use bankpipe_sources::{NormalizedPage, SourceKind};
 use bankpipe_store::{PageCounts, PageWrite, RunId, RunLog, TransactionStore};
@@ -165,6 +165,90 @@ const PAGES_AHEAD: usize = 8;
 /// writer is free (none wait while the store keeps up).
 const WRITE_BATCH_PAGES: usize = 8;
 
+/// What the writer of one walk keeps from page to page: the outcome so
+/// far, the previous page for conflict checks, the walk's accounts and
+/// reported totals, and the account copies already written.
+struct PageIntake<'c> {
+    categorizer: &'c Categorizer,
+    out: SourceOutcome,
+    /// Same id and updated_at, different content, on one page or the next
+    /// (where re-reads land): the later copy is stored (as the store does),
+    /// and the pair is reported, never silently.
+    conflicts: PageConflicts,
+    /// The walk's accounts and currencies, and the totals it reported: what
+    /// the source's daily totals are resolved against (DESIGN §3).
+    walk: Walk,
+    /// Accounts on some page's account list.
+    listed: BTreeSet<String>,
+    /// The last copy of each account sent to the store.
+    written: HashMap<String, Account>,
+}
+
+/// A page ready for the store.
+struct PreparedPage {
+    /// New or changed account copies only.
+    accounts: Vec<Account>,
+    /// Categorized; shared with the conflict check of the next page.
+    transactions: Arc<Vec<Transaction>>,
+    quarantine: Vec<QuarantineRecord>,
+}
+
+impl PageIntake<'_> {
+    /// Categorize `page`'s rows, note its accounts, dates, warnings and
+    /// reported totals, check it against the page before (warnings), and
+    /// keep only the account copies that changed.
+    fn prepare(&mut self, mut page: NormalizedPage) -> PreparedPage {
+        let out = &mut self.out;
+        for tx in &mut page.transactions {
+            self.categorizer.categorize(tx);
+            // A page has few accounts and many rows: an account's id is
+            // copied only the first time it is seen.
+            let account = &tx.source_account_id;
+            if !out.accounts.contains(account) {
+                out.accounts.insert(account.clone());
+            }
+            latest(&mut out.latest_seen, account, tx.booking_date);
+            if tx.status == Status::Posted {
+                latest(&mut out.latest_posted, account, tx.booking_date);
+            }
+        }
+        // Both copies are categorized by then: alike for alike content.
+        out.warnings.extend(self.conflicts.check(&page.transactions));
+        for a in &page.accounts {
+            out.accounts.insert(a.source_account_id.clone());
+            self.walk.accounts.entry(a.source_account_id.clone()).or_default().extend(a.currency);
+            self.listed.insert(a.source_account_id.clone());
+        }
+        for tx in &page.transactions {
+            match self.walk.accounts.get_mut(&tx.source_account_id) {
+                Some(currencies) => {
+                    currencies.insert(tx.amount.currency());
+                }
+                None => {
+                    self.walk.accounts.insert(tx.source_account_id.clone(), [tx.amount.currency()].into());
+                }
+            }
+        }
+        self.walk.reported.append(&mut page.reported_totals);
+        // A Truv page lists every account of the link: a copy this walk
+        // already wrote, unchanged, would merge into its own row as a
+        // no-op, so only new or changed copies go to the store (in page
+        // order, each compared with the copy before it).
+        let mut accounts: Vec<Account> = Vec::new();
+        for a in &page.accounts {
+            if self.written.get(&a.source_account_id) != Some(a) {
+                self.written.insert(a.source_account_id.clone(), a.clone());
+                accounts.push(a.clone());
+            }
+        }
+        out.warnings.extend(page.warnings);
+        // The next page is checked against this one.
+        let transactions = Arc::new(page.transactions);
+        self.conflicts.advance(Arc::clone(&transactions));
+        PreparedPage { accounts, transactions, quarantine: page.quarantine }
+    }
+}
+
 /// Walk one source over `window`, writing every page in page order while
 /// the next ones are fetched (at most [`PAGES_AHEAD`] waiting); the pages
 /// waiting when the writer is free are written together, in one store
@@ -180,26 +264,26 @@ pub async fn ingest_window<S: TransactionStore>(
     source: &impl PageSource,
     window: Window,
 ) -> Result<SourceOutcome> {
-    let mut out = SourceOutcome {
-        source: source.name().to_string(),
-        from: window.from,
-        to: window.to,
-        ..SourceOutcome::default()
+    let mut pages_in = PageIntake {
+        categorizer,
+        out: SourceOutcome {
+            source: source.name().to_string(),
+            from: window.from,
+            to: window.to,
+            ..SourceOutcome::default()
+        },
+        conflicts: PageConflicts::new(),
+        walk: Walk { source: source.name().clone(), ..Walk::default() },
+        listed: BTreeSet::new(),
+        written: HashMap::new(),
     };
-    // Same id and updated_at, different content, on one page or the next
-    // (where re-reads land): the later copy is stored (as the store does),
-    // and the pair is reported, never silently.
-    let mut conflicts = PageConflicts::new();
-    // The walk's accounts and currencies, and the totals it reported: what
-    // the source's daily totals are resolved against (DESIGN §3).
-    let mut walk = Walk { source: source.name().clone(), ..Walk::default() };
-    let mut listed: BTreeSet<String> = BTreeSet::new();
     // The next pages are fetched and normalized while this one is written:
     // the walk hands pages to a bounded channel (at most PAGES_AHEAD
     // waiting, so memory stays bounded) and the writer takes them in order.
     // A page is written whole or not at all (in one store transaction with
     // the pages waiting beside it), and the caller moves watermarks only
-    // after this returns, every page written. When writing fails the channel closes and the walk stops.
+    // after this returns, every page written. When writing fails the
+    // channel closes and the walk stops.
     let (sender, receiver) = tokio::sync::mpsc::channel::<NormalizedPage>(PAGES_AHEAD);
     let fetch = async {
         let sender = sender;
@@ -209,72 +293,22 @@ pub async fn ingest_window<S: TransactionStore>(
     };
     let write = async {
         let mut receiver = receiver;
-        let mut written: HashMap<String, Account> = HashMap::new();
+        let intake = &mut pages_in;
         while let Some(first) = receiver.recv().await {
             // The pages already waiting join this one: one store
             // transaction (one commit) for all of them.
-            let mut pages = vec![first];
-            while pages.len() < WRITE_BATCH_PAGES {
+            let mut prepared = vec![intake.prepare(first)];
+            while prepared.len() < WRITE_BATCH_PAGES {
                 match receiver.try_recv() {
-                    Ok(page) => pages.push(page),
+                    Ok(page) => prepared.push(intake.prepare(page)),
                     Err(_) => break,
                 }
             }
-            let mut prepared = Vec::with_capacity(pages.len());
-            for mut page in pages {
-                for tx in &mut page.transactions {
-                    categorizer.categorize(tx);
-                    // A page has few accounts and many rows: an account's id is
-                    // copied only the first time it is seen.
-                    let account = &tx.source_account_id;
-                    if !out.accounts.contains(account) {
-                        out.accounts.insert(account.clone());
-                    }
-                    latest(&mut out.latest_seen, account, tx.booking_date);
-                    if tx.status == Status::Posted {
-                        latest(&mut out.latest_posted, account, tx.booking_date);
-                    }
-                }
-                // Both copies are categorized by then: alike for alike content.
-                out.warnings.extend(conflicts.check(&page.transactions));
-                for a in &page.accounts {
-                    out.accounts.insert(a.source_account_id.clone());
-                    walk.accounts.entry(a.source_account_id.clone()).or_default().extend(a.currency);
-                    listed.insert(a.source_account_id.clone());
-                }
-                for tx in &page.transactions {
-                    match walk.accounts.get_mut(&tx.source_account_id) {
-                        Some(currencies) => {
-                            currencies.insert(tx.amount.currency());
-                        }
-                        None => {
-                            walk.accounts.insert(tx.source_account_id.clone(), [tx.amount.currency()].into());
-                        }
-                    }
-                }
-                walk.reported.append(&mut page.reported_totals);
-                // A Truv page lists every account of the link: a copy this walk
-                // already wrote, unchanged, would merge into its own row as a
-                // no-op, so only new or changed copies go to the store (in
-                // page order, each compared with the copy before it).
-                let mut changed: Vec<Account> = Vec::new();
-                for a in &page.accounts {
-                    if written.get(&a.source_account_id) != Some(a) {
-                        written.insert(a.source_account_id.clone(), a.clone());
-                        changed.push(a.clone());
-                    }
-                }
-                out.warnings.extend(page.warnings);
-                // The next page of the batch is checked against this one.
-                let transactions = Arc::new(page.transactions);
-                conflicts.advance(Arc::clone(&transactions));
-                prepared.push((changed, transactions, page.quarantine));
-            }
             let writes: Vec<PageWrite<'_>> = prepared
                 .iter()
-                .map(|(accounts, transactions, quarantine)| PageWrite { accounts, transactions, quarantine })
+                .map(|p| PageWrite { accounts: &p.accounts, transactions: &p.transactions, quarantine: &p.quarantine })
                 .collect();
-            out.add(store.write_pages(run, &writes).await?);
+            intake.out.add(store.write_pages(run, &writes).await?);
         }
         anyhow::Ok(())
     };
@@ -282,6 +316,7 @@ pub async fn ingest_window<S: TransactionStore>(
     // A write error first: it is why the walk stopped, if it did.
     written?;
     let stats = fetched?;
+    let PageIntake { mut out, walk, listed, .. } = pages_in;
     // Accounts seen only on transactions (in no account list) still get a
     // row: bare, with their currency when it is a single one. The store
     // merges it with any fuller row (its empty fields never overwrite).
