@@ -538,12 +538,13 @@ pub fn dedupe_config(config: &Config) -> DedupeConfig {
 /// accounts (and the accounts linked to them), booked on or after `since`
 /// (less the matching windows). Works one account group (an account and
 /// the accounts linked to it) at a time, so memory holds one group's
-/// candidates, not the whole history. Returns (superseded, duplicates)
-/// newly marked.
+/// candidates, not the whole history; a group with no pending row and no
+/// link is not read (no decision is possible). Returns (superseded,
+/// duplicates) newly marked.
 ///
 /// # Errors
 /// Store errors.
-pub async fn dedupe<S: TransactionStore>(
+pub async fn dedupe<S: RunLog + TransactionStore>(
     store: &S,
     run: RunId,
     config: &Config,
@@ -555,8 +556,21 @@ pub async fn dedupe<S: TransactionStore>(
     let since = since
         .map(|d| d - chrono::Days::new(cfg.pending_days.max(cfg.cross_source_days).unsigned_abs()))
         .unwrap_or(NaiveDate::MIN);
+    // Pending → posted needs a pending row (not MEMO, not yet decided) and
+    // cross-source pairing needs a link: an account with neither cannot
+    // gain a decision, and its rows are not read at all.
+    let mut pending: BTreeSet<(String, String)> = BTreeSet::new();
+    for source in touched.iter().map(|(s, _)| s).collect::<BTreeSet<_>>() {
+        for (account, _) in store.oldest_pending(source, since).await? {
+            pending.insert((source.clone(), account));
+        }
+    }
+    let linked = |a: &AccountRef| links.iter().any(|(x, y)| x == a || y == a);
     let (mut superseded, mut duplicates) = (0, 0);
     for group in account_groups(touched, &links) {
+        if !group.iter().any(|a| pending.contains(a) || linked(a)) {
+            continue;
+        }
         let mut candidates = store.dedupe_candidates(&group, since).await?;
         let mut decisions = supersede_pending(&candidates, &cfg);
         // Superseded rows take no further part: cross-source pairs the rest.
