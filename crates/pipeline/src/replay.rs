@@ -93,8 +93,8 @@ pub fn bind(
 }
 
 /// Replay `feeds` into `store` (empty, and dropped afterwards: replay
-/// records a run there like a sync) and write the files of `output`. Returns the summary
-/// also written as `summary.json`.
+/// records a run there like a sync) and write the files of `output`.
+/// Returns the summary also written as `summary.json`.
 ///
 /// # Errors
 /// The first page error (named by file), store or file error.

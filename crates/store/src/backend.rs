@@ -187,24 +187,13 @@ macro_rules! store_impl {
                 transactions: &[Transaction],
                 quarantine: &[QuarantineRecord],
             ) -> Result<PageCounts, StoreError> {
-                // Within a page the newest sighting of an id wins (later on
-                // ties): the sort is stable, so a run of equal ids is in page
-                // order. Rows are then written in id order.
-                // (Indexes are sorted, not the rows: a row is a large struct.)
+                // Within a page the newest sighting of an id wins; rows are
+                // then written in id order.
                 let rows = transactions.iter().map(TxRow::from_tx).collect::<Result<Vec<_>, _>>()?;
-                let mut order: Vec<usize> = (0..rows.len()).collect();
-                order.sort_by(|&a, &b| rows[a].id.cmp(&rows[b].id));
-                let mut winners: Vec<usize> = Vec::with_capacity(order.len());
-                for i in order {
-                    match winners.last_mut() {
-                        Some(held) if rows[*held].id == rows[i].id => {
-                            if rows[*held].updated_at <= rows[i].updated_at {
-                                *held = i;
-                            }
-                        }
-                        _ => winners.push(i),
-                    }
-                }
+                let keys: Vec<(&str, Option<&str>)> =
+                    rows.iter().map(|r| (r.id.as_str(), r.updated_at.as_deref())).collect();
+                let winners = crate::types::newest_per_id(&keys);
+                drop(keys);
                 let mut rows: Vec<Option<TxRow>> = rows.into_iter().map(Some).collect();
                 let latest: Vec<TxRow> = winners.into_iter().filter_map(|i| rows[i].take()).collect();
                 drop(rows);

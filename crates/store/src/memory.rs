@@ -471,22 +471,13 @@ impl crate::TransactionStore for MemoryStore {
     ) -> Result<PageCounts, StoreError> {
         // Within a page the newest sighting of an id wins (later on ties),
         // as in the SQL stores (instants compare as stored: to the microsecond).
-        let mut latest: Vec<Box<Stored>> = Vec::with_capacity(transactions.len());
+        let mut rows: Vec<Option<Box<Stored>>> = Vec::with_capacity(transactions.len());
         for tx in transactions {
-            latest.push(Stored::of(tx.clone())?);
+            rows.push(Some(Stored::of(tx.clone())?));
         }
-        latest.sort_by_key(|s| s.tx.id); // stable: equal ids stay in page order
-        let mut winners: Vec<Box<Stored>> = Vec::with_capacity(latest.len());
-        for s in latest {
-            match winners.last_mut() {
-                Some(held) if held.tx.id == s.tx.id => {
-                    if held.tx.updated_at <= s.tx.updated_at {
-                        *held = s;
-                    }
-                }
-                _ => winners.push(s),
-            }
-        }
+        let keys: Vec<_> = rows.iter().flatten().map(|s| (s.tx.id, s.tx.updated_at)).collect();
+        let winners: Vec<Box<Stored>> =
+            newest_per_id(&keys).into_iter().filter_map(|i| rows.get_mut(i).and_then(Option::take)).collect();
         let mut counts = PageCounts { unchanged: (transactions.len() - winners.len()) as u64, ..PageCounts::default() };
         let mut inner = self.lock();
         let mut posted: Vec<CanonicalId> = Vec::new();

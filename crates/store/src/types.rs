@@ -179,6 +179,28 @@ impl std::fmt::Display for TotalMismatch {
     }
 }
 
+/// Identity dedupe within one page (DESIGN §4 rule 1): `keys[i]` is the
+/// (id, `updated_at`) of the page's `i`-th row. Of the rows sharing an id,
+/// the newest `updated_at` wins, the later row on ties (the sort is stable,
+/// so a run of equal ids is in page order). Returns the winners' indexes in
+/// id order (indexes, not rows: a row is a large struct).
+pub(crate) fn newest_per_id<K: Ord, U: Ord>(keys: &[(K, U)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| keys[a].0.cmp(&keys[b].0));
+    let mut winners: Vec<usize> = Vec::with_capacity(order.len());
+    for i in order {
+        match winners.last_mut() {
+            Some(held) if keys[*held].0 == keys[i].0 => {
+                if keys[*held].1 <= keys[i].1 {
+                    *held = i;
+                }
+            }
+            _ => winners.push(i),
+        }
+    }
+    winners
+}
+
 /// Reconcile one source daily total (DESIGN §3) against the counted rows
 /// stored: `sum_of(account)` gives, for one account of `t.scope`, the sum
 /// (ISO 4217 minor units) and number of its counted rows on `t`'s date in
@@ -523,4 +545,19 @@ pub struct RateObservation {
     pub retry_after_ms: Option<i64>,
     /// `Retry-After` as an HTTP-date, Unix milliseconds (UTC).
     pub retry_at_unix_ms: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::newest_per_id;
+
+    #[test]
+    fn newest_sighting_wins_and_the_later_one_on_ties() {
+        // (id, updated_at) in page order.
+        let keys = [("b", Some(2)), ("a", Some(5)), ("b", Some(1)), ("a", Some(5)), ("c", None), ("c", Some(0))];
+        // a: two equal stamps, the later (3) wins; b: the newer (0) wins
+        // over a later, older copy; c: a stamp beats none.
+        assert_eq!(newest_per_id(&keys), [3, 0, 5]);
+        assert!(newest_per_id::<&str, u8>(&[]).is_empty());
+    }
 }
