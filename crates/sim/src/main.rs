@@ -86,6 +86,11 @@ struct Args {
     /// Generator seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Accounts of each generated dataset (`--truv-generate`,
+    /// `--firefly-generate`); the records are spread over them, so more
+    /// accounts cover fewer days.
+    #[arg(long, default_value_t = GenConfig::default().accounts, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    accounts: u32,
 }
 
 #[tokio::main]
@@ -100,7 +105,7 @@ async fn main() -> Result<(), String> {
         drift: args.drift,
         ..Faults::none()
     };
-    let gen = |n| GenConfig { transactions: n, seed: args.seed, ..GenConfig::default() };
+    let gen = |n| GenConfig { transactions: n, seed: args.seed, accounts: args.accounts, ..GenConfig::default() };
     let port = |i: u16| if args.port_base == 0 { 0 } else { args.port_base + i };
     let mut servers = Vec::new();
     let cfg = TruvConfig { daily_totals: args.truv_daily_totals, faults: faults.clone(), ..TruvConfig::default() };
