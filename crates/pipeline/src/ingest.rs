@@ -277,30 +277,36 @@ pub async fn ingest_window<S: TransactionStore>(
         listed: BTreeSet::new(),
         written: HashMap::new(),
     };
-    // The next pages are fetched and normalized while this one is written:
-    // the walk hands pages to a bounded channel (at most PAGES_AHEAD
-    // waiting, so memory stays bounded) and the writer takes them in order.
+    // The next pages are fetched, normalized and prepared (categorized,
+    // checked for conflicts) while the waiting ones are written: the walk
+    // prepares each page and hands it to a bounded channel (at most
+    // PAGES_AHEAD waiting, so memory stays bounded), and the writer takes
+    // them in order. The two run as one task, so a page is prepared while
+    // the writer waits for the database, not between its statements.
     // A page is written whole or not at all (in one store transaction with
     // the pages waiting beside it), and the caller moves watermarks only
     // after this returns, every page written. When writing fails the
     // channel closes and the walk stops.
-    let (sender, receiver) = tokio::sync::mpsc::channel::<NormalizedPage>(PAGES_AHEAD);
+    let (sender, receiver) = tokio::sync::mpsc::channel::<PreparedPage>(PAGES_AHEAD);
     let fetch = async {
-        let sender = sender;
+        let (sender, intake) = (sender, &mut pages_in);
         source
-            .walk(window, async |page| sender.send(page).await.map_err(|_| anyhow::anyhow!("the page writer stopped")))
+            .walk(window, async |page| {
+                let prepared = intake.prepare(page);
+                sender.send(prepared).await.map_err(|_| anyhow::anyhow!("the page writer stopped"))
+            })
             .await
     };
     let write = async {
         let mut receiver = receiver;
-        let intake = &mut pages_in;
+        let mut counts = PageCounts::default();
         while let Some(first) = receiver.recv().await {
             // The pages already waiting join this one: one store
             // transaction (one commit) for all of them.
-            let mut prepared = vec![intake.prepare(first)];
+            let mut prepared = vec![first];
             while prepared.len() < WRITE_BATCH_PAGES {
                 match receiver.try_recv() {
-                    Ok(page) => prepared.push(intake.prepare(page)),
+                    Ok(page) => prepared.push(page),
                     Err(_) => break,
                 }
             }
@@ -308,14 +314,15 @@ pub async fn ingest_window<S: TransactionStore>(
                 .iter()
                 .map(|p| PageWrite { accounts: &p.accounts, transactions: &p.transactions, quarantine: &p.quarantine })
                 .collect();
-            intake.out.add(store.write_pages(run, &writes).await?);
+            counts.add(store.write_pages(run, &writes).await?);
         }
-        anyhow::Ok(())
+        anyhow::Ok(counts)
     };
     let (fetched, written) = tokio::join!(fetch, write);
     // A write error first: it is why the walk stopped, if it did.
-    written?;
+    let counts = written?;
     let stats = fetched?;
+    pages_in.out.add(counts);
     let PageIntake { mut out, walk, listed, .. } = pages_in;
     // Accounts seen only on transactions (in no account list) still get a
     // row: bare, with their currency when it is a single one. The store

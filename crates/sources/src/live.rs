@@ -242,18 +242,34 @@ impl LiveSource {
             }
             let response = client.get(&self.endpoint, &url).await.map_err(LiveError::from)?;
             let label = url.to_string();
-            let next = match self.kind {
-                SourceKind::Truv => {
-                    let (page, cursor) =
-                        truv::normalize_page(&self.ctx, &label, &response.body).map_err(LiveError::from)?;
+            // Parsing and normalizing a page is the walk's CPU work (about a
+            // millisecond per 1,000 records): done on a blocking thread so
+            // that the caller's other futures — the store writer polled
+            // beside this walk — are not held up meanwhile.
+            let parsed = {
+                let (ctx, kind, body) = (self.ctx.clone(), self.kind, response.body.clone());
+                match tokio::task::spawn_blocking(move || parse_page(&ctx, kind, &label, &body)).await {
+                    Ok(parsed) => parsed,
+                    // A panic stays a panic, as if parsed here.
+                    Err(e) => match e.try_into_panic() {
+                        Ok(panic) => std::panic::resume_unwind(panic),
+                        Err(e) => {
+                            let problem = format!("parsing was cancelled: {e}");
+                            Err(PageError::Chain { file: url.to_string(), problem })
+                        }
+                    },
+                }
+            };
+            let label = url.to_string();
+            let ParsedPage { page, cursor, ids, anonymous: unnamed } = parsed.map_err(LiveError::from)?;
+            let next = match cursor {
+                Cursor::Truv(cursor) => {
                     truv_chain.accept(&label, &cursor).map_err(LiveError::from)?;
                     expected = cursor.count.or(expected);
                     let next = cursor.next.as_deref().map(|n| self.resolve(&url, n)).transpose()?;
                     (page, next)
                 }
-                SourceKind::Firefly => {
-                    let (page, cursor) =
-                        firefly::normalize_page(&self.ctx, &label, &response.body).map_err(LiveError::from)?;
+                Cursor::Firefly(cursor) => {
                     firefly_chain.accept(&label, &cursor).map_err(LiveError::from)?;
                     expected = cursor.total.or(expected);
                     let next = (cursor.current_page < cursor.total_pages)
@@ -262,7 +278,8 @@ impl LiveSource {
                     (page, next)
                 }
             };
-            anonymous += record_ids(self.kind, &response.body, seen);
+            seen.extend(ids);
+            anonymous += unnamed;
             let (mut page, next) = next;
             let drifted = drift.check(&page.transactions, stats.pages + 1);
             stats.drifted += drifted.len() as u64;
@@ -333,11 +350,37 @@ fn describe(window: Window) -> String {
     format!("{}..{}", side(window.from, "the beginning"), side(window.to, "now"))
 }
 
-/// Add the source's own ids of the records of a raw page to `seen` (Truv
+/// A fetched page, parsed: normalized, its cursor, and the source's own
+/// record ids (with the number of records that have none).
+struct ParsedPage {
+    page: NormalizedPage,
+    cursor: Cursor,
+    ids: Vec<String>,
+    anonymous: u64,
+}
+
+/// A page's pagination cursor, per API.
+enum Cursor {
+    Truv(truv::TruvCursor),
+    Firefly(firefly::FireflyCursor),
+}
+
+/// Normalize the page `body` fetched from `label` and list its record ids.
+fn parse_page(ctx: &NormalizeContext, kind: SourceKind, label: &str, body: &[u8]) -> Result<ParsedPage, PageError> {
+    let (page, cursor) = match kind {
+        SourceKind::Truv => truv::normalize_page(ctx, label, body).map(|(p, c)| (p, Cursor::Truv(c)))?,
+        SourceKind::Firefly => firefly::normalize_page(ctx, label, body).map(|(p, c)| (p, Cursor::Firefly(c)))?,
+    };
+    let mut ids = Vec::new();
+    let anonymous = record_ids(kind, body, &mut ids);
+    Ok(ParsedPage { page, cursor, ids, anonymous })
+}
+
+/// Push the source's own ids of the records of a raw page onto `seen` (Truv
 /// `transactions[].id`, Firefly `data[].attributes.transactions[].transaction_journal_id`);
 /// returns how many records had no readable id. A page that does not parse
 /// here has already failed normalization.
-fn record_ids(kind: SourceKind, body: &[u8], seen: &mut HashSet<String>) -> u64 {
+fn record_ids(kind: SourceKind, body: &[u8], seen: &mut Vec<String>) -> u64 {
     use std::borrow::Cow;
 
     use serde::de::IgnoredAny;
@@ -398,9 +441,7 @@ fn record_ids(kind: SourceKind, body: &[u8], seen: &mut HashSet<String>) -> u64 
     }
     let mut anonymous = 0;
     let mut add = |id: Option<AnyId<'_>>| match id.and_then(AnyId::text) {
-        Some(i) => {
-            seen.insert(i);
-        }
+        Some(i) => seen.push(i),
         None => anonymous += 1,
     };
     match kind {
