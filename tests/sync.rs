@@ -251,6 +251,20 @@ async fn configuration_problems_exit_2_naming_the_key() {
     assert!(stderr.contains("database_url") && stderr.contains("mysql"), "{stderr}");
 }
 
+/// The indexes of `transactions` that have a definition, as SQLite lists them.
+async fn transaction_indexes(db: &std::path::Path) -> Vec<(String, String)> {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let list = sqlx::query_as(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'transactions' AND sql IS NOT NULL \
+         ORDER BY name",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    list
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn backfill_resumes_after_kill_9_with_nothing_lost_or_doubled() {
     let gen =
@@ -294,6 +308,14 @@ async fn backfill_resumes_after_kill_9_with_nothing_lost_or_doubled() {
     child.wait().unwrap();
     assert!(db.exists());
     let killed_after = truv.requests();
+    // The first load deferred the secondary indexes and died before
+    // building them: the resumed backfill (opening the database with no
+    // other holder of its lock) builds exactly the schema's.
+    let fresh = tempfile::tempdir().unwrap();
+    let fresh_db = fresh.path().join("fresh.db");
+    drop(bankpipe_store::SqliteStore::open(&format!("sqlite://{}", fresh_db.display())).await.unwrap());
+    let schema = transaction_indexes(&fresh_db).await;
+    assert!(transaction_indexes(&db).await.is_empty(), "deferred while loading");
     let resumed = json_out(&bankpipe_async([cmd.clone(), args(&["--json"])].concat(), SIM_ENV.to_vec()).await);
     assert_eq!(resumed["outcome"], "ok");
     let windows = 25; // 2024-01-01..=2025-12-31 in 30-day windows
@@ -306,6 +328,7 @@ async fn backfill_resumes_after_kill_9_with_nothing_lost_or_doubled() {
     let ids: std::collections::BTreeSet<_> = rows.iter().map(|r| r["id"].clone()).collect();
     assert_eq!(ids.len(), rows.len(), "no duplicates");
     assert_eq!(rows.len(), unique, "nothing lost");
+    assert_eq!(transaction_indexes(&db).await, schema, "every index built again");
     // A third run has nothing left to do.
     let again = json_out(&bankpipe_async([cmd, args(&["--json"])].concat(), SIM_ENV.to_vec()).await);
     assert_eq!(source(&again, "truv")["pages"], 0, "every window is checkpointed");

@@ -126,6 +126,9 @@ pub async fn backfill<S: Store>(
         .collect();
     units.push(UnitSpec { unit: DEDUPE.to_owned(), phase: Phase::Dedupe });
     let (joined, run) = round::join(store, &worker, RunKind::Backfill, &units, &timing).await?;
+    // A first load (an empty store) inserts into the primary key alone;
+    // the dedupe unit builds the other indexes before it reads them.
+    store.defer_indexes().await?;
     let mut totals: Vec<SourceOutcome> = sources
         .iter()
         .map(|s| SourceOutcome {
@@ -144,6 +147,7 @@ pub async fn backfill<S: Store>(
     let work = round::work(store, joined.round, &worker, &timing, &watch, async |claimed, fence| {
         if claimed.unit == DEDUPE {
             let work = async {
+                store.build_deferred_indexes().await?;
                 let names: BTreeSet<&str> = names.iter().copied().collect();
                 let accounts: BTreeSet<(String, String)> = store
                     .accounts()
@@ -212,7 +216,9 @@ pub async fn backfill<S: Store>(
         }
     });
     let finished = round::with_heartbeat(store, &worker, &timing, &watch, work).await;
-    let result: Result<()> = match (finished, fatal) {
+    // Built here too when the round stopped before its dedupe unit.
+    let built = store.build_deferred_indexes().await;
+    let result: Result<()> = match (finished.and(built.map(drop).map_err(Into::into)), fatal) {
         (Err(e), _) | (Ok(()), Some(e)) => Err(e),
         (Ok(()), None) if !failures.is_empty() => Err(CompletedWithFailures(failures.join("; ")).into()),
         (Ok(()), None) => Ok(()),

@@ -93,17 +93,22 @@ pub async fn sync<S: Store>(
     let worker = leases::worker_info(hash);
     let units = round_units(config, sources);
     let (joined, run) = round::join(store, &worker, RunKind::Sync, &units, &timing).await?;
+    // A first load (an empty store) inserts into the primary key alone;
+    // the dedupe unit builds the other indexes before it reads them.
+    store.defer_indexes().await?;
     let ctx =
         Ctx { store, config, categorizer, sources, full, zone, run, round: joined.round, worker: &worker, timing };
     let watch = LeaseWatch::default();
     let mut done = Done::new(config);
     let finished = round::with_heartbeat(store, &worker, &timing, &watch, work_round(&ctx, &watch, &mut done)).await;
+    // Built here too when the round stopped before its dedupe unit.
+    let built = store.build_deferred_indexes().await;
     let Done { outcomes, mut errors, fatal, superseded, duplicates, deliveries, failed_sinks } = done;
     // As before leases: a sink whose pass failed is named in the errors,
     // not in the deliveries.
     let deliveries: Vec<DeliveryReport> =
         deliveries.into_iter().filter(|(i, _)| !failed_sinks.contains(i)).map(|(_, r)| r).collect();
-    let result: Result<(u64, u64)> = match (finished, fatal) {
+    let result: Result<(u64, u64)> = match (finished.and(built.map(drop).map_err(Into::into)), fatal) {
         (Err(e), _) | (Ok(()), Some(e)) => Err(e),
         (Ok(()), None) => Ok((superseded, duplicates)),
     };
@@ -341,6 +346,7 @@ async fn fetched<S: Store>(ctx: &Ctx<'_, S>) -> Result<(BTreeSet<(String, String
 async fn dedupe_unit<S: Store>(ctx: &Ctx<'_, S>, claimed: &Claimed, done: &mut Done) -> Ended {
     let work = async {
         let (touched, since) = fetched(ctx).await?;
+        ctx.store.build_deferred_indexes().await?;
         // The fetch phase may have bulk-loaded the tables the pairing and
         // the outbox query next.
         ctx.store.refresh_statistics().await?;

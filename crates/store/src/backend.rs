@@ -875,6 +875,14 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn defer_indexes(&self) -> Result<bool, StoreError> {
+                self.defer_transaction_indexes().await
+            }
+
+            async fn build_deferred_indexes(&self) -> Result<u64, StoreError> {
+                self.build_transaction_indexes().await
+            }
+
             async fn reconcile_source_totals(&self, since: Option<NaiveDate>) -> Result<Vec<TotalMismatch>, StoreError> {
                 let fail = self.fail("reconciling source daily totals");
                 let targets = self.source_totals(since).await?;

@@ -208,6 +208,24 @@ pub trait TransactionStore: Send + Sync {
     /// PostgreSQL at 97,000 rows: queueing one sink ran for minutes; the
     /// same statement with fresh statistics took 1.2 s).
     fn refresh_statistics(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Start a bulk first load: when no transaction is stored yet, drop the
+    /// secondary indexes of `transactions` and keep their definitions (one
+    /// store transaction), so that the pages that follow insert into the
+    /// primary key alone; [`TransactionStore::build_deferred_indexes`]
+    /// builds them again, each in one sorted pass. Returns whether indexes
+    /// were deferred. SQLite only: on PostgreSQL (other workers read the
+    /// indexes meanwhile) and in memory it does nothing and returns `false`.
+    ///
+    /// Until they are built, reads that use them (dedupe, the outbox,
+    /// `status`) are slower but not different. A process that dies in
+    /// between leaves the definitions stored; the next process that opens
+    /// the database while no sync or backfill holds its lock builds them.
+    fn defer_indexes(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Build every index [`TransactionStore::defer_indexes`] deferred, in
+    /// one store transaction; returns how many (0 when none is deferred).
+    fn build_deferred_indexes(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// The delivery ledger (DESIGN §6): the outbox's rows and their

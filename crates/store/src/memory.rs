@@ -752,4 +752,13 @@ impl crate::TransactionStore for MemoryStore {
     async fn refresh_statistics(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Nothing to defer: no index is kept apart from the rows.
+    async fn defer_indexes(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    async fn build_deferred_indexes(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }

@@ -33,6 +33,7 @@ pub(crate) const SQLITE: &[Embedded] = &[
     (9, "export order", include_str!("../migrations/sqlite/0009_export_order.sql")),
     (10, "work leases", include_str!("../migrations/sqlite/0010_work_leases.sql")),
     (11, "shared rate budgets", include_str!("../migrations/sqlite/0011_shared_rate_budgets.sql")),
+    (12, "deferred indexes", include_str!("../migrations/sqlite/0012_deferred_indexes.sql")),
 ];
 
 /// The PostgreSQL schema, in version order.
@@ -48,6 +49,7 @@ pub(crate) const POSTGRES: &[Embedded] = &[
     (9, "export order", include_str!("../migrations/postgres/0009_export_order.sql")),
     (10, "work leases", include_str!("../migrations/postgres/0010_work_leases.sql")),
     (11, "shared rate budgets", include_str!("../migrations/postgres/0011_shared_rate_budgets.sql")),
+    (12, "deferred indexes", include_str!("../migrations/postgres/0012_deferred_indexes.sql")),
 ];
 
 /// A [`MigrationSource`] over an embedded list.
@@ -92,10 +94,10 @@ mod tests {
     /// adds its line here.
     #[test]
     fn embedded_checksums_are_pinned() {
-        let pinned: [(&[Embedded], [&str; 11]); 2] = [
+        let pinned: [(&[Embedded], &[&str]); 2] = [
             (
                 SQLITE,
-                [
+                &[
                     "fb4212b33e62cb990a3e855bdfcdf598bba5e6d2109989d9be6fb24bd72f3a896d43184778b9d9e4770a8fa0f96f5adb",
                     "6b543dd5e3f33b3d97bd04a1a5838217c31fde56c4d91f0b3044332389010ea6bda30b6531ff55bc6e309fa2b9abf7e3",
                     "98ea32d0491eb3a38c2599c84c7a69e1d126c85dd76d97cbd3dabaa5b44f6072a3bb1a34ee65724d2ac51763631d89a5",
@@ -107,11 +109,12 @@ mod tests {
                     "78cd5428df0f690b50ac4247ff096a92482d8321a98831ecc873b730f188468369743290bcbbc09af31b6b31a55d26d5",
                     "98c479e8eafa184d96489ef18754d1d41460bc8f2fcd87e33f2a9bc50e352c36cdd589146625c3ac45282ddfd0005b72",
                     "46302100b7581bf40e9df552dde93e07de3527df670e1fefd70e4f7097d939eba77049087be3dcf7fafb4ebd6b2391fc",
+                    "7b4fecb3d4079e1d4bbc940b506ca3c5cdb2f0f990c7f6d65205482bcc21f4944f66462231d175d50726911030651a7d",
                 ],
             ),
             (
                 POSTGRES,
-                [
+                &[
                     "2f52a6e78d7b3e127d48fac25f84147418e7718f0e2e3fb5573b5b9125e6e4d11bd61352d6d11a2f83f495f21d6693fd",
                     "6b543dd5e3f33b3d97bd04a1a5838217c31fde56c4d91f0b3044332389010ea6bda30b6531ff55bc6e309fa2b9abf7e3",
                     "98ea32d0491eb3a38c2599c84c7a69e1d126c85dd76d97cbd3dabaa5b44f6072a3bb1a34ee65724d2ac51763631d89a5",
@@ -123,13 +126,20 @@ mod tests {
                     "78cd5428df0f690b50ac4247ff096a92482d8321a98831ecc873b730f188468369743290bcbbc09af31b6b31a55d26d5",
                     "74b9a8df58e76eeb840b62e1cfc7a4f64c8c9fb6d4dbde20ca106ccfa4a54fcb527050d02ea7ddd38446b65cb3a7808c",
                     "6909d48ac9929e219ea9f49cb9142457973f4574eaefdedb369d7feb9cd680090544092a44e0e2bea45c749287fe8ce5",
+                    "c39f7974125a92d9feb728c596723f6d050e9320c2675a119fb0e68bb6316e4809b83c19ce0415da050538ca5767cc69",
                 ],
             ),
         ];
         for (list, sums) in pinned {
             assert_eq!(list.len(), sums.len(), "a migration was added or removed: pin its checksum here");
             for (m, want) in migrations(list).iter().zip(sums) {
-                assert_eq!(hex(&m.checksum), want, "migration {} ({}) changed after release", m.version, m.description);
+                assert_eq!(
+                    hex(&m.checksum),
+                    *want,
+                    "migration {} ({}) changed after release",
+                    m.version,
+                    m.description
+                );
             }
         }
     }

@@ -246,6 +246,16 @@ impl PgStore {
         })
     }
 
+    /// Indexes stay: other workers read them while one loads.
+    async fn defer_transaction_indexes(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    /// Nothing is ever deferred on PostgreSQL.
+    async fn build_transaction_indexes(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
     /// The stored fingerprint, `updated_at` and supersession of those of
     /// `ids` that are stored.
     pub(crate) async fn stored_versions(

@@ -153,7 +153,29 @@ impl SqliteStore {
             .connect_with(options.pragma("cache_size", WRITER_CACHE_KIB).pragma("temp_store", "memory"))
             .await
             .map_err(fail("opening"))?;
-        Ok(SqliteStore { pool, writer, name, path, fence: None, scope: None })
+        let store = SqliteStore { pool, writer, name, path, fence: None, scope: None };
+        store.build_indexes_left_deferred().await?;
+        Ok(store)
+    }
+
+    /// Build the indexes a first backfill deferred and did not build (the
+    /// process died meanwhile) — unless a sync or backfill holds the
+    /// database's lock: that one may be the load still under way, and
+    /// builds them itself.
+    async fn build_indexes_left_deferred(&self) -> Result<(), StoreError> {
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deferred_indexes")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.fail("reading the deferred indexes"))?;
+        if left == 0 {
+            return Ok(());
+        }
+        let Ok(_lock) = self.lock().await else {
+            return Ok(());
+        };
+        tracing::info!(database = %self.name, indexes = left, "building the indexes an interrupted first backfill deferred");
+        self.build_transaction_indexes().await?;
+        Ok(())
     }
 
     /// The same database, unbound (shares the pools).
@@ -180,6 +202,80 @@ impl SqliteStore {
             operation: "starting a write transaction",
             cause: e.to_string(),
         })
+    }
+
+    /// [`TransactionStore::defer_indexes`](crate::TransactionStore::defer_indexes):
+    /// in one write transaction, when `transactions` is empty, record every
+    /// index of it that has a definition (the primary key's has none and
+    /// stays) in `deferred_indexes` and drop it.
+    async fn defer_transaction_indexes(&self) -> Result<bool, StoreError> {
+        let fail = self.fail("deferring the transaction indexes");
+        let mut db = self.write_tx().await?;
+        let stored: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM transactions)")
+            .fetch_one(&mut *db)
+            .await
+            .map_err(&fail)?;
+        if stored {
+            return Ok(false);
+        }
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'transactions' AND sql IS NOT NULL \
+             ORDER BY name",
+        )
+        .fetch_all(&mut *db)
+        .await
+        .map_err(&fail)?;
+        for (name, sql) in &indexes {
+            sqlx::query("INSERT INTO deferred_indexes (name, sql) VALUES (?, ?)")
+                .bind(name)
+                .bind(sql)
+                .execute(&mut *db)
+                .await
+                .map_err(&fail)?;
+            sqlx::query(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))
+                .execute(&mut *db)
+                .await
+                .map_err(&fail)?;
+        }
+        db.commit().await.map_err(&fail)?;
+        Ok(!indexes.is_empty())
+    }
+
+    /// [`TransactionStore::build_deferred_indexes`](crate::TransactionStore::build_deferred_indexes):
+    /// run each stored definition (as `CREATE INDEX IF NOT EXISTS`) and
+    /// forget it, one write transaction per index (so that a lease
+    /// heartbeat waiting for the write lock waits for one index at most).
+    async fn build_transaction_indexes(&self) -> Result<u64, StoreError> {
+        let fail = self.fail("building the deferred transaction indexes");
+        let mut built = 0;
+        loop {
+            // On a connection of the pool, not the writer: its small page
+            // cache bounds the sorter's memory (the rest spills to a
+            // temporary file), where the writer's 64 MiB cache and
+            // in-memory temporary storage would hold the whole sort (about
+            // 50 MB more peak RSS at 1,000,000 rows).
+            let mut db = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(&fail)?;
+            let next: Option<(String, String)> =
+                sqlx::query_as("SELECT name, sql FROM deferred_indexes ORDER BY name LIMIT 1")
+                    .fetch_optional(&mut *db)
+                    .await
+                    .map_err(&fail)?;
+            let Some((name, sql)) = next else {
+                return Ok(built);
+            };
+            let sql = match sql.strip_prefix("CREATE INDEX ") {
+                Some(rest) => format!("CREATE INDEX IF NOT EXISTS {rest}"),
+                None => sql,
+            };
+            sqlx::query(&sql).execute(&mut *db).await.map_err(&fail)?;
+            sqlx::query("DELETE FROM deferred_indexes WHERE name = ?")
+                .bind(&name)
+                .execute(&mut *db)
+                .await
+                .map_err(&fail)?;
+            db.commit().await.map_err(&fail)?;
+            built += 1;
+        }
     }
 
     /// The stored fingerprint, `updated_at` and supersession of those of

@@ -791,3 +791,79 @@ async fn upgrading_a_ledger_without_markers_loses_nothing_and_resends_nothing_bl
     assert_eq!(c.state, Failed);
     assert!(c.reason.unwrap().contains("without an idempotency marker"));
 }
+
+/// The indexes of `transactions` that have a definition, as SQLite lists them.
+async fn transaction_indexes(db: &Path) -> Vec<(String, String)> {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let list = sqlx::query_as(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'transactions' AND sql IS NOT NULL \
+         ORDER BY name",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    list
+}
+
+/// A first load into an empty SQLite store defers the secondary indexes of
+/// `transactions` and builds exactly the same ones again; a store holding
+/// rows never defers; a process that died in between leaves them to the
+/// next one that opens the database while no sync holds its lock.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_load_defers_the_indexes_and_builds_the_same_ones() {
+    let (dir, s) = sqlite().await;
+    let db = dir.path().join("state.db");
+    let schema = transaction_indexes(&db).await;
+    assert!(schema.len() >= 5, "{schema:?}");
+
+    assert!(s.defer_indexes().await.unwrap(), "an empty store defers");
+    assert!(transaction_indexes(&db).await.is_empty());
+    let (txs, accounts, _) = fixture(SourceKind::Truv, "fixtures/truv/multipage");
+    let run = s.begin_run(RunKind::Backfill).await.unwrap();
+    let written = s.write_page(run, &accounts, &txs, &[]).await.unwrap();
+    assert!(written.inserted > 0);
+    // Reads that would use the missing indexes give the same answers.
+    let mut order = Vec::new();
+    s.for_each_transaction(|t| {
+        order.push((t.booking_date, t.id.to_string()));
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "(booking date, id) order without the index");
+    assert_eq!(s.build_deferred_indexes().await.unwrap(), schema.len() as u64);
+    assert_eq!(transaction_indexes(&db).await, schema, "the same definitions, built again");
+    assert_eq!(s.build_deferred_indexes().await.unwrap(), 0, "nothing left to build");
+    assert!(!s.defer_indexes().await.unwrap(), "a store holding rows never defers");
+    assert_eq!(transaction_indexes(&db).await, schema);
+
+    // Deferred, then the process "dies": the next open builds them, unless
+    // a sync holds the lock (it may be the load still under way).
+    let (dir, s) = sqlite().await;
+    let db = dir.path().join("state.db");
+    let url = format!("sqlite://{}", db.display());
+    assert!(s.defer_indexes().await.unwrap());
+    let held = s.lock().await.unwrap();
+    drop(SqliteStore::open(&url).await.unwrap());
+    assert!(transaction_indexes(&db).await.is_empty(), "not built while the lock is held");
+    drop(held);
+    drop(s);
+    drop(SqliteStore::open(&url).await.unwrap());
+    assert_eq!(transaction_indexes(&db).await, schema, "built by the next open");
+}
+
+/// PostgreSQL keeps its indexes (other workers read them while one loads),
+/// and the in-memory store has none to defer.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_sqlite_defers_indexes() {
+    let memory = bankpipe_store::MemoryStore::new("defer");
+    assert!(!memory.defer_indexes().await.unwrap());
+    assert_eq!(memory.build_deferred_indexes().await.unwrap(), 0);
+    if let Some(p) = postgres("defer_indexes").await {
+        assert!(!p.defer_indexes().await.unwrap(), "an empty PostgreSQL store keeps its indexes");
+        assert_eq!(p.build_deferred_indexes().await.unwrap(), 0);
+    }
+}
