@@ -223,8 +223,9 @@ pub trait TransactionStore: Send + Sync {
     /// the database while no sync or backfill holds its lock builds them.
     fn defer_indexes(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Build every index [`TransactionStore::defer_indexes`] deferred, in
-    /// one store transaction; returns how many (0 when none is deferred).
+    /// Build every index [`TransactionStore::defer_indexes`] deferred, one
+    /// store transaction each (built and forgotten together); returns how
+    /// many (0 when none is deferred).
     fn build_deferred_indexes(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 

@@ -158,8 +158,8 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// Build the indexes a first backfill deferred and did not build (the
-    /// process died meanwhile) — unless a sync or backfill holds the
+    /// Build the indexes a first load (`sync` or `backfill`) deferred and
+    /// did not build (the process died meanwhile) — unless a sync or backfill holds the
     /// database's lock: that one may be the load still under way, and
     /// builds them itself.
     async fn build_indexes_left_deferred(&self) -> Result<(), StoreError> {
@@ -173,7 +173,7 @@ impl SqliteStore {
         let Ok(_lock) = self.lock().await else {
             return Ok(());
         };
-        tracing::info!(database = %self.name, indexes = left, "building the indexes an interrupted first backfill deferred");
+        tracing::info!(database = %self.name, indexes = left, "building the indexes an interrupted first load deferred");
         self.build_transaction_indexes().await?;
         Ok(())
     }
