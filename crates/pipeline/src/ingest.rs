@@ -158,16 +158,17 @@ impl PageSource for LiveFeed<'_> {
     }
 }
 
-/// Pages fetched and normalized ahead of the ones being written.
+/// Pages fetched, normalized and prepared ahead of the ones being written.
 const PAGES_AHEAD: usize = 8;
 
 /// Pages written in one store transaction, at most: those waiting when the
 /// writer is free (none wait while the store keeps up).
 const WRITE_BATCH_PAGES: usize = 8;
 
-/// What the writer of one walk keeps from page to page: the outcome so
-/// far, the previous page for conflict checks, the walk's accounts and
-/// reported totals, and the account copies already written.
+/// What one walk keeps from page to page while preparing its pages for
+/// the store: the outcome so far, the previous page for conflict checks,
+/// the walk's accounts and reported totals, and the account copies already
+/// sent to the writer.
 struct PageIntake<'c> {
     categorizer: &'c Categorizer,
     out: SourceOutcome,

@@ -247,7 +247,7 @@ impl LiveSource {
             // that the caller's other futures — the store writer polled
             // beside this walk — are not held up meanwhile.
             let parsed = {
-                let (ctx, kind, body) = (self.ctx.clone(), self.kind, response.body.clone());
+                let (ctx, kind, body, label) = (self.ctx.clone(), self.kind, response.body.clone(), label.clone());
                 match tokio::task::spawn_blocking(move || parse_page(&ctx, kind, &label, &body)).await {
                     Ok(parsed) => parsed,
                     // A panic stays a panic, as if parsed here.
@@ -260,7 +260,6 @@ impl LiveSource {
                     },
                 }
             };
-            let label = url.to_string();
             let ParsedPage { page, cursor, ids, anonymous: unnamed } = parsed.map_err(LiveError::from)?;
             let next = match cursor {
                 Cursor::Truv(cursor) => {

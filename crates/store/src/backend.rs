@@ -576,10 +576,7 @@ macro_rules! store_impl {
                 transactions: &[Transaction],
                 quarantine: &[QuarantineRecord],
             ) -> Result<PageCounts, StoreError> {
-                let mut db = self.write_tx().await?;
-                let counts = self.write_page_in(&mut db, run, accounts, transactions, quarantine).await?;
-                db.commit().await.map_err(self.fail("writing a page"))?;
-                Ok(counts)
+                self.write_pages(run, &[crate::PageWrite { accounts, transactions, quarantine }]).await
             }
 
             async fn write_pages(&self, run: RunId, pages: &[crate::PageWrite<'_>]) -> Result<PageCounts, StoreError> {
