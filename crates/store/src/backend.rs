@@ -186,6 +186,7 @@ macro_rules! store_impl {
                 accounts: &[Account],
                 transactions: &[Transaction],
                 quarantine: &[QuarantineRecord],
+                load: &mut FirstLoadGuard<'_>,
             ) -> Result<PageCounts, StoreError> {
                 // Within a page the newest sighting of an id wins; rows are
                 // then written in id order.
@@ -202,7 +203,7 @@ macro_rules! store_impl {
                 let mut counts = PageCounts { unchanged: (transactions.len() - latest.len()) as u64, ..PageCounts::default() };
                 let ids: Vec<&str> = latest.iter().map(|r| r.id.as_str()).collect();
                 let stored: HashMap<String, Stored> =
-                    Self::stored_versions(&mut *db, &ids).await.map_err(&fail)?.into_iter().collect();
+                    Self::stored_versions_in(&mut *db, &ids, load).await.map_err(&fail)?.into_iter().collect();
                 drop(ids);
                 let (mut inserts, mut updates) = (Vec::new(), Vec::new());
                 // DESIGN §4.6: a superseded pending row that posts under its
@@ -230,7 +231,7 @@ macro_rules! store_impl {
                         }
                     }
                 }
-                Self::upsert_transactions(&mut *db, run, inserts, updates).await.map_err(&fail)?;
+                Self::upsert_transactions_in(&mut *db, run, inserts, updates, load).await.map_err(&fail)?;
                 for chunk in posted.chunks(CHUNK * 4) {
                     let mut q = QueryBuilder::<$Db>::new(
                         "DELETE FROM dedupe_links WHERE kind = 'superseded' AND transaction_id IN (SELECT id FROM transactions \
@@ -580,10 +581,11 @@ macro_rules! store_impl {
             }
 
             async fn write_pages(&self, run: RunId, pages: &[crate::PageWrite<'_>]) -> Result<PageCounts, StoreError> {
+                let mut load = self.first_load().await;
                 let mut db = self.write_tx().await?;
                 let mut counts = PageCounts::default();
                 for p in pages {
-                    counts.add(self.write_page_in(&mut db, run, p.accounts, p.transactions, p.quarantine).await?);
+                    counts.add(self.write_page_in(&mut db, run, p.accounts, p.transactions, p.quarantine, &mut load).await?);
                 }
                 db.commit().await.map_err(self.fail("writing pages"))?;
                 Ok(counts)

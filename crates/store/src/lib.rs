@@ -14,6 +14,7 @@
 
 mod backend;
 mod error;
+mod first_load;
 pub mod leases;
 mod leases_sql;
 pub mod lock;
@@ -209,18 +210,23 @@ pub trait TransactionStore: Send + Sync {
     /// same statement with fresh statistics took 1.2 s).
     fn refresh_statistics(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Start a bulk first load: when no transaction is stored yet, drop the
-    /// secondary indexes of `transactions` and keep their definitions (one
-    /// store transaction), so that the pages that follow insert into the
-    /// primary key alone; [`TransactionStore::build_deferred_indexes`]
-    /// builds them again, each in one sorted pass. Returns whether indexes
-    /// were deferred. SQLite only: on PostgreSQL (other workers read the
-    /// indexes meanwhile) and in memory it does nothing and returns `false`.
+    /// Start a bulk first load: when no transaction is stored yet, drop
+    /// every index of `transactions` (the unique index on `id` included)
+    /// and keep their definitions (one store transaction), so that the
+    /// pages that follow go into the table alone;
+    /// [`TransactionStore::build_deferred_indexes`] builds them again, each
+    /// in one sorted pass. Returns whether indexes were deferred. SQLite
+    /// only: on PostgreSQL (other workers read the indexes meanwhile) and in
+    /// memory it does nothing and returns `false`.
     ///
-    /// Until they are built, reads that use them (dedupe, the outbox,
-    /// `status`) are slower but not different. A process that dies in
-    /// between leaves the definitions stored; the next process that opens
-    /// the database while no sync or backfill holds its lock builds them.
+    /// Writes stay upserts meanwhile: the store notes the rowid it gives
+    /// each id it inserts, and finds an id that comes again by that rowid
+    /// (a page fetched twice, a pending row that posts). Until the indexes
+    /// are built, reads that use them (dedupe, the outbox, `status`, a
+    /// transaction by id) are slower but not different. A process that dies in between leaves the definitions
+    /// stored; the next process that opens the database while no sync or
+    /// backfill holds its lock builds them, and so does the next
+    /// `defer_indexes` on a store holding rows.
     fn defer_indexes(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Build every index [`TransactionStore::defer_indexes`] deferred, one

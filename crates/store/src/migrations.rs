@@ -34,6 +34,7 @@ pub(crate) const SQLITE: &[Embedded] = &[
     (10, "work leases", include_str!("../migrations/sqlite/0010_work_leases.sql")),
     (11, "shared rate budgets", include_str!("../migrations/sqlite/0011_shared_rate_budgets.sql")),
     (12, "deferred indexes", include_str!("../migrations/sqlite/0012_deferred_indexes.sql")),
+    (13, "deferrable id index", include_str!("../migrations/sqlite/0013_deferrable_id_index.sql")),
 ];
 
 /// The PostgreSQL schema, in version order.
@@ -50,6 +51,7 @@ pub(crate) const POSTGRES: &[Embedded] = &[
     (10, "work leases", include_str!("../migrations/postgres/0010_work_leases.sql")),
     (11, "shared rate budgets", include_str!("../migrations/postgres/0011_shared_rate_budgets.sql")),
     (12, "deferred indexes", include_str!("../migrations/postgres/0012_deferred_indexes.sql")),
+    (13, "deferrable id index", include_str!("../migrations/postgres/0013_deferrable_id_index.sql")),
 ];
 
 /// A [`MigrationSource`] over an embedded list.
@@ -110,6 +112,7 @@ mod tests {
                     "98c479e8eafa184d96489ef18754d1d41460bc8f2fcd87e33f2a9bc50e352c36cdd589146625c3ac45282ddfd0005b72",
                     "46302100b7581bf40e9df552dde93e07de3527df670e1fefd70e4f7097d939eba77049087be3dcf7fafb4ebd6b2391fc",
                     "7b4fecb3d4079e1d4bbc940b506ca3c5cdb2f0f990c7f6d65205482bcc21f4944f66462231d175d50726911030651a7d",
+                    "fe866a999ccc38a9d0378f611b0007d5ea091f23c734bb029d6b7a905af419519325c3f675b5cc55a142546a5e0beb00",
                 ],
             ),
             (
@@ -127,6 +130,7 @@ mod tests {
                     "74b9a8df58e76eeb840b62e1cfc7a4f64c8c9fb6d4dbde20ca106ccfa4a54fcb527050d02ea7ddd38446b65cb3a7808c",
                     "6909d48ac9929e219ea9f49cb9142457973f4574eaefdedb369d7feb9cd680090544092a44e0e2bea45c749287fe8ce5",
                     "c39f7974125a92d9feb728c596723f6d050e9320c2675a119fb0e68bb6316e4809b83c19ce0415da050538ca5767cc69",
+                    "62aadbee510be953cd25998074f97be89a9ed5050c9082a47b631adb6b8fb64d81c4fb259e3c4b32869e0d8499eae30b",
                 ],
             ),
         ];

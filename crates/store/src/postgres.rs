@@ -64,6 +64,10 @@ static UPSERT_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// No first load on PostgreSQL (it defers no index): the page writes'
+/// first-load lock is nothing.
+pub(crate) struct FirstLoadGuard<'a>(std::marker::PhantomData<&'a ()>);
+
 /// The scale-out store.
 pub struct PgStore {
     pub(crate) pool: PgPool,
@@ -244,6 +248,31 @@ impl PgStore {
             operation: "starting a write transaction",
             cause: e.to_string(),
         })
+    }
+
+    /// No first load: PostgreSQL defers no index.
+    pub(crate) async fn first_load(&self) -> FirstLoadGuard<'_> {
+        FirstLoadGuard(std::marker::PhantomData)
+    }
+
+    /// [`PgStore::stored_versions`] (no first load on PostgreSQL).
+    pub(crate) async fn stored_versions_in(
+        conn: &mut PgConnection,
+        ids: &[&str],
+        _: &mut FirstLoadGuard<'_>,
+    ) -> Result<Vec<(String, Stored)>, sqlx::Error> {
+        Self::stored_versions(conn, ids).await
+    }
+
+    /// [`PgStore::upsert_transactions`] (no first load on PostgreSQL).
+    pub(crate) async fn upsert_transactions_in(
+        conn: &mut PgConnection,
+        run: RunId,
+        inserts: Vec<TxRow>,
+        updates: Vec<TxRow>,
+        _: &mut FirstLoadGuard<'_>,
+    ) -> Result<(), sqlx::Error> {
+        Self::upsert_transactions(conn, run, inserts, updates).await
     }
 
     /// Indexes stay: other workers read them while one loads.

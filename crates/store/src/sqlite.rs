@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Arguments, Sqlite, SqliteConnection, SqlitePool};
 
 // `Row`, `Stored`, `TxRow` and `RunId` come with `store_impl!` (below).
 use crate::backend::{batches, TX_COLUMNS, TX_UPDATE};
+use crate::first_load::FirstLoad;
 use crate::lock::SyncLock;
 
 /// How long a writer waits for another one (another process holding the
@@ -62,7 +63,18 @@ pub struct SqliteStore {
     pub(crate) fence: Option<std::sync::Arc<crate::leases::Fence>>,
     /// The accounts a bound delivery unit covers.
     pub(crate) scope: Option<std::sync::Arc<crate::leases::DeliveryScope>>,
+    /// While a first load has the id index deferred, where it wrote each id
+    /// ([`FirstLoad`]); `None` otherwise. Shared by every view of the store.
+    first_load: Arc<tokio::sync::Mutex<Option<FirstLoad>>>,
 }
+
+/// The name of the unique index on `transactions.id` (migration 0013).
+const ID_INDEX: &str = "transactions_id";
+
+/// The first load's lock (see [`FirstLoad`]): held by each page write
+/// and by the index builds, so no page is written while the id index is
+/// half there.
+pub(crate) type FirstLoadGuard<'a> = tokio::sync::MutexGuard<'a, Option<FirstLoad>>;
 
 /// The database clock as Unix milliseconds (SQL).
 const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
@@ -153,7 +165,7 @@ impl SqliteStore {
             .connect_with(options.pragma("cache_size", WRITER_CACHE_KIB).pragma("temp_store", "memory"))
             .await
             .map_err(fail("opening"))?;
-        let store = SqliteStore { pool, writer, name, path, fence: None, scope: None };
+        let store = SqliteStore { pool, writer, name, path, fence: None, scope: None, first_load: Arc::default() };
         store.build_indexes_left_deferred().await?;
         Ok(store)
     }
@@ -187,6 +199,7 @@ impl SqliteStore {
             path: self.path.clone(),
             fence: None,
             scope: None,
+            first_load: Arc::clone(&self.first_load),
         }
     }
 
@@ -206,16 +219,23 @@ impl SqliteStore {
 
     /// [`TransactionStore::defer_indexes`](crate::TransactionStore::defer_indexes):
     /// in one write transaction, when `transactions` is empty, record every
-    /// index of it that has a definition (the primary key's has none and
-    /// stays) in `deferred_indexes` and drop it.
+    /// index of it (the id's included) in `deferred_indexes` and drop it;
+    /// then, if the id index is deferred (now or by an earlier load that
+    /// stored nothing), note where each id is written ([`FirstLoad`]).
+    /// When rows are stored, any index an interrupted load left deferred is
+    /// built first: later writes look ids up.
     async fn defer_transaction_indexes(&self) -> Result<bool, StoreError> {
         let fail = self.fail("deferring the transaction indexes");
+        let mut state = self.first_load.lock().await;
         let mut db = self.write_tx().await?;
         let stored: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM transactions)")
             .fetch_one(&mut *db)
             .await
             .map_err(&fail)?;
         if stored {
+            drop(db);
+            self.build_indexes_now().await?;
+            *state = None;
             return Ok(false);
         }
         let indexes: Vec<(String, String)> = sqlx::query_as(
@@ -237,15 +257,31 @@ impl SqliteStore {
                 .await
                 .map_err(&fail)?;
         }
+        let deferred: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM deferred_indexes").fetch_all(&mut *db).await.map_err(&fail)?;
         db.commit().await.map_err(&fail)?;
-        Ok(!indexes.is_empty())
+        if deferred.iter().any(|n| n == ID_INDEX) {
+            *state = Some(FirstLoad::new(1));
+        }
+        Ok(!deferred.is_empty())
     }
 
     /// [`TransactionStore::build_deferred_indexes`](crate::TransactionStore::build_deferred_indexes):
-    /// run each stored definition (as `CREATE INDEX IF NOT EXISTS`) and
-    /// forget it, one write transaction per index (so that a lease
-    /// heartbeat waiting for the write lock waits for one index at most).
+    /// build every deferred index ([`SqliteStore::build_indexes_now`]) and
+    /// end the first load's id tracking.
     async fn build_transaction_indexes(&self) -> Result<u64, StoreError> {
+        let mut state = self.first_load.lock().await;
+        let built = self.build_indexes_now().await?;
+        *state = None;
+        Ok(built)
+    }
+
+    /// Run each stored definition (as `CREATE [UNIQUE] INDEX IF NOT
+    /// EXISTS`) and forget it, one write transaction per index (so that a
+    /// lease heartbeat waiting for the write lock waits for one index at
+    /// most). The caller holds the [`FirstLoad`] lock: no page is written
+    /// while the id index is half there.
+    async fn build_indexes_now(&self) -> Result<u64, StoreError> {
         let fail = self.fail("building the deferred transaction indexes");
         let mut built = 0;
         loop {
@@ -263,9 +299,10 @@ impl SqliteStore {
             let Some((name, sql)) = next else {
                 return Ok(built);
             };
-            let sql = match sql.strip_prefix("CREATE INDEX ") {
-                Some(rest) => format!("CREATE INDEX IF NOT EXISTS {rest}"),
-                None => sql,
+            let sql = match (sql.strip_prefix("CREATE INDEX "), sql.strip_prefix("CREATE UNIQUE INDEX ")) {
+                (Some(rest), _) => format!("CREATE INDEX IF NOT EXISTS {rest}"),
+                (_, Some(rest)) => format!("CREATE UNIQUE INDEX IF NOT EXISTS {rest}"),
+                _ => sql,
             };
             sqlx::query(&sql).execute(&mut *db).await.map_err(&fail)?;
             sqlx::query("DELETE FROM deferred_indexes WHERE name = ?")
@@ -275,6 +312,39 @@ impl SqliteStore {
                 .map_err(&fail)?;
             db.commit().await.map_err(&fail)?;
             built += 1;
+        }
+    }
+
+    /// The first load's lock, held while pages are written.
+    pub(crate) async fn first_load(&self) -> FirstLoadGuard<'_> {
+        self.first_load.lock().await
+    }
+
+    /// [`SqliteStore::stored_versions`], or the first load's lookup by
+    /// rowid while it has the id index deferred.
+    pub(crate) async fn stored_versions_in(
+        conn: &mut SqliteConnection,
+        ids: &[&str],
+        load: &mut FirstLoadGuard<'_>,
+    ) -> Result<Vec<(String, Stored)>, sqlx::Error> {
+        match load.as_mut() {
+            Some(load) => load.stored_versions(conn, ids).await,
+            None => Self::stored_versions(conn, ids).await,
+        }
+    }
+
+    /// [`SqliteStore::upsert_transactions`], or the first load's writes by
+    /// rowid while it has the id index deferred.
+    pub(crate) async fn upsert_transactions_in(
+        conn: &mut SqliteConnection,
+        run: RunId,
+        inserts: Vec<TxRow>,
+        updates: Vec<TxRow>,
+        load: &mut FirstLoadGuard<'_>,
+    ) -> Result<(), sqlx::Error> {
+        match load.as_mut() {
+            Some(load) => load.upsert(conn, run, inserts, updates).await,
+            None => Self::upsert_transactions(conn, run, inserts, updates).await,
         }
     }
 
@@ -345,7 +415,7 @@ impl SqliteStore {
                 args.reserve(size * 30, 0);
                 for r in rows.by_ref().take(size) {
                     let pending = r.status == "pending";
-                    bind_row(&mut args, r, run, pending).map_err(sqlx::Error::Encode)?;
+                    bind_row(&mut args, r, run, run, pending).map_err(sqlx::Error::Encode)?;
                 }
                 sqlx::query_with(sql, args).execute(&mut *conn).await?;
             }
@@ -371,12 +441,13 @@ impl SqliteStore {
 }
 
 /// Bind a row's 30 upsert columns, in `TX_COLUMNS` order (moving its text
-/// into the arguments rather than copying it).
-fn bind_row(
+/// into the arguments rather than copying it); `seen_pending` last.
+pub(crate) fn bind_row(
     args: &mut SqliteArguments<'_>,
     r: TxRow,
-    run: RunId,
-    pending: bool,
+    first_run: RunId,
+    last_run: RunId,
+    seen_pending: bool,
 ) -> Result<(), sqlx::error::BoxDynError> {
     args.add(r.id)?;
     args.add(r.source)?;
@@ -405,9 +476,9 @@ fn bind_row(
     args.add(r.check_number)?;
     args.add(r.source_fields)?;
     args.add(r.fingerprint)?;
-    args.add(run)?;
-    args.add(run)?;
-    args.add(pending)
+    args.add(first_run)?;
+    args.add(last_run)?;
+    args.add(seen_pending)
 }
 
 crate::backend::store_impl!(SqliteStore, Sqlite);

@@ -900,3 +900,159 @@ async fn a_statement_failing_part_way_leaves_nothing_of_its_page() {
     sqlx::query("DROP TRIGGER fail_third").execute(&pool).await.unwrap();
     assert_eq!(s.write_page(run, &accounts, &page, &[]).await.unwrap().inserted, page.len() as u64);
 }
+
+/// Every row of `s`, printed, in (booking date, id) order.
+async fn printed_rows<S: Store>(s: &S) -> Vec<String> {
+    let mut rows = Vec::new();
+    s.for_each_transaction(|t| {
+        rows.push(format!("{t:?}"));
+        Ok(())
+    })
+    .await
+    .unwrap();
+    rows
+}
+
+/// The columns an upsert keeps or derives, which `Transaction` does not
+/// carry, in id order.
+async fn kept_columns(db: &Path) -> Vec<(String, i64, i64, bool, Option<String>)> {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let rows = sqlx::query_as(
+        "SELECT id, first_run, last_run, seen_pending, superseded_by FROM transactions ORDER BY id, rowid",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows
+}
+
+/// While a first load has the id index deferred, its rows are found by the
+/// rowid it gave them: an id seen again (on a later batch, twice in one
+/// batch, pending then posted) must still update its one row, keeping
+/// `first_run` and `seen_pending` as the upsert keeps them. The same
+/// writes into a store that never deferred are the reference: the same
+/// counts, the same rows, the same kept columns.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_load_that_sees_an_id_again_writes_what_a_loaded_store_writes() {
+    use bankpipe_store::PageWrite;
+    let (txs, accounts, _) = fixture(SourceKind::Truv, "fixtures/truv/multipage");
+    assert!(txs.len() >= 6, "{}", txs.len());
+    let newer = |t: &Transaction, what: &str| {
+        let mut t = t.clone();
+        t.description = format!("{} ({what})", t.description);
+        t.updated_at = Some(t.updated_at.unwrap_or_default() + chrono::Duration::days(1));
+        t
+    };
+    let half = txs.len() / 2;
+    let mut first = txs[..half].to_vec();
+    first[1].status = Status::Pending;
+    // A later batch: the rest, a newer copy of the first row and the
+    // posted copy of the pending one.
+    let mut second = txs[half..].to_vec();
+    second.push(newer(&txs[0], "again"));
+    second.push(newer(&txs[1], "posted"));
+    // One batch of two pages sighting the same id.
+    let (p1, p2) = (vec![newer(&txs[half], "page 1")], vec![newer(&newer(&txs[half], "page 1"), "page 2")]);
+
+    /// Each batch in a run of its own; the counts of each.
+    async fn apply<S: Store>(
+        s: &S,
+        batches: &[Vec<Vec<Transaction>>],
+        accounts: &[bankpipe_model::Account],
+    ) -> Vec<(u64, u64, u64)> {
+        let mut out = Vec::new();
+        for batch in batches {
+            let run = s.begin_run(RunKind::Backfill).await.unwrap();
+            let writes: Vec<PageWrite<'_>> =
+                batch.iter().map(|p| PageWrite { accounts, transactions: p, quarantine: &[] }).collect();
+            let c = s.write_pages(run, &writes).await.unwrap();
+            out.push((c.inserted, c.updated, c.unchanged));
+        }
+        out
+    }
+    let scenarios: [Vec<Vec<Vec<Transaction>>>; 2] =
+        [vec![vec![first.clone()], vec![second.clone()]], vec![vec![first.clone(), second.clone()], vec![p1, p2]]];
+    for batches in scenarios {
+        let (reference_dir, reference) = sqlite().await;
+        let (dir, s) = sqlite().await;
+        let db = dir.path().join("state.db");
+        let schema = transaction_indexes(&db).await;
+        assert!(schema.iter().any(|(name, sql)| name == "transactions_id" && sql.starts_with("CREATE UNIQUE INDEX")));
+        assert!(s.defer_indexes().await.unwrap());
+        assert!(transaction_indexes(&db).await.is_empty(), "the id index is deferred too");
+
+        let expected = apply(&reference, &batches, &accounts).await;
+        assert_eq!(apply(&s, &batches, &accounts).await, expected, "the same counts");
+        assert!(expected.iter().map(|c| c.1).sum::<u64>() >= 2, "ids seen again are updates: {expected:?}");
+        assert!(transaction_indexes(&db).await.is_empty(), "still deferred");
+        assert_eq!(printed_rows(&s).await, printed_rows(&reference).await, "the same rows");
+        let kept = kept_columns(&db).await;
+        assert_eq!(kept, kept_columns(&reference_dir.path().join("state.db")).await, "the same kept columns");
+        assert!(kept.iter().any(|(_, first_run, last_run, seen_pending, _)| first_run < last_run && *seen_pending));
+
+        assert_eq!(s.build_deferred_indexes().await.unwrap(), schema.len() as u64);
+        assert_eq!(transaction_indexes(&db).await, schema, "unique: no id was stored twice");
+        // From here on every write looks its ids up.
+        let again = apply(&s, &[vec![first.clone()]], &accounts).await;
+        assert_eq!(again, apply(&reference, &[vec![first.clone()]], &accounts).await);
+        assert_eq!(again[0].0, 0, "nothing inserted twice");
+    }
+}
+
+/// Migration 0013 rebuilds `transactions` (the id becomes a unique index a
+/// first load can defer): a database written before it keeps its rows and
+/// ends with exactly the indexes of a fresh one; the id stays unique.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_id_index_migration_keeps_rows_and_uniqueness() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("migrations");
+    std::fs::create_dir_all(&old).unwrap();
+    for entry in std::fs::read_dir(root().join("crates/store/migrations/sqlite")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.as_str() < "0013" {
+            std::fs::copy(&path, old.join(name)).unwrap();
+        }
+    }
+    let db = dir.path().join("state.db");
+    let url = format!("sqlite://{}", db.display());
+    let options: sqlx::sqlite::SqliteConnectOptions =
+        url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(old.as_path()).await.unwrap().run(&pool).await.unwrap();
+    let insert = "INSERT INTO transactions (id, source, source_account_id, source_transaction_id, status, \
+                  booking_date, amount_minor, currency, description, category_source, kind, memo_only, source_status, \
+                  source_type, source_categories, fingerprint, first_run, last_run, superseded_by) \
+                  VALUES (?, 'truv', 'a1', ?, 'posted', '2024-03-01', -1250, 'USD', 'coffee', 'mcc', 'purchase', 0, \
+                  'POSTED', 'DEBIT', '[]', 'f', 1, 1, ?)";
+    for (id, superseded_by) in [
+        ("00000000000000000000000000000001", None),
+        ("00000000000000000000000000000002", Some("00000000000000000000000000000001")),
+    ] {
+        sqlx::query(insert).bind(id).bind(id).bind(superseded_by).execute(&pool).await.unwrap();
+    }
+    // An interrupted first load's leftovers describe the old table.
+    sqlx::query("INSERT INTO deferred_indexes (name, sql) VALUES ('transactions_pending', 'CREATE INDEX x ON y (z)')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let s = SqliteStore::open(&url).await.unwrap();
+    let kept = s.transaction("00000000000000000000000000000002").await.unwrap().expect("kept");
+    assert_eq!((kept.amount.to_minor_units().unwrap(), kept.description.as_str()), (-1250, "coffee"));
+    assert_eq!(kept.superseded_by.map(|i| i.to_string()).as_deref(), Some("00000000000000000000000000000001"));
+    assert_eq!(printed_rows(&s).await.len(), 2);
+    let (fresh_dir, _fresh) = sqlite().await;
+    assert_eq!(transaction_indexes(&db).await, transaction_indexes(&fresh_dir.path().join("state.db")).await);
+    assert_eq!(s.build_deferred_indexes().await.unwrap(), 0, "the leftovers were dropped with the old table");
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let twice = sqlx::query(insert)
+        .bind("00000000000000000000000000000001")
+        .bind("t3")
+        .bind(None::<String>)
+        .execute(&pool)
+        .await;
+    assert!(twice.unwrap_err().to_string().contains("UNIQUE constraint failed: transactions.id"));
+}
