@@ -126,8 +126,8 @@ pub async fn backfill<S: Store>(
         .collect();
     units.push(UnitSpec { unit: DEDUPE.to_owned(), phase: Phase::Dedupe });
     let (joined, run) = round::join(store, &worker, RunKind::Backfill, &units, &timing).await?;
-    // A first load (an empty store) inserts into the primary key alone;
-    // the dedupe unit builds the other indexes before it reads them.
+    // A first load (an empty store) writes into the table alone;
+    // the dedupe unit builds the indexes before it reads them.
     store.defer_indexes().await?;
     let mut totals: Vec<SourceOutcome> = sources
         .iter()

@@ -93,8 +93,8 @@ pub async fn sync<S: Store>(
     let worker = leases::worker_info(hash);
     let units = round_units(config, sources);
     let (joined, run) = round::join(store, &worker, RunKind::Sync, &units, &timing).await?;
-    // A first load (an empty store) inserts into the primary key alone;
-    // the dedupe unit builds the other indexes before it reads them.
+    // A first load (an empty store) writes into the table alone;
+    // the dedupe unit builds the indexes before it reads them.
     store.defer_indexes().await?;
     let ctx =
         Ctx { store, config, categorizer, sources, full, zone, run, round: joined.round, worker: &worker, timing };

@@ -2,7 +2,7 @@
 //! 1,000 (one database transaction per page), then written again (the
 //! idempotent re-read path); then, into a fresh database, 8 pages per
 //! transaction (`write_pages`, as ingest batches the pages waiting), and
-//! into another as a first load (secondary indexes deferred, then built:
+//! into another as a first load (every index deferred, the id's too, then built:
 //! SQLite only). On SQLite and — when BANKPIPE_TEST_DATABASE_URL is set —
 //! PostgreSQL.
 //!
@@ -42,7 +42,7 @@ async fn measure<S: Store>(name: &str, store: &S, pages: &[Vec<Transaction>]) {
 }
 
 /// First write of `pages` into the empty `store`, 8 pages per transaction;
-/// with `deferred`, as a first load does it: the secondary indexes are
+/// with `deferred`, as a first load does it: every index (the id's too) is
 /// deferred before and built after (included in the time).
 async fn measure_batched<S: Store>(name: &str, store: &S, pages: &[Vec<Transaction>], deferred: bool) {
     let n: usize = pages.iter().map(Vec::len).sum();

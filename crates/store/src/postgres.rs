@@ -100,8 +100,9 @@ const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 /// A lease checked inside a write transaction is locked until it commits,
 /// so no claim can take it over meanwhile.
 const FOR_UPDATE: &str = " FOR UPDATE";
-/// Run first in a transaction whose commit need not wait for the disk
-/// (a delivery's settle; see `settle_delivery`).
+/// Run first in a transaction whose commit need not wait for the disk (a
+/// delivery's settle, see `settle_delivery`; a page write, see
+/// `write_pages`).
 const RELAXED_COMMIT: Option<&str> = Some("SET LOCAL synchronous_commit = off");
 
 /// How long connecting may take before it is reported as unanswered.

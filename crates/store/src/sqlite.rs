@@ -41,6 +41,12 @@ const WAL_AUTOCHECKPOINT: &str = "10000";
 /// the file is truncated back to this size rather than keeping its peak.
 const WAL_SIZE_LIMIT: &str = "67108864";
 
+/// Helper threads an index build's sort may use (`PRAGMA threads`; the
+/// bundled SQLite allows up to 8, default 0). With helpers, each
+/// `CREATE INDEX` at 1,000,000 rows took 2.0–2.2 s instead of 2.8–3.4 s
+/// here; more than two made no difference on 2 cores.
+const SORT_THREADS: &str = "PRAGMA threads = 2";
+
 /// Rows per multi-row upsert statement, largest first (30 binds a row: the
 /// largest well under SQLite's 32,766 variables).
 const UPSERT_SIZES: [usize; 5] = [500, 100, 20, 5, 1];
@@ -291,6 +297,7 @@ impl SqliteStore {
             // in-memory temporary storage would hold the whole sort (about
             // 50 MB more peak RSS at 1,000,000 rows).
             let mut db = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(&fail)?;
+            sqlx::query(SORT_THREADS).execute(&mut *db).await.map_err(&fail)?;
             let next: Option<(String, String)> =
                 sqlx::query_as("SELECT name, sql FROM deferred_indexes ORDER BY name LIMIT 1")
                     .fetch_optional(&mut *db)
