@@ -27,6 +27,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// part in durability — in memory (`PRAGMA temp_store = MEMORY`).
 const WRITER_CACHE_KIB: &str = "-65536";
 
+/// The writer's page cache while a first load has every index deferred
+/// (KiB, negative as above): the load appends table pages, and looks up an
+/// id seen again by rowid, so a large cache would only hold pages already
+/// written (64 MB of peak RSS at 1,000,000 rows).
+const FIRST_LOAD_CACHE_KIB: &str = "-8192";
+
 /// WAL frames (pages) after which a commit checkpoints the WAL into the
 /// database file (`PRAGMA wal_autocheckpoint`; SQLite's default is 1,000).
 /// A page of 1,000 new transactions dirties about 900 pages — most of them
@@ -241,7 +247,9 @@ impl SqliteStore {
         if stored {
             drop(db);
             self.build_indexes_now().await?;
-            *state = None;
+            if state.take().is_some() {
+                self.writer_cache(WRITER_CACHE_KIB).await?;
+            }
             return Ok(false);
         }
         let indexes: Vec<(String, String)> = sqlx::query_as(
@@ -267,6 +275,7 @@ impl SqliteStore {
             sqlx::query_scalar("SELECT name FROM deferred_indexes").fetch_all(&mut *db).await.map_err(&fail)?;
         db.commit().await.map_err(&fail)?;
         if deferred.iter().any(|n| n == ID_INDEX) {
+            self.writer_cache(FIRST_LOAD_CACHE_KIB).await?;
             *state = Some(FirstLoad::new(1));
         }
         Ok(!deferred.is_empty())
@@ -278,8 +287,20 @@ impl SqliteStore {
     async fn build_transaction_indexes(&self) -> Result<u64, StoreError> {
         let mut state = self.first_load.lock().await;
         let built = self.build_indexes_now().await?;
-        *state = None;
+        if state.take().is_some() {
+            self.writer_cache(WRITER_CACHE_KIB).await?;
+        }
         Ok(built)
+    }
+
+    /// Set the writer connection's page cache (`PRAGMA cache_size`, KiB
+    /// when negative); a smaller one releases the pages beyond it.
+    async fn writer_cache(&self, kib: &str) -> Result<(), StoreError> {
+        sqlx::query(&format!("PRAGMA cache_size = {kib}"))
+            .execute(&self.writer)
+            .await
+            .map_err(self.fail("sizing the writer's page cache"))?;
+        Ok(())
     }
 
     /// Run each stored definition (as `CREATE [UNIQUE] INDEX IF NOT
