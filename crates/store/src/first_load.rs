@@ -14,13 +14,14 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
-use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, SqliteConnection};
 
 use crate::backend::Stored;
 use crate::backend::TX_COLUMNS;
 use crate::rows::TxRow;
+use crate::sqlite::{bind_row, execute_batched, Statements, UPSERT_SIZES_LEN};
 use crate::types::RunId;
 
 /// The ids a first load wrote, and where, while the id index is deferred.
@@ -55,10 +56,6 @@ struct Kept {
     superseded_by: Option<String>,
     duplicate_of: Option<String>,
 }
-
-/// Rows per multi-row statement (33 binds a row at most: well under
-/// SQLite's 32,766 variables).
-const ROWS_PER_STATEMENT: usize = 500;
 
 /// The map key of an id: its low 64 bits (ids are 32 hex digits; anything
 /// else is hashed, and still compared in full by the lookup).
@@ -131,61 +128,48 @@ impl FirstLoad {
         inserts: Vec<TxRow>,
         updates: Vec<TxRow>,
     ) -> Result<(), sqlx::Error> {
-        let insert_sql = |n: usize| {
+        static INSERT: Statements = [const { OnceLock::new() }; UPSERT_SIZES_LEN];
+        static REPLACE: Statements = [const { OnceLock::new() }; UPSERT_SIZES_LEN];
+        let insert = |size: usize| {
             let one = format!("({})", vec!["?"; 31].join(", "));
-            format!("INSERT OR FAIL INTO transactions (rowid, {TX_COLUMNS}) VALUES {}", vec![one; n].join(", "))
+            format!("INSERT OR FAIL INTO transactions (rowid, {TX_COLUMNS}) VALUES {}", vec![one; size].join(", "))
         };
-        let replace_sql = |n: usize| {
+        execute_batched(conn, inserts, &INSERT, insert, |args, r| {
+            let rowid = self.next_rowid;
+            self.next_rowid += 1;
+            match self.rowids.entry(key(&r.id)) {
+                Entry::Vacant(e) => {
+                    e.insert(rowid);
+                }
+                // The earlier id keeps the entry; this one is found by name.
+                Entry::Occupied(_) => {
+                    self.taken.insert(r.id.clone(), rowid);
+                }
+            }
+            args.add(rowid)?;
+            let pending = r.status == "pending";
+            bind_row(args, r, run, run, pending)
+        })
+        .await?;
+        let replace = |size: usize| {
             let one = format!("({})", vec!["?"; 33].join(", "));
             format!(
                 "INSERT OR REPLACE INTO transactions (rowid, {TX_COLUMNS}, superseded_by, duplicate_of) VALUES {}",
-                vec![one; n].join(", ")
+                vec![one; size].join(", ")
             )
         };
-        let mut rows = inserts.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<TxRow> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
-            let mut args = SqliteArguments::default();
-            let n = chunk.len();
-            for r in chunk {
-                let rowid = self.next_rowid;
-                self.next_rowid += 1;
-                match self.rowids.entry(key(&r.id)) {
-                    Entry::Vacant(e) => {
-                        e.insert(rowid);
-                    }
-                    // The earlier id keeps the entry; this one is found by name.
-                    Entry::Occupied(_) => {
-                        self.taken.insert(r.id.clone(), rowid);
-                    }
-                }
-                args.add(rowid).map_err(sqlx::Error::Encode)?;
-                let pending = r.status == "pending";
-                crate::sqlite::bind_row(&mut args, r, run, run, pending).map_err(sqlx::Error::Encode)?;
-            }
-            sqlx::query_with(&insert_sql(n), args).execute(&mut *conn).await?;
-        }
-        let mut rows = updates.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<TxRow> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
-            let mut args = SqliteArguments::default();
-            let n = chunk.len();
-            for r in chunk {
-                let Some(kept) = self.looked_up.remove(&r.id) else {
-                    return Err(sqlx::Error::Protocol(format!(
-                        "first load: update of {} that was not looked up",
-                        r.id
-                    )));
-                };
-                args.add(kept.rowid).map_err(sqlx::Error::Encode)?;
-                let pending = kept.seen_pending || r.status == "pending";
-                crate::sqlite::bind_row(&mut args, r, kept.first_run, run, pending).map_err(sqlx::Error::Encode)?;
-                args.add(kept.superseded_by).map_err(sqlx::Error::Encode)?;
-                args.add(kept.duplicate_of).map_err(sqlx::Error::Encode)?;
-            }
-            sqlx::query_with(&replace_sql(n), args).execute(&mut *conn).await?;
-        }
-        Ok(())
+        execute_batched(conn, updates, &REPLACE, replace, |args, r| {
+            let kept = self
+                .looked_up
+                .remove(&r.id)
+                .ok_or_else(|| format!("first load: an update of {} that was not looked up", r.id))?;
+            args.add(kept.rowid)?;
+            let pending = kept.seen_pending || r.status == "pending";
+            bind_row(args, r, kept.first_run, run, pending)?;
+            args.add(kept.superseded_by)?;
+            args.add(kept.duplicate_of)
+        })
+        .await
     }
 }
 

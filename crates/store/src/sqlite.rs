@@ -53,9 +53,12 @@ const WAL_SIZE_LIMIT: &str = "67108864";
 /// here; more than two made no difference on 2 cores.
 const SORT_THREADS: &str = "PRAGMA threads = 2";
 
-/// Rows per multi-row upsert statement, largest first (30 binds a row: the
-/// largest well under SQLite's 32,766 variables).
-const UPSERT_SIZES: [usize; 5] = [500, 100, 20, 5, 1];
+/// Rows per multi-row upsert statement, largest first (30 to 33 binds a
+/// row: the largest well under SQLite's 32,766 variables).
+const UPSERT_SIZES: [usize; UPSERT_SIZES_LEN] = [500, 100, 20, 5, 1];
+
+/// How many statement sizes there are (see [`Statements`]).
+pub(crate) const UPSERT_SIZES_LEN: usize = 5;
 
 /// Ids per `IN` list when reading stored versions, largest first; a last
 /// partial list is padded (by repeating an id) to one of these sizes.
@@ -426,27 +429,21 @@ impl SqliteStore {
         inserts: Vec<TxRow>,
         updates: Vec<TxRow>,
     ) -> Result<(), sqlx::Error> {
-        static INSERT: [OnceLock<String>; UPSERT_SIZES.len()] = [const { OnceLock::new() }; UPSERT_SIZES.len()];
-        static UPSERT: [OnceLock<String>; UPSERT_SIZES.len()] = [const { OnceLock::new() }; UPSERT_SIZES.len()];
-        for (rows, sql, conflict) in [(inserts, &INSERT, ""), (updates, &UPSERT, TX_UPDATE)] {
-            let mut rows = rows.into_iter();
-            for size in batches(rows.len(), &UPSERT_SIZES) {
-                let slot = UPSERT_SIZES.iter().position(|&n| n == size).expect("a size of UPSERT_SIZES");
-                let sql = sql[slot].get_or_init(|| {
-                    let one = format!("({})", vec!["?"; 30].join(", "));
-                    format!(
-                        "INSERT OR FAIL INTO transactions ({TX_COLUMNS}) VALUES {}{conflict}",
-                        vec![one; size].join(", ")
-                    )
-                });
-                let mut args = SqliteArguments::default();
-                args.reserve(size * 30, 0);
-                for r in rows.by_ref().take(size) {
-                    let pending = r.status == "pending";
-                    bind_row(&mut args, r, run, run, pending).map_err(sqlx::Error::Encode)?;
-                }
-                sqlx::query_with(sql, args).execute(&mut *conn).await?;
-            }
+        static INSERT: Statements = [const { OnceLock::new() }; UPSERT_SIZES.len()];
+        static UPSERT: Statements = [const { OnceLock::new() }; UPSERT_SIZES.len()];
+        for (rows, statements, conflict) in [(inserts, &INSERT, ""), (updates, &UPSERT, TX_UPDATE)] {
+            let values = |size: usize| {
+                let one = format!("({})", vec!["?"; 30].join(", "));
+                format!(
+                    "INSERT OR FAIL INTO transactions ({TX_COLUMNS}) VALUES {}{conflict}",
+                    vec![one; size].join(", ")
+                )
+            };
+            execute_batched(conn, rows, statements, values, |args, r| {
+                let pending = r.status == "pending";
+                bind_row(args, r, run, run, pending)
+            })
+            .await?;
         }
         Ok(())
     }
@@ -466,6 +463,33 @@ impl SqliteStore {
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }
+}
+
+/// One multi-row statement's SQL per size of [`UPSERT_SIZES`], built once.
+pub(crate) type Statements = [OnceLock<String>; UPSERT_SIZES_LEN];
+
+/// Execute `rows` as multi-row statements of the sizes of [`UPSERT_SIZES`]
+/// (so a few prepared statements serve every page): `sql(size)` is the
+/// statement for `size` rows, kept in `statements`, and `bind` adds one
+/// row's arguments.
+pub(crate) async fn execute_batched(
+    conn: &mut SqliteConnection,
+    rows: Vec<TxRow>,
+    statements: &'static Statements,
+    sql: impl Fn(usize) -> String,
+    mut bind: impl FnMut(&mut SqliteArguments<'static>, TxRow) -> Result<(), sqlx::error::BoxDynError>,
+) -> Result<(), sqlx::Error> {
+    let mut rows = rows.into_iter();
+    for size in batches(rows.len(), &UPSERT_SIZES) {
+        let slot = UPSERT_SIZES.iter().position(|&n| n == size).expect("a size of UPSERT_SIZES");
+        let statement = statements[slot].get_or_init(|| sql(size));
+        let mut args = SqliteArguments::default();
+        for r in rows.by_ref().take(size) {
+            bind(&mut args, r).map_err(sqlx::Error::Encode)?;
+        }
+        sqlx::query_with(statement, args).execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Bind a row's 30 upsert columns, in `TX_COLUMNS` order (moving its text

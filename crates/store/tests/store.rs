@@ -792,18 +792,25 @@ async fn upgrading_a_ledger_without_markers_loses_nothing_and_resends_nothing_bl
     assert!(c.reason.unwrap().contains("without an idempotency marker"));
 }
 
+/// The rows `sql` reads from the SQLite file `db`, on a connection of its own.
+async fn read_db<T>(db: &Path, sql: &str) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+    pool.close().await;
+    rows
+}
+
 /// The indexes of `transactions` that have a definition, as SQLite lists them.
 async fn transaction_indexes(db: &Path) -> Vec<(String, String)> {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
-    let list = sqlx::query_as(
+    read_db(
+        db,
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'transactions' AND sql IS NOT NULL \
          ORDER BY name",
     )
-    .fetch_all(&pool)
     .await
-    .unwrap();
-    pool.close().await;
-    list
 }
 
 /// A first load into an empty SQLite store defers the secondary indexes of
@@ -916,15 +923,8 @@ async fn printed_rows<S: Store>(s: &S) -> Vec<String> {
 /// The columns an upsert keeps or derives, which `Transaction` does not
 /// carry, in id order.
 async fn kept_columns(db: &Path) -> Vec<(String, i64, i64, bool, Option<String>)> {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
-    let rows = sqlx::query_as(
-        "SELECT id, first_run, last_run, seen_pending, superseded_by FROM transactions ORDER BY id, rowid",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
-    rows
+    read_db(db, "SELECT id, first_run, last_run, seen_pending, superseded_by FROM transactions ORDER BY id, rowid")
+        .await
 }
 
 /// While a first load has the id index deferred, its rows are found by the
