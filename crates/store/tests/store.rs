@@ -745,21 +745,17 @@ async fn source_totals_reconcile_against_counted_rows<S: RunLog + TransactionSto
 }
 every_store!(source_totals_reconcile_against_counted_rows_on_every_store, source_totals_reconcile_against_counted_rows);
 
-/// A database written by the previous bankpipe (migrations 1–4) with what
-/// that version could leave behind: two deliveries recorded for one sink
-/// row (twins reconciled to the same row) and a row in flight sent without
-/// a marker. Opening it with this bankpipe must keep the first, queue the
-/// second again, and fail the unreconcilable one with its reason.
-#[tokio::test(flavor = "multi_thread")]
-async fn upgrading_a_ledger_without_markers_loses_nothing_and_resends_nothing_blindly() {
-    use bankpipe_store::DeliveryState::*;
+/// A SQLite database `state.db` in a new directory, migrated by the
+/// migration files named before `first_missing` only (as an older bankpipe
+/// left it), and a pool on it.
+async fn sqlite_before(first_missing: &str) -> (tempfile::TempDir, sqlx::SqlitePool) {
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("migrations");
     std::fs::create_dir_all(&old).unwrap();
     for entry in std::fs::read_dir(root().join("crates/store/migrations/sqlite")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        if name.as_str() < "0005" {
+        if name.as_str() < first_missing {
             std::fs::copy(&path, old.join(name)).unwrap();
         }
     }
@@ -768,6 +764,19 @@ async fn upgrading_a_ledger_without_markers_loses_nothing_and_resends_nothing_bl
         url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
     let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
     sqlx::migrate::Migrator::new(old.as_path()).await.unwrap().run(&pool).await.unwrap();
+    (dir, pool)
+}
+
+/// A database written by the previous bankpipe (migrations 1–4) with what
+/// that version could leave behind: two deliveries recorded for one sink
+/// row (twins reconciled to the same row) and a row in flight sent without
+/// a marker. Opening it with this bankpipe must keep the first, queue the
+/// second again, and fail the unreconcilable one with its reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn upgrading_a_ledger_without_markers_loses_nothing_and_resends_nothing_blindly() {
+    use bankpipe_store::DeliveryState::*;
+    let (dir, pool) = sqlite_before("0005").await;
+    let url = format!("sqlite://{}", dir.path().join("state.db").display());
     for (id, state, remote) in
         [("a", "delivered", Some("r1")), ("b", "delivered", Some("r1")), ("c", "in_flight", None)]
     {
@@ -1005,22 +1014,9 @@ async fn a_first_load_that_sees_an_id_again_writes_what_a_loaded_store_writes() 
 /// ends with exactly the indexes of a fresh one; the id stays unique.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_id_index_migration_keeps_rows_and_uniqueness() {
-    let dir = tempfile::tempdir().unwrap();
-    let old = dir.path().join("migrations");
-    std::fs::create_dir_all(&old).unwrap();
-    for entry in std::fs::read_dir(root().join("crates/store/migrations/sqlite")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        if name.as_str() < "0013" {
-            std::fs::copy(&path, old.join(name)).unwrap();
-        }
-    }
+    let (dir, pool) = sqlite_before("0013").await;
     let db = dir.path().join("state.db");
     let url = format!("sqlite://{}", db.display());
-    let options: sqlx::sqlite::SqliteConnectOptions =
-        url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
-    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    sqlx::migrate::Migrator::new(old.as_path()).await.unwrap().run(&pool).await.unwrap();
     let insert = "INSERT INTO transactions (id, source, source_account_id, source_transaction_id, status, \
                   booking_date, amount_minor, currency, description, category_source, kind, memo_only, source_status, \
                   source_type, source_categories, fingerprint, first_run, last_run, superseded_by) \
