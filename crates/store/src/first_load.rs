@@ -8,12 +8,13 @@
 //!
 //! Writes stay upserts meanwhile. The load gives each row it inserts an
 //! explicit rowid and remembers it by id ([`FirstLoad`]); an id written
-//! before (a page fetched again, a pending row seen again: about 2.5 % of a
-//! generated load) is looked up by rowid and replaced, keeping what an
-//! upsert keeps (`first_run`, `seen_pending`, the dedupe decisions).
+//! before (a page fetched again, a pending row seen again: 2.5 % of the
+//! rows of the upsert bench's generated pages) is looked up by rowid and
+//! replaced, keeping what an upsert keeps (`first_run`, `seen_pending`,
+//! the dedupe decisions).
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use sqlx::{Arguments, SqliteConnection};
@@ -30,8 +31,9 @@ use crate::types::RunId;
 /// load and is found by [`FirstLoad::rowid_of`] its id (the table was empty
 /// when the load began, and the sync lock keeps other writers out). The
 /// converse need not hold: a write that fails after noting its rowids
-/// leaves entries pointing at no row (or, later, at another id's row);
-/// the lookup compares ids, so such an id is simply new again.
+/// leaves entries pointing at no row (rowids are never given twice), and
+/// two ids may share their low 64 bits; the lookup compares ids, so such
+/// an id is simply new again.
 pub(crate) struct FirstLoad {
     /// Low 64 bits of an id (its last 16 hex digits) → rowid: 16 bytes an
     /// id, about 36 MB at 1,000,000 rows.
@@ -99,11 +101,12 @@ impl FirstLoad {
         .await?;
         type Found = (i64, String, String, Option<String>, i64, i64, Option<String>, Option<String>);
         let found: Vec<Found> = serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))?;
+        let asked: HashSet<&str> = ids.iter().copied().collect();
         let mut out = Vec::with_capacity(found.len());
         for (rowid, id, fingerprint, updated_at, first_run, seen_pending, superseded_by, duplicate_of) in found {
             // A rowid noted for one id may hold another's row (see the
             // invariant): only the id itself counts.
-            if self.rowid_of(&id) != Some(rowid) || !ids.contains(&id.as_str()) {
+            if self.rowid_of(&id) != Some(rowid) || !asked.contains(id.as_str()) {
                 continue;
             }
             let superseded = superseded_by.is_some();

@@ -484,6 +484,7 @@ pub(crate) async fn execute_batched(
         let slot = UPSERT_SIZES.iter().position(|&n| n == size).expect("a size of UPSERT_SIZES");
         let statement = statements[slot].get_or_init(|| sql(size));
         let mut args = SqliteArguments::default();
+        args.reserve(size * 33, 0);
         for r in rows.by_ref().take(size) {
             bind(&mut args, r).map_err(sqlx::Error::Encode)?;
         }
