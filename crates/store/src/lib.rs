@@ -223,10 +223,10 @@ pub trait TransactionStore: Send + Sync {
     /// each id it inserts, and finds an id that comes again by that rowid
     /// (a page fetched twice, a pending row that posts). Until the indexes
     /// are built, reads that use them (dedupe, the outbox, `status`, a
-    /// transaction by id) are slower but not different. A process that dies in between leaves the definitions
-    /// stored; the next process that opens the database while no sync or
-    /// backfill holds its lock builds them, and so does the next
-    /// `defer_indexes` on a store holding rows.
+    /// transaction by id) are slower but not different. A process that
+    /// dies in between leaves the definitions stored; the next process that
+    /// opens the database while no sync or backfill holds its lock builds
+    /// them, and so does the next `defer_indexes` on a store holding rows.
     fn defer_indexes(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Build every index [`TransactionStore::defer_indexes`] deferred, one
