@@ -308,9 +308,10 @@ async fn backfill_resumes_after_kill_9_with_nothing_lost_or_doubled() {
     child.wait().unwrap();
     assert!(db.exists());
     let killed_after = truv.requests();
-    // The first load deferred the secondary indexes and died before
-    // building them: the resumed backfill (opening the database with no
-    // other holder of its lock) builds exactly the schema's.
+    // The first load deferred every index of `transactions` (the unique id
+    // index too) and died before building them: the resumed backfill
+    // (opening the database with no other holder of its lock) builds
+    // exactly the schema's, which also proves no id was stored twice.
     let fresh = tempfile::tempdir().unwrap();
     let fresh_db = fresh.path().join("fresh.db");
     drop(bankpipe_store::SqliteStore::open(&format!("sqlite://{}", fresh_db.display())).await.unwrap());
